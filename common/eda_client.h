@@ -1,0 +1,60 @@
+/*  eda_client: the command client. A DEALER connected to one service's
+    ROUTER; a request is one frame (the command envelope) and so is the reply.
+    Used synchronously (eda_client_call, with a timeout) by the `eda` tool and
+    asynchronously (send, poll the socket, recv) inside a service loop.
+    A timed-out request closes and reopens the socket (the Lazy Pirate
+    pattern), so a late reply to it can never be taken for another's.
+*/
+#ifndef EDA_CLIENT_H_INCLUDED
+#define EDA_CLIENT_H_INCLUDED
+
+#include "eda_envelope.h"
+
+#include <czmq.h>
+
+typedef struct eda_client eda_client_t;
+
+/*  Creates a client connected to `endpoint`, sending as `source`. Returns NULL
+    when the endpoint is malformed or memory runs out. */
+eda_client_t *eda_client_new(const char *endpoint, const char *source);
+
+/*  Destroys the client and nulls the pointer. Idempotent. */
+void eda_client_destroy(eda_client_t **self_p);
+
+/*  Starts a command of `type` belonging to order `correlation_id` (may be
+    NULL) and returns the packer positioned at the `data` value: the caller
+    packs exactly one map. The command's id is in eda_client_last_id. */
+msgpack_packer *eda_client_begin(eda_client_t *self, const char *type,
+                                 const char *correlation_id);
+
+/*  Sends the command built since eda_client_begin without waiting. Returns
+    0, or -1 when it cannot be queued (no connection yet with ZMQ_IMMEDIATE,
+    or the queue is full). */
+int eda_client_send(eda_client_t *self);
+
+/*  Sends the command built since eda_client_begin and waits up to
+    `timeout_ms` for its reply, which is decoded into `reply` (valid until the
+    next call). Returns 0 with a reply (look at reply->ok), or -1 with a
+    reason in `why` on timeout, interruption or an undecodable reply. */
+int eda_client_call(eda_client_t *self, int timeout_ms, eda_envelope_t *reply, char *why,
+                    size_t why_size);
+
+/*  Receives and decodes one waiting reply without blocking. Returns 0 with
+    the reply, 1 when nothing is waiting, -1 when what came cannot be decoded
+    as a reply. */
+int eda_client_recv(eda_client_t *self, eda_envelope_t *reply);
+
+/*  Closes and reopens the socket, dropping whatever was in flight. 0 or -1. */
+int eda_client_reset(eda_client_t *self);
+
+/*  The id of the last command begun. */
+const char *eda_client_last_id(eda_client_t *self);
+
+/*  The socket, for a poll loop. Changes after eda_client_reset. */
+zsock_t *eda_client_sock(eda_client_t *self);
+
+/*  Fills out[size] with a new message id: a random per-process prefix and a
+    counter. Can't fail. */
+void eda_new_id(char *out, size_t size);
+
+#endif

@@ -1,0 +1,51 @@
+/*  eda_log: one line per thing that happened. Event-flow lines (an event
+    published or applied, a command answered) carry time, service, direction,
+    type, order id, seq and the message's fields; plain lines carry a level
+    and a sentence. Text (one colour per service on a tty) or JSON lines.
+*/
+#ifndef EDA_LOG_H_INCLUDED
+#define EDA_LOG_H_INCLUDED
+
+#include "eda_config.h"
+#include "eda_envelope.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+
+typedef struct eda_log eda_log_t;
+
+/*  Creates a logger for `service` writing to `out` (not closed on destroy).
+    Returns NULL when out of memory. */
+eda_log_t *eda_log_new(const char *service, eda_log_format_t format,
+                       eda_log_level_t level, FILE *out);
+
+/*  Destroys the logger and nulls the pointer. Idempotent. */
+void eda_log_destroy(eda_log_t **self_p);
+
+/*  True when lines of `level` are written. */
+bool eda_log_enabled(eda_log_t *self, eda_log_level_t level);
+
+/*  Writes a plain line at `level`. */
+void eda_log_msg(eda_log_t *self, eda_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*  The direction of an event-flow line. */
+typedef enum {
+    EDA_FLOW_PUBLISHED, /* an event this service published */
+    EDA_FLOW_APPLIED,   /* a peer's event this service applied */
+    EDA_FLOW_COMMAND,   /* a command this service answered */
+    EDA_FLOW_SENT       /* a command this service sent (orchestrator) */
+} eda_flow_t;
+
+/*  Writes an event-flow line at info level for envelope `env`: for a command
+    answered, `reply` is the reply envelope (its data or error is shown). */
+void eda_log_flow(eda_log_t *self, eda_flow_t dir, const eda_envelope_t *env,
+                  const eda_envelope_t *reply);
+
+/*  Renders one data map as text: `key=value` pairs separated by spaces,
+    strings bare, nested values as JSON, `skip` left out (may be NULL).
+    Returns the length written into out[size]. Can't fail. */
+size_t eda_log_fields(const msgpack_object *data, const char *skip, char *out,
+                      size_t size);
+
+#endif

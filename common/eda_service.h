@@ -1,0 +1,108 @@
+/*  eda_service: the engine every service runs. It owns the sockets (PUB for
+    its events, ROUTER for its commands, a SUB and a DEALER per peer), the
+    store, and the loop: take a batch of ready messages, handle each under a
+    savepoint inside one transaction, commit, then publish the new events and
+    send the replies. It applies each peer's events exactly once and in seq
+    order, repairs gaps with ReplayEvents, answers Ping, Stats and
+    ReplayEvents itself, and publishes a heartbeat every second.
+
+    A service is a table: its commands, the peer events it reacts to, its
+    schema, and start/stop functions for its own state. It runs as a czmq
+    actor (signals its pipe once ready, exits on "$TERM"), so a test can start
+    a whole service in-process; eda_service_main is a whole main().
+*/
+#ifndef EDA_SERVICE_H_INCLUDED
+#define EDA_SERVICE_H_INCLUDED
+
+#include "eda_config.h"
+#include "eda_envelope.h"
+#include "eda_log.h"
+#include "eda_store.h"
+
+#include <czmq.h>
+
+typedef struct eda_service eda_service_t;
+typedef struct eda_ctx eda_ctx_t;
+
+/*  A command handler answers with eda_ctx_reply (then packs one data map) or
+    eda_ctx_error, and returns 0; it returns -1 on an internal failure (a
+    database error), which undoes its work and answers INTERNAL. An error
+    reply also undoes whatever the handler changed. */
+typedef int(eda_command_fn)(void *state, eda_ctx_t *ctx);
+
+/*  An event handler applies one peer event and returns 0, also when it
+    decides to ignore it; -1 on an internal failure, which undoes its work and
+    leaves the event unapplied, to be fetched again. */
+typedef int(eda_event_fn)(void *state, eda_ctx_t *ctx);
+
+typedef struct {
+    const char *type;
+    eda_command_fn *fn;
+} eda_command_t;
+
+typedef struct {
+    const char *peer; /* e.g. "order-service" */
+    const char *type; /* e.g. "OrderCreated" */
+    eda_event_fn *fn;
+} eda_handler_t;
+
+typedef struct {
+    const char *name;                   /* e.g. "customer-service" */
+    const char *schema;                 /* CREATE TABLE IF NOT EXISTS ... */
+    void *(*start)(eda_service_t *svc); /* prepares its state; NULL fails */
+    void (*stop)(void **state_p);       /* frees it and nulls the pointer */
+    const eda_command_t *commands;      /* ends with {NULL, NULL} */
+    const eda_handler_t *handlers;      /* ends with {NULL, NULL, NULL} */
+} eda_service_def_t;
+
+/*  The actor's argument. `status` is set before the actor signals ready: 0
+    when it runs, -1 when it could not start (reason logged). */
+typedef struct {
+    const eda_service_def_t *def;
+    const eda_config_t *cfg;
+    int status;
+} eda_service_args_t;
+
+/*  The actor: zactor_new (eda_service_actor, &args). */
+void eda_service_actor(zsock_t *pipe, void *args);
+
+/*  A whole main(): parses options (usage printed for --help), runs the
+    service until SIGINT or SIGTERM, and returns the exit code. */
+int eda_service_main(const eda_service_def_t *def, int argc, char **argv,
+                     const char *usage);
+
+/* --- for handlers -------------------------------------------------------- */
+
+/*  The message being handled: a command or a peer's event. */
+const eda_envelope_t *eda_ctx_msg(eda_ctx_t *ctx);
+
+/*  The service's store, for its own statements. */
+eda_store_t *eda_ctx_store(eda_ctx_t *ctx);
+eda_store_t *eda_service_store(eda_service_t *svc);
+
+/*  The service's logger and configuration. */
+eda_log_t *eda_ctx_log(eda_ctx_t *ctx);
+const eda_config_t *eda_service_config(eda_service_t *svc);
+
+/*  Starts an ok reply and returns the packer: pack exactly one map. */
+msgpack_packer *eda_ctx_reply(eda_ctx_t *ctx);
+
+/*  Answers with an error (message formatted) and returns 0. */
+int eda_ctx_error(eda_ctx_t *ctx, eda_error_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*  Starts an event of `type` for order `order_id` (its correlation id, may be
+    NULL), caused by the message in hand, and returns the packer: pack exactly
+    one map, then call eda_ctx_emit_end. */
+msgpack_packer *eda_ctx_emit(eda_ctx_t *ctx, const char *type, const char *order_id);
+
+/*  Appends the event begun by eda_ctx_emit to the log; it is published after
+    the commit. Returns 0, or -1 on a database error (return -1 then). */
+int eda_ctx_emit_end(eda_ctx_t *ctx);
+
+/*  Counts and logs (one line) an event whose data is unusable; the event is
+    then skipped. Returns 0, so a handler can `return eda_ctx_bad_event (...)`. */
+int eda_ctx_bad_event(eda_ctx_t *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,313 @@
+/*  eda_store: SQLite with WAL and synchronous=NORMAL, which survives a killed
+    process without losing a committed transaction. Statements are prepared
+    once and kept; the event log's next seq is tracked in memory and rewound
+    when a savepoint or the transaction is rolled back.
+*/
+#include "eda_store.h"
+
+#include <assert.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define S_BASE_SCHEMA                                                                    \
+    "CREATE TABLE IF NOT EXISTS eda_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"   \
+    "CREATE TABLE IF NOT EXISTS eda_event_log (seq INTEGER PRIMARY KEY,"                 \
+    " type TEXT NOT NULL, body BLOB NOT NULL);"                                          \
+    "CREATE TABLE IF NOT EXISTS eda_inbox (peer TEXT PRIMARY KEY, epoch TEXT NOT NULL,"  \
+    " last_seq INTEGER NOT NULL);"
+
+struct eda_store {
+    sqlite3 *db;
+    char epoch[EDA_EPOCH_LEN + 1];
+    sqlite3_stmt **stmts; /* every statement prepared, finalized on destroy */
+    size_t nstmts;
+    sqlite3_stmt *begin, *commit, *rollback, *savepoint, *release, *rollback_to;
+    sqlite3_stmt *append, *replay, *inbox_get, *inbox_put;
+    bool in_txn;
+    uint64_t committed_seq; /* last seq in the log as committed */
+    uint64_t next_seq;      /* seq the next append gets */
+    uint64_t savepoint_seq; /* next_seq when the savepoint was taken */
+};
+
+static void s_random_hex(char *out, size_t nhex)
+{
+    unsigned char raw[32] = {0};
+    int fd = open("/dev/urandom", O_RDONLY);
+    ssize_t got = fd >= 0 ? read(fd, raw, sizeof raw) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (got < (ssize_t)(nhex / 2)) {
+        /* No urandom: time and pid are unique enough for an epoch. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t mix = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^
+                       ((uint64_t)getpid() << 40);
+        memcpy(raw, &mix, sizeof mix);
+    }
+    for (size_t i = 0; i < nhex; i++)
+        out[i] = "0123456789abcdef"[(raw[i / 2] >> (i % 2 ? 0 : 4)) & 0xf];
+    out[nhex] = '\0';
+}
+
+sqlite3_stmt *eda_store_prepare(eda_store_t *self, const char *sql)
+{
+    assert(self);
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v3(self->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) !=
+        SQLITE_OK)
+        return NULL;
+    sqlite3_stmt **grown = realloc(self->stmts, (self->nstmts + 1) * sizeof *grown);
+    if (!grown) {
+        sqlite3_finalize(stmt);
+        return NULL;
+    }
+    self->stmts = grown;
+    self->stmts[self->nstmts++] = stmt;
+    return stmt;
+}
+
+/*  Runs a statement that returns no rows and resets it. 0 or -1. */
+static int s_step(sqlite3_stmt *stmt)
+{
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+}
+
+/*  Reads the epoch, creating it when the event log is new. 0 or -1. */
+static int s_load_epoch(eda_store_t *self)
+{
+    sqlite3_stmt *get =
+        eda_store_prepare(self, "SELECT value FROM eda_meta WHERE key='epoch'");
+    if (!get)
+        return -1;
+    if (sqlite3_step(get) == SQLITE_ROW) {
+        const unsigned char *v = sqlite3_column_text(get, 0);
+        snprintf(self->epoch, sizeof self->epoch, "%s", v ? (const char *)v : "");
+    }
+    sqlite3_reset(get);
+    if (strlen(self->epoch) == EDA_EPOCH_LEN)
+        return 0;
+
+    s_random_hex(self->epoch, EDA_EPOCH_LEN);
+    sqlite3_stmt *put =
+        eda_store_prepare(self, "INSERT OR REPLACE INTO eda_meta VALUES ('epoch', ?)");
+    if (!put)
+        return -1;
+    sqlite3_bind_text(put, 1, self->epoch, -1, SQLITE_STATIC);
+    return s_step(put);
+}
+
+static int s_load_last_seq(eda_store_t *self)
+{
+    sqlite3_stmt *max =
+        eda_store_prepare(self, "SELECT COALESCE(MAX(seq), 0) FROM eda_event_log");
+    if (!max || sqlite3_step(max) != SQLITE_ROW)
+        return -1;
+    self->committed_seq = (uint64_t)sqlite3_column_int64(max, 0);
+    self->next_seq = self->committed_seq + 1;
+    sqlite3_reset(max);
+    return 0;
+}
+
+eda_store_t *eda_store_new(const char *path, const char *schema, char *why,
+                           size_t why_size)
+{
+    eda_store_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(why, why_size, "out of memory");
+        return NULL;
+    }
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path, &self->db, flags, NULL) != SQLITE_OK)
+        goto err;
+    sqlite3_busy_timeout(self->db, 5000);
+    sqlite3_extended_result_codes(self->db, 1);
+    if (sqlite3_exec(self->db,
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                     "PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;",
+                     NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(self->db, S_BASE_SCHEMA, NULL, NULL, NULL) != SQLITE_OK ||
+        (schema && sqlite3_exec(self->db, schema, NULL, NULL, NULL) != SQLITE_OK))
+        goto err;
+
+    if (!(self->begin = eda_store_prepare(self, "BEGIN IMMEDIATE")) ||
+        !(self->commit = eda_store_prepare(self, "COMMIT")) ||
+        !(self->rollback = eda_store_prepare(self, "ROLLBACK")) ||
+        !(self->savepoint = eda_store_prepare(self, "SAVEPOINT msg")) ||
+        !(self->release = eda_store_prepare(self, "RELEASE msg")) ||
+        !(self->rollback_to = eda_store_prepare(self, "ROLLBACK TO msg")) ||
+        !(self->append =
+              eda_store_prepare(self, "INSERT INTO eda_event_log VALUES (?,?,?)")) ||
+        !(self->replay = eda_store_prepare(self, "SELECT seq, body FROM eda_event_log "
+                                                 "WHERE seq > ? ORDER BY seq LIMIT ?")) ||
+        !(self->inbox_get = eda_store_prepare(
+              self, "SELECT epoch, last_seq FROM eda_inbox WHERE peer = ?")) ||
+        !(self->inbox_put = eda_store_prepare(
+              self, "INSERT OR REPLACE INTO eda_inbox VALUES (?,?,?)")) ||
+        s_load_epoch(self) || s_load_last_seq(self))
+        goto err;
+    return self;
+
+err:
+    snprintf(why, why_size, "cannot open database '%s': %s", path,
+             self->db ? sqlite3_errmsg(self->db) : "out of memory");
+    eda_store_destroy(&self);
+    return NULL;
+}
+
+void eda_store_destroy(eda_store_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    eda_store_t *self = *self_p;
+    for (size_t i = 0; i < self->nstmts; i++)
+        sqlite3_finalize(self->stmts[i]);
+    free(self->stmts);
+    if (self->db && !sqlite3_get_autocommit(self->db))
+        sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(self->db);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *eda_store_epoch(eda_store_t *self)
+{
+    return self->epoch;
+}
+
+sqlite3 *eda_store_db(eda_store_t *self)
+{
+    return self->db;
+}
+
+const char *eda_store_errmsg(eda_store_t *self)
+{
+    return sqlite3_errmsg(self->db);
+}
+
+bool eda_store_in_txn(eda_store_t *self)
+{
+    return self->in_txn;
+}
+
+int eda_store_begin(eda_store_t *self)
+{
+    assert(!self->in_txn);
+    if (s_step(self->begin))
+        return -1;
+    self->in_txn = true;
+    return 0;
+}
+
+int eda_store_commit(eda_store_t *self)
+{
+    assert(self->in_txn);
+    if (s_step(self->commit)) {
+        eda_store_rollback(self);
+        return -1;
+    }
+    self->in_txn = false;
+    self->committed_seq = self->next_seq - 1;
+    return 0;
+}
+
+int eda_store_rollback(eda_store_t *self)
+{
+    self->next_seq = self->committed_seq + 1;
+    self->in_txn = false;
+    if (sqlite3_get_autocommit(self->db))
+        return 0; /* SQLite already rolled back, e.g. after a full disk */
+    return s_step(self->rollback);
+}
+
+int eda_store_savepoint(eda_store_t *self)
+{
+    assert(self->in_txn);
+    self->savepoint_seq = self->next_seq;
+    return s_step(self->savepoint);
+}
+
+int eda_store_release(eda_store_t *self)
+{
+    return s_step(self->release);
+}
+
+int eda_store_rollback_to(eda_store_t *self)
+{
+    self->next_seq = self->savepoint_seq;
+    /* ROLLBACK TO keeps the savepoint open: release it as well. */
+    return s_step(self->rollback_to) || s_step(self->release) ? -1 : 0;
+}
+
+uint64_t eda_store_next_seq(eda_store_t *self)
+{
+    return self->next_seq;
+}
+
+uint64_t eda_store_committed_seq(eda_store_t *self)
+{
+    return self->committed_seq;
+}
+
+int eda_store_append(eda_store_t *self, const char *type, const void *body, size_t len)
+{
+    assert(self->in_txn);
+    sqlite3_bind_int64(self->append, 1, (sqlite3_int64)self->next_seq);
+    sqlite3_bind_text(self->append, 2, type, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(self->append, 3, body, (int)len, SQLITE_STATIC);
+    if (s_step(self->append))
+        return -1;
+    self->next_seq++;
+    return 0;
+}
+
+int eda_store_replay(eda_store_t *self, uint64_t after_seq, uint32_t limit,
+                     size_t max_bytes, eda_store_event_fn *fn, void *arg)
+{
+    sqlite3_bind_int64(self->replay, 1, (sqlite3_int64)after_seq);
+    sqlite3_bind_int64(self->replay, 2, limit);
+    int count = 0;
+    size_t bytes = 0;
+    int rc;
+    while ((rc = sqlite3_step(self->replay)) == SQLITE_ROW) {
+        size_t len = (size_t)sqlite3_column_bytes(self->replay, 1);
+        if (count > 0 && bytes + len > max_bytes)
+            break;
+        bytes += len;
+        fn((uint64_t)sqlite3_column_int64(self->replay, 0),
+           sqlite3_column_blob(self->replay, 1), len, arg);
+        count++;
+    }
+    sqlite3_reset(self->replay);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? count : -1;
+}
+
+int eda_store_inbox_get(eda_store_t *self, const char *peer, char *epoch,
+                        size_t epoch_size, uint64_t *last_seq)
+{
+    sqlite3_bind_text(self->inbox_get, 1, peer, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(self->inbox_get);
+    epoch[0] = '\0';
+    *last_seq = 0;
+    if (rc == SQLITE_ROW) {
+        const unsigned char *e = sqlite3_column_text(self->inbox_get, 0);
+        snprintf(epoch, epoch_size, "%s", e ? (const char *)e : "");
+        *last_seq = (uint64_t)sqlite3_column_int64(self->inbox_get, 1);
+    }
+    sqlite3_reset(self->inbox_get);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+int eda_store_inbox_put(eda_store_t *self, const char *peer, const char *epoch,
+                        uint64_t last_seq)
+{
+    sqlite3_bind_text(self->inbox_put, 1, peer, -1, SQLITE_STATIC);
+    sqlite3_bind_text(self->inbox_put, 2, epoch, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(self->inbox_put, 3, (sqlite3_int64)last_seq);
+    return s_step(self->inbox_put);
+}

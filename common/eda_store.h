@@ -1,0 +1,78 @@
+/*  eda_store: a service's SQLite database. It holds the service's domain
+    tables (its own schema), the event log (every event it published, by seq)
+    and the inbox (per peer: epoch and last seq applied). All writes happen in
+    one transaction per handled batch; savepoints undo one message's work.
+*/
+#ifndef EDA_STORE_H_INCLUDED
+#define EDA_STORE_H_INCLUDED
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EDA_EPOCH_LEN 16 /* hex characters in an epoch */
+
+typedef struct eda_store eda_store_t;
+
+/*  Opens (or creates) the database at `path` (":memory:" keeps nothing) in
+    WAL mode, creates the event log and inbox tables and runs `schema` (the
+    service's own CREATE TABLE IF NOT EXISTS statements, may be NULL). A new
+    event log gets a new random epoch. Returns NULL with a one-line reason in
+    `why` when the file cannot be opened or the schema fails. */
+eda_store_t *eda_store_new(const char *path, const char *schema, char *why,
+                           size_t why_size);
+
+/*  Finalizes every prepared statement, closes the database (a transaction
+    still open is rolled back) and nulls the pointer. Idempotent. */
+void eda_store_destroy(eda_store_t **self_p);
+
+/*  The identity of this event log: EDA_EPOCH_LEN hex characters. */
+const char *eda_store_epoch(eda_store_t *self);
+
+/*  The raw handle, for the service's own statements. */
+sqlite3 *eda_store_db(eda_store_t *self);
+
+/*  Prepares `sql` once; the store owns the statement and finalizes it on
+    destroy. Returns NULL (logged by the caller) when the SQL is wrong. */
+sqlite3_stmt *eda_store_prepare(eda_store_t *self, const char *sql);
+
+/*  Transaction control. Each returns 0 or -1 (the SQLite message is in
+    eda_store_errmsg). begin and commit nest nothing; savepoints nest inside
+    a transaction, one level is enough: one message at a time. */
+int eda_store_begin(eda_store_t *self);
+int eda_store_commit(eda_store_t *self);
+int eda_store_rollback(eda_store_t *self);
+int eda_store_savepoint(eda_store_t *self);
+int eda_store_release(eda_store_t *self);
+int eda_store_rollback_to(eda_store_t *self);
+bool eda_store_in_txn(eda_store_t *self);
+const char *eda_store_errmsg(eda_store_t *self);
+
+/*  The seq the next appended event gets (1 for a new log). */
+uint64_t eda_store_next_seq(eda_store_t *self);
+
+/*  The seq of the last committed event (0 for an empty log). */
+uint64_t eda_store_committed_seq(eda_store_t *self);
+
+/*  Appends the event with seq eda_store_next_seq() to the log, inside the
+    open transaction. Returns 0 or -1. */
+int eda_store_append(eda_store_t *self, const char *type, const void *body, size_t len);
+
+/*  Calls fn for each logged event with seq > after_seq in order, at most
+    `limit` events and, past the first, no more than `max_bytes` of bodies.
+    Returns the number of events passed, or -1 on a database error. */
+typedef void(eda_store_event_fn)(uint64_t seq, const void *body, size_t len, void *arg);
+int eda_store_replay(eda_store_t *self, uint64_t after_seq, uint32_t limit,
+                     size_t max_bytes, eda_store_event_fn *fn, void *arg);
+
+/*  Reads peer's inbox checkpoint: epoch (into epoch[EDA_EPOCH_LEN + 1], ""
+    when none) and last seq applied (0 when none). Returns 0 or -1. */
+int eda_store_inbox_get(eda_store_t *self, const char *peer, char *epoch,
+                        size_t epoch_size, uint64_t *last_seq);
+
+/*  Writes peer's inbox checkpoint inside the open transaction. 0 or -1. */
+int eda_store_inbox_put(eda_store_t *self, const char *peer, const char *epoch,
+                        uint64_t last_seq);
+
+#endif

@@ -1,0 +1,355 @@
+/*  order_service: accepts orders (PlaceOrder answers PENDING at once, never
+    waiting on a peer), publishes OrderCreated, and settles each order from
+    its peers' events: CreditRejected or StockRejected reject it,
+    StockReserved approves it.
+*/
+#include "order_service.h"
+
+#include "order_domain.h"
+
+#include <string.h>
+
+#define S_LIST_DEFAULT 100
+#define S_LIST_MAX     10000
+
+static const char s_schema[] =
+    "CREATE TABLE IF NOT EXISTS orders ("
+    " order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, status TEXT NOT NULL,"
+    " reason TEXT, saga TEXT NOT NULL, total INTEGER NOT NULL, created_ts INTEGER NOT "
+    "NULL,"
+    " items BLOB NOT NULL, request_id TEXT);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS orders_by_request ON orders (request_id)"
+    " WHERE request_id IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status);";
+
+#define S_ORDER_COLUMNS                                                                  \
+    "order_id, customer_id, status, reason, saga, items, total, created_ts"
+
+typedef struct {
+    eda_service_t *svc;
+    sqlite3_stmt *insert, *by_id, *by_request, *list_all, *list_status, *set_status,
+        *max_row;
+    char id_prefix[16]; /* "o-" and the first 6 characters of the epoch */
+    int64_t next_number;
+    msgpack_sbuffer items; /* scratch for an order's packed items */
+    msgpack_packer items_pk;
+} order_state_t;
+
+/* --- reading and writing orders ------------------------------------------ */
+
+/*  Packs the order in the current row of `stmt` (S_ORDER_COLUMNS). */
+static void s_pack_order(msgpack_packer *pk, sqlite3_stmt *stmt)
+{
+    msgpack_pack_map(pk, 8);
+    eda_pack_kv_str(pk, "order_id", (const char *)sqlite3_column_text(stmt, 0));
+    eda_pack_kv_str(pk, "customer_id", (const char *)sqlite3_column_text(stmt, 1));
+    eda_pack_kv_str(pk, "status", (const char *)sqlite3_column_text(stmt, 2));
+    eda_pack_kv_str(pk, "reason", (const char *)sqlite3_column_text(stmt, 3));
+    eda_pack_kv_str(pk, "saga", (const char *)sqlite3_column_text(stmt, 4));
+    eda_pack_key(pk, "items");
+    eda_pack_raw(pk, sqlite3_column_blob(stmt, 5), (size_t)sqlite3_column_bytes(stmt, 5));
+    eda_pack_kv_i64(pk, "total", sqlite3_column_int64(stmt, 6));
+    eda_pack_kv_i64(pk, "created_ts", sqlite3_column_int64(stmt, 7));
+}
+
+/*  Looks an order up by id: 1 found (the row stays on `by_id` until reset),
+    0 not found, -1 on a database error. */
+static int s_find(order_state_t *self, const char *order_id)
+{
+    sqlite3_reset(self->by_id);
+    sqlite3_bind_text(self->by_id, 1, order_id, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(self->by_id);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*  Replies {order_id, status} for the order in the current row of `stmt`. */
+static int s_reply_status(eda_ctx_t *ctx, sqlite3_stmt *stmt)
+{
+    msgpack_packer *pk = eda_ctx_reply(ctx);
+    msgpack_pack_map(pk, 2);
+    eda_pack_kv_str(pk, "order_id", (const char *)sqlite3_column_text(stmt, 0));
+    eda_pack_kv_str(pk, "status", (const char *)sqlite3_column_text(stmt, 1));
+    return 0;
+}
+
+/* --- commands ----------------------------------------------------------- */
+
+static int s_place_order(void *state, eda_ctx_t *ctx)
+{
+    order_state_t *self = state;
+    const msgpack_object *data = &eda_ctx_msg(ctx)->data;
+    char request_id[EDA_NAME_MAX + 1] = "", customer_id[EDA_NAME_MAX + 1] = "";
+    char saga[32] = "", why[256];
+
+    int has_request = eda_get_str(data, "request_id", request_id, sizeof request_id);
+    if (has_request < 0)
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST,
+                             "request_id must be a string of at most %d bytes",
+                             EDA_NAME_MAX);
+    if (has_request == 0 && request_id[0]) {
+        /* A repeated request names the first order, whatever else it says. */
+        sqlite3_stmt *q = self->by_request;
+        sqlite3_reset(q);
+        sqlite3_bind_text(q, 1, request_id, -1, SQLITE_TRANSIENT);
+        int rc = sqlite3_step(q);
+        if (rc == SQLITE_ROW) {
+            s_reply_status(ctx, q);
+            sqlite3_reset(q);
+            return 0;
+        }
+        sqlite3_reset(q);
+        if (rc != SQLITE_DONE)
+            return -1;
+    }
+
+    if (eda_get_str(data, "customer_id", customer_id, sizeof customer_id) != 0 ||
+        !customer_id[0])
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST,
+                             "customer_id must be a string of 1 to %d bytes",
+                             EDA_NAME_MAX);
+    int sagarc = eda_get_str(data, "saga", saga, sizeof saga);
+    if (sagarc == 1)
+        snprintf(saga, sizeof saga, "%s", eda_service_config(self->svc)->saga);
+    else if (sagarc < 0 ||
+             (strcmp(saga, "choreography") && strcmp(saga, "orchestration")))
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST,
+                             "saga must be choreography or orchestration");
+    if (strcmp(saga, "orchestration") == 0)
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST,
+                             "saga orchestration is not available in this version");
+
+    eda_item_t items[EDA_ITEMS_MAX];
+    int64_t total;
+    int n = eda_items_read(eda_map_get(data, "items"), true, items, why, sizeof why);
+    if (n < 0 || order_total(items, (size_t)n, &total, why, sizeof why))
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST, "%s", why);
+
+    char order_id[EDA_NAME_MAX + 1];
+    snprintf(order_id, sizeof order_id, "%s-%lld", self->id_prefix,
+             (long long)self->next_number++);
+    msgpack_sbuffer_clear(&self->items);
+    eda_items_pack(&self->items_pk, items, (size_t)n, true);
+    int64_t now = (int64_t)eda_now_us();
+
+    sqlite3_stmt *ins = self->insert;
+    sqlite3_bind_text(ins, 1, order_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 2, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 3, saga, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 4, total);
+    sqlite3_bind_int64(ins, 5, now);
+    sqlite3_bind_blob(ins, 6, self->items.data, (int)self->items.size, SQLITE_STATIC);
+    if (request_id[0])
+        sqlite3_bind_text(ins, 7, request_id, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(ins, 7);
+    int rc = sqlite3_step(ins);
+    sqlite3_reset(ins);
+    if (rc != SQLITE_DONE)
+        return -1;
+
+    msgpack_packer *pk = eda_ctx_emit(ctx, "OrderCreated", order_id);
+    msgpack_pack_map(pk, 5);
+    eda_pack_kv_str(pk, "order_id", order_id);
+    eda_pack_kv_str(pk, "customer_id", customer_id);
+    eda_pack_key(pk, "items");
+    eda_pack_raw(pk, self->items.data, self->items.size);
+    eda_pack_kv_i64(pk, "total", total);
+    eda_pack_kv_str(pk, "saga", saga);
+    if (eda_ctx_emit_end(ctx))
+        return -1;
+
+    pk = eda_ctx_reply(ctx);
+    msgpack_pack_map(pk, 2);
+    eda_pack_kv_str(pk, "order_id", order_id);
+    eda_pack_kv_str(pk, "status", "PENDING");
+    return 0;
+}
+
+static int s_get_order(void *state, eda_ctx_t *ctx)
+{
+    order_state_t *self = state;
+    char order_id[EDA_NAME_MAX + 1] = "";
+    if (eda_get_str(&eda_ctx_msg(ctx)->data, "order_id", order_id, sizeof order_id) !=
+            0 ||
+        !order_id[0])
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST,
+                             "order_id must be a string of 1 to %d bytes", EDA_NAME_MAX);
+    int found = s_find(self, order_id);
+    if (found == 1)
+        s_pack_order(eda_ctx_reply(ctx), self->by_id);
+    else if (found == 0)
+        eda_ctx_error(ctx, EDA_NOT_FOUND, "no order %s", order_id);
+    sqlite3_reset(self->by_id);
+    return found < 0 ? -1 : 0;
+}
+
+static int s_list_orders(void *state, eda_ctx_t *ctx)
+{
+    order_state_t *self = state;
+    const msgpack_object *data = &eda_ctx_msg(ctx)->data;
+    char status[16] = "";
+    uint64_t limit = S_LIST_DEFAULT;
+    order_status_t parsed;
+    int has_status = eda_get_str(data, "status", status, sizeof status);
+    if (has_status < 0 || (has_status == 0 && order_status_parse(status, &parsed)))
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST,
+                             "status must be PENDING, APPROVED, REJECTED or CANCELLED");
+    if (eda_get_u64(data, "limit", &limit) < 0 || limit < 1 || limit > S_LIST_MAX)
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST,
+                             "limit must be an integer from 1 to %d", S_LIST_MAX);
+
+    sqlite3_stmt *q = has_status == 0 ? self->list_status : self->list_all;
+    int col = 1;
+    if (has_status == 0)
+        sqlite3_bind_text(q, col++, status, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, col, (sqlite3_int64)limit);
+    /* Count first: msgpack wants the array's length before its items. */
+    int n = 0, rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        n++;
+    sqlite3_reset(q);
+    if (rc != SQLITE_DONE)
+        return -1;
+    msgpack_packer *pk = eda_ctx_reply(ctx);
+    msgpack_pack_map(pk, 1);
+    eda_pack_key(pk, "orders");
+    msgpack_pack_array(pk, (size_t)n);
+    for (int i = 0; i < n && sqlite3_step(q) == SQLITE_ROW; i++)
+        s_pack_order(pk, q);
+    sqlite3_reset(q);
+    return 0;
+}
+
+/* --- peers' events ------------------------------------------------------- */
+
+/*  Moves a PENDING choreography order to APPROVED or REJECTED and publishes
+    OrderApproved or OrderRejected. `reason` is NULL for an approval. */
+static int s_settle(order_state_t *self, eda_ctx_t *ctx, const char *reason)
+{
+    const msgpack_object *data = &eda_ctx_msg(ctx)->data;
+    char order_id[EDA_NAME_MAX + 1] = "", saga[32] = "";
+    if (eda_get_str(data, "order_id", order_id, sizeof order_id) != 0 || !order_id[0])
+        return eda_ctx_bad_event(ctx, "no order_id");
+    if (eda_get_str(data, "saga", saga, sizeof saga) == 0 && strcmp(saga, "choreography"))
+        return 0; /* the orchestrator's business, not ours to react to */
+    int found = s_find(self, order_id);
+    if (found < 0)
+        return -1;
+    if (found == 0) {
+        sqlite3_reset(self->by_id);
+        return eda_ctx_bad_event(ctx, "unknown order %s", order_id);
+    }
+    order_status_t status;
+    bool settled = order_status_parse((const char *)sqlite3_column_text(self->by_id, 2),
+                                      &status) != 0 ||
+                   !order_can_decide(status);
+    sqlite3_reset(self->by_id);
+    if (settled)
+        return 0; /* already decided: a second verdict changes nothing */
+
+    order_status_t next = reason ? ORDER_REJECTED : ORDER_APPROVED;
+    sqlite3_stmt *up = self->set_status;
+    sqlite3_bind_text(up, 1, order_status_name(next), -1, SQLITE_STATIC);
+    if (reason)
+        sqlite3_bind_text(up, 2, reason, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(up, 2);
+    sqlite3_bind_text(up, 3, order_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(up);
+    sqlite3_reset(up);
+    if (rc != SQLITE_DONE)
+        return -1;
+
+    msgpack_packer *pk =
+        eda_ctx_emit(ctx, reason ? "OrderRejected" : "OrderApproved", order_id);
+    msgpack_pack_map(pk, reason ? 3 : 2);
+    eda_pack_kv_str(pk, "order_id", order_id);
+    if (reason)
+        eda_pack_kv_str(pk, "reason", reason);
+    eda_pack_kv_str(pk, "saga", "choreography");
+    return eda_ctx_emit_end(ctx);
+}
+
+static int s_on_rejected(void *state, eda_ctx_t *ctx)
+{
+    char reason[64] = "";
+    if (eda_get_str(&eda_ctx_msg(ctx)->data, "reason", reason, sizeof reason) != 0 ||
+        !order_reason_valid(reason))
+        return eda_ctx_bad_event(ctx, "missing or unknown reason");
+    return s_settle(state, ctx, reason);
+}
+
+static int s_on_stock_reserved(void *state, eda_ctx_t *ctx)
+{
+    return s_settle(state, ctx, NULL);
+}
+
+/* --- start and stop ------------------------------------------------------ */
+
+static void s_stop(void **state_p)
+{
+    order_state_t *self = *state_p;
+    if (!self)
+        return;
+    msgpack_sbuffer_destroy(&self->items);
+    free(self);
+    *state_p = NULL;
+}
+
+static void *s_start(eda_service_t *svc)
+{
+    order_state_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->svc = svc;
+    msgpack_sbuffer_init(&self->items);
+    msgpack_packer_init(&self->items_pk, &self->items, msgpack_sbuffer_write);
+    eda_store_t *store = eda_service_store(svc);
+    self->insert = eda_store_prepare(
+        store,
+        "INSERT INTO orders (order_id, customer_id, status, saga, total, created_ts,"
+        " items, request_id) VALUES (?1, ?2, 'PENDING', ?3, ?4, ?5, ?6, ?7)");
+    self->by_id = eda_store_prepare(store, "SELECT " S_ORDER_COLUMNS
+                                           " FROM orders WHERE order_id = ?");
+    self->by_request = eda_store_prepare(
+        store, "SELECT order_id, status FROM orders WHERE request_id = ?");
+    self->list_all = eda_store_prepare(store, "SELECT " S_ORDER_COLUMNS
+                                              " FROM orders ORDER BY rowid LIMIT ?");
+    self->list_status =
+        eda_store_prepare(store, "SELECT " S_ORDER_COLUMNS
+                                 " FROM orders WHERE status = ? ORDER BY rowid LIMIT ?");
+    self->set_status = eda_store_prepare(
+        store, "UPDATE orders SET status = ?1, reason = ?2 WHERE order_id = ?3");
+    self->max_row =
+        eda_store_prepare(store, "SELECT COALESCE(MAX(rowid), 0) FROM orders");
+    if (!self->insert || !self->by_id || !self->by_request || !self->list_all ||
+        !self->list_status || !self->set_status || !self->max_row ||
+        sqlite3_step(self->max_row) != SQLITE_ROW) {
+        s_stop((void **)&self);
+        return NULL;
+    }
+    /* Order ids carry the log's epoch, so a database made anew never reuses
+       an id that peers may still hold. */
+    self->next_number = sqlite3_column_int64(self->max_row, 0) + 1;
+    sqlite3_reset(self->max_row);
+    snprintf(self->id_prefix, sizeof self->id_prefix, "o-%.6s", eda_store_epoch(store));
+    return self;
+}
+
+static const eda_command_t s_commands[] = {{"PlaceOrder", s_place_order},
+                                           {"GetOrder", s_get_order},
+                                           {"ListOrders", s_list_orders},
+                                           {NULL, NULL}};
+
+static const eda_handler_t s_handlers[] = {
+    {"customer-service", "CreditRejected", s_on_rejected},
+    {"inventory-service", "StockRejected", s_on_rejected},
+    {"inventory-service", "StockReserved", s_on_stock_reserved},
+    {NULL, NULL, NULL}};
+
+const eda_service_def_t order_service_def = {.name = "order-service",
+                                             .schema = s_schema,
+                                             .start = s_start,
+                                             .stop = s_stop,
+                                             .commands = s_commands,
+                                             .handlers = s_handlers};

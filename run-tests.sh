@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test: the normal build, the
+# AddressSanitizer + UndefinedBehaviorSanitizer build, and the format check.
+# Usage: ./run-tests.sh [--quick]   (--quick: normal build only)
+set -euo pipefail
+cd "$(dirname "$0")"
+. scripts/deps.sh
+
+quick=0
+case "${1:-}" in
+--quick) quick=1 ;;
+-h | --help)
+    sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+    ;;
+"") ;;
+*)
+    echo "run-tests.sh: unknown option '$1' (try --help)" >&2
+    exit 2
+    ;;
+esac
+
+eda_install_deps python3-zmq python3-msgpack
+status=0
+
+echo "== format check (clang-format)"
+if ! git ls-files '*.c' '*.h' | xargs -r clang-format --dry-run --Werror; then
+    echo "format check failed: run clang-format -i on the files above" >&2
+    status=1
+fi
+
+echo "== normal build"
+eda_build build
+(cd build && ctest --output-on-failure -j 2) || status=1
+
+if [ "$quick" -eq 0 ]; then
+    echo "== sanitizer build (ASan + UBSan)"
+    eda_build build-asan -DEDA_SANITIZE=ON
+    (cd build-asan &&
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+            ctest --output-on-failure -j 2) || status=1
+fi
+
+[ "$status" -eq 0 ] && echo "all test suites passed" || echo "some tests FAILED" >&2
+exit "$status"

@@ -1,0 +1,26 @@
+# Sourced by run-demo.sh and run-tests.sh: installs the Debian packages the
+# build needs, only those that are missing, with sudo when not root.
+eda_install_deps() {
+    local pkgs="build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev \
+libsqlite3-dev libcriterion-dev clang-format $*"
+    local missing=()
+    for p in $pkgs; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+            missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    echo "installing: ${missing[*]}"
+    $sudo apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+            "${missing[@]}" >/dev/null
+}
+
+# eda_build DIR [cmake args...]: configure (once) and build into DIR.
+eda_build() {
+    local dir=$1
+    shift
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null &&
+        cmake --build "$dir" -j "$(nproc)" -- --no-print-directory
+}
