@@ -34,7 +34,7 @@ eda_install_deps || {
     exit 1
 }
 echo "building..."
-eda_build build -DEDA_TESTS=OFF >/dev/null || {
+eda_build_programs build >/dev/null || {
     echo "run-demo.sh: the build failed" >&2
     exit 1
 }

@@ -229,7 +229,8 @@ int eda_config_load_env(eda_config_t *cfg, char *why, size_t why_size)
             var[n + 1] = '\0';
         }
         const char *value = getenv(var);
-        if (value && *value && eda_config_set(cfg, names[i], value, why, why_size))
+        /* 1: a setting this process has not (a client's own endpoints) */
+        if (value && *value && eda_config_set(cfg, names[i], value, why, why_size) < 0)
             return -1;
     }
     const char *peers = getenv("EDA_PEER");
@@ -265,6 +266,8 @@ int eda_config_from_args(eda_config_t *cfg, const char *service, int argc, char 
         }
         if (streq(argv[i], "--config") && i + 1 < argc)
             file = argv[i + 1];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            file = argv[i] + 9; /* the flags loop below accepts this form too */
     }
     if (file && *file && eda_config_load_file(cfg, file, why, why_size))
         return -1;

@@ -382,6 +382,9 @@ eda_error_t eda_decode(eda_decoder_t *self, const void *buf, size_t len,
             rc = s_env_str(val, env->causation_id), bad = "causation_id";
         else if (s_key_is(k, "epoch"))
             rc = s_env_str(val, env->epoch), bad = "epoch";
+        else if (val->type == MSGPACK_OBJECT_NIL &&
+                 (s_key_is(k, "ts") || s_key_is(k, "seq")))
+            ; /* nil is absent: judged below for the kinds that need them */
         else if (s_key_is(k, "ts")) {
             rc = val->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? 0 : -1, bad = "ts";
             env->ts = val->via.u64;

@@ -293,8 +293,10 @@ static void s_send_replies(eda_service_t *svc)
     the clients time out and retry (PlaceOrder is idempotent by request_id). */
 static void s_batch_end(eda_service_t *svc)
 {
-    if (!svc->in_batch)
+    if (!svc->in_batch) {
+        s_send_replies(svc); /* commands refused before any handler ran */
         return;
+    }
     svc->in_batch = false;
     int rc = 0;
     for (size_t i = 0; i < svc->npeers && rc == 0; i++) {
@@ -443,14 +445,20 @@ static eda_command_fn *s_find_command(const eda_command_t *table, const char *ty
 
 /*  Handles one decoded (or undecodable) command and queues its reply behind
     the routing frames already in the reply queue. */
-static void s_handle_command(eda_service_t *svc, const void *body, size_t len)
+static void s_handle_command(eda_service_t *svc, const void *body, size_t len,
+                             const char *frame_error)
 {
     eda_envelope_t env;
     eda_ctx_t ctx = {.svc = svc, .msg = &env};
     char why[256];
     int64_t start = zclock_usecs();
     svc->stats.commands++;
-    eda_error_t rc = eda_decode(svc->decoder, body, len, &env, why, sizeof why);
+    eda_error_t rc = EDA_BAD_REQUEST;
+    if (frame_error) {
+        memset(&env, 0, sizeof env);
+        snprintf(why, sizeof why, "%s", frame_error);
+    } else
+        rc = eda_decode(svc->decoder, body, len, &env, why, sizeof why);
     if (rc == EDA_OK && env.kind != EDA_KIND_COMMAND) {
         rc = EDA_BAD_REQUEST;
         snprintf(why, sizeof why, "kind must be 'command', not '%s'",
@@ -522,20 +530,20 @@ static int s_recv_command(eda_service_t *svc)
         zmq_msg_close(&extra);
         too_many = true;
     }
-    if (too_many || n < 2) {
-        svc->stats.bad_input++;
-        eda_log_msg(svc->log, EDA_LOG_WARN, "dropped a command message of %s frames",
-                    too_many ? "too many" : "too few");
-    } else {
-        /* Routing frames first, the reply body is appended by the handler. */
-        s_arena_u32(&svc->replies, (uint32_t)n);
-        for (int i = 0; i < n - 1; i++) {
-            s_arena_u32(&svc->replies, (uint32_t)zmq_msg_size(&frames[i]));
-            msgpack_sbuffer_write(&svc->replies, zmq_msg_data(&frames[i]),
-                                  zmq_msg_size(&frames[i]));
-        }
-        s_handle_command(svc, zmq_msg_data(&frames[n - 1]), zmq_msg_size(&frames[n - 1]));
+    /* Routing frames first; s_handle_command appends the reply body. Past
+       S_FRAMES_MAX frames the reply goes back on the identity frame alone. */
+    int routing = too_many ? 1 : n - 1;
+    s_arena_u32(&svc->replies, (uint32_t)routing + 1);
+    for (int i = 0; i < routing; i++) {
+        s_arena_u32(&svc->replies, (uint32_t)zmq_msg_size(&frames[i]));
+        msgpack_sbuffer_write(&svc->replies, zmq_msg_data(&frames[i]),
+                              zmq_msg_size(&frames[i]));
     }
+    if (too_many)
+        s_handle_command(svc, NULL, 0, "more than 16 frames in one command message");
+    else
+        s_handle_command(svc, zmq_msg_data(&frames[n - 1]), zmq_msg_size(&frames[n - 1]),
+                         NULL);
     for (int i = 0; i < n; i++)
         zmq_msg_close(&frames[i]);
     return 1;

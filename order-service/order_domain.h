@@ -26,7 +26,8 @@ bool order_reason_valid(const char *reason);
 
 /*  Checks the items of a PlaceOrder (1 to 100, qty >= 1, price >= 0, read by
     eda_items_read) and computes the total in cents. Returns 0, or -1 with a
-    reason when the total does not fit in 63 bits. */
+    reason when the total, or the sum of all quantities, does not fit in
+    63 bits. */
 int order_total(const eda_item_t *items, size_t n, int64_t *total, char *why,
                 size_t why_size);
 

@@ -11,6 +11,7 @@
 
 #define S_LIST_DEFAULT 100
 #define S_LIST_MAX     10000
+#define S_LIST_BYTES   (900 << 10) /* a ListOrders reply stays under 1 MiB */
 
 static const char s_schema[] =
     "CREATE TABLE IF NOT EXISTS orders ("
@@ -33,6 +34,8 @@ typedef struct {
     int64_t next_number;
     msgpack_sbuffer items; /* scratch for an order's packed items */
     msgpack_packer items_pk;
+    msgpack_sbuffer list; /* scratch for a ListOrders reply */
+    msgpack_packer list_pk;
 } order_state_t;
 
 /* --- reading and writing orders ------------------------------------------ */
@@ -203,20 +206,29 @@ static int s_list_orders(void *state, eda_ctx_t *ctx)
     if (has_status == 0)
         sqlite3_bind_text(q, col++, status, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(q, col, (sqlite3_int64)limit);
-    /* Count first: msgpack wants the array's length before its items. */
+    /* Orders are packed aside first: msgpack wants the array's length before
+       its items, and the reply must stay under the 1 MiB message limit. */
+    msgpack_sbuffer_clear(&self->list);
     int n = 0, rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+    bool more = false;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (self->list.size > S_LIST_BYTES) {
+            more = true;
+            break;
+        }
+        s_pack_order(&self->list_pk, q);
         n++;
+    }
     sqlite3_reset(q);
-    if (rc != SQLITE_DONE)
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
         return -1;
     msgpack_packer *pk = eda_ctx_reply(ctx);
-    msgpack_pack_map(pk, 1);
+    msgpack_pack_map(pk, more ? 2 : 1);
     eda_pack_key(pk, "orders");
     msgpack_pack_array(pk, (size_t)n);
-    for (int i = 0; i < n && sqlite3_step(q) == SQLITE_ROW; i++)
-        s_pack_order(pk, q);
-    sqlite3_reset(q);
+    eda_pack_raw(pk, self->list.data, self->list.size);
+    if (more)
+        eda_pack_kv_bool(pk, "more", true);
     return 0;
 }
 
@@ -292,6 +304,7 @@ static void s_stop(void **state_p)
     if (!self)
         return;
     msgpack_sbuffer_destroy(&self->items);
+    msgpack_sbuffer_destroy(&self->list);
     free(self);
     *state_p = NULL;
 }
@@ -304,6 +317,8 @@ static void *s_start(eda_service_t *svc)
     self->svc = svc;
     msgpack_sbuffer_init(&self->items);
     msgpack_packer_init(&self->items_pk, &self->items, msgpack_sbuffer_write);
+    msgpack_sbuffer_init(&self->list);
+    msgpack_packer_init(&self->list_pk, &self->list, msgpack_sbuffer_write);
     eda_store_t *store = eda_service_store(svc);
     self->insert = eda_store_prepare(
         store,

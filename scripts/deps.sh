@@ -17,10 +17,17 @@ libsqlite3-dev libcriterion-dev clang-format $*"
             "${missing[@]}" >/dev/null
 }
 
-# eda_build DIR [cmake args...]: configure (once) and build into DIR.
+# eda_build DIR [cmake args...]: configure and build everything into DIR.
 eda_build() {
     local dir=$1
     shift
     cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null &&
         cmake --build "$dir" -j "$(nproc)" -- --no-print-directory
+}
+
+# eda_build_programs DIR: builds only the three services and eda into DIR.
+eda_build_programs() {
+    cmake -S . -B "$1" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
+        cmake --build "$1" -j "$(nproc)" --target order-service customer-service \
+            inventory-service eda-cli -- --no-print-directory
 }
