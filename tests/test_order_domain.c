@@ -71,3 +71,12 @@ Test(order_domain, rejection_reasons)
     cr_assert_not(order_reason_valid("credit_limit_exceeded"));
     cr_assert_not(order_reason_valid("BECAUSE"));
 }
+
+Test(order_domain, quantities_over_63_bits_are_refused_even_for_free_items)
+{
+    eda_item_t items[] = {s_item("apple", INT64_MAX, 0), s_item("apple", 1, 0)};
+    int64_t total;
+    char why[128] = "";
+    cr_assert_eq(order_total(items, 2, &total, why, sizeof why), -1);
+    cr_assert(strstr(why, "quantities"));
+}
