@@ -1,0 +1,524 @@
+/*  test_e2e_hostile: garbage on every socket of the real binaries. Each
+    malformed command gets the reply DESIGN section 2 promises where one can
+    be addressed (causation_id naming the command when its id was readable),
+    is counted in Stats bad_input, and the service keeps serving: Ping still
+    answers and a real order still completes.
+*/
+#include "testutil.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+static tu_system_t sys;
+/*  Shared by the helpers, and freed in teardown even when an assertion
+    fails half way. */
+static msgpack_sbuffer s_buf;
+static eda_decoder_t *s_decoder;
+static zsock_t *s_socks[8];
+
+static void s_setup(void)
+{
+    msgpack_sbuffer_init(&s_buf);
+    s_decoder = eda_decoder_new();
+    cr_assert_eq(tu_system_init(&sys), 0, "%s", sys.why);
+}
+
+static void s_teardown(void)
+{
+    for (size_t i = 0; i < sizeof s_socks / sizeof s_socks[0]; i++)
+        zsock_destroy(&s_socks[i]);
+    eda_decoder_destroy(&s_decoder);
+    msgpack_sbuffer_destroy(&s_buf);
+    tu_system_fini(&sys);
+}
+
+/*  A raw socket connected (or bound, for XPUB) to `endpoint`, destroyed in
+    teardown. */
+static zsock_t *s_raw(int type, const char *endpoint)
+{
+    size_t i = 0;
+    while (i < sizeof s_socks / sizeof s_socks[0] && s_socks[i])
+        i++;
+    cr_assert_lt(i, sizeof s_socks / sizeof s_socks[0], "too many raw sockets");
+    zsock_t *sock = zsock_new(type);
+    cr_assert_not_null(sock);
+    zsock_set_linger(sock, 0);
+    int rc = type == ZMQ_XPUB ? zsock_bind(sock, "%s", endpoint)
+                              : zsock_connect(sock, "%s", endpoint);
+    cr_assert_neq(rc, -1, "cannot attach to %s", endpoint);
+    s_socks[i] = sock;
+    return sock;
+}
+
+/*  Destroys a socket made by s_raw. */
+static void s_raw_destroy(zsock_t **sock_p)
+{
+    for (size_t i = 0; i < sizeof s_socks / sizeof s_socks[0]; i++)
+        if (s_socks[i] == *sock_p)
+            s_socks[i] = NULL;
+    zsock_destroy(sock_p);
+}
+
+TestSuite(e2e_hostile, .init = s_setup, .fini = s_teardown, .timeout = 120);
+
+#define S_REPLY_MS 3000
+
+/* --- raw frames ------------------------------------------------------------ */
+
+typedef struct {
+    const void *data;
+    size_t size;
+} s_frame_t;
+
+static void s_send(zsock_t *sock, const s_frame_t *frames, int n)
+{
+    for (int i = 0; i < n; i++)
+        cr_assert_geq(zmq_send(zsock_resolve(sock), frames[i].data, frames[i].size,
+                               i + 1 < n ? ZMQ_SNDMORE : 0),
+                      0, "send: %s", zmq_strerror(errno));
+}
+
+/*  Receives one message, keeping its frames in frames[max]. Returns the
+    number of frames, or 0 when nothing came within `timeout_ms`. */
+static int s_recv(zsock_t *sock, int timeout_ms, zmq_msg_t *frames, int max)
+{
+    zmq_pollitem_t item = {zsock_resolve(sock), 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, timeout_ms) <= 0)
+        return 0;
+    int n = 0;
+    bool more = true;
+    while (more) {
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        cr_assert_geq(zmq_msg_recv(&msg, zsock_resolve(sock), 0), 0);
+        more = zmq_msg_more(&msg);
+        if (n < max)
+            frames[n] = msg;
+        else
+            zmq_msg_close(&msg);
+        n++;
+    }
+    return n;
+}
+
+static void s_close_all(zmq_msg_t *frames, int n)
+{
+    for (int i = 0; i < n; i++)
+        zmq_msg_close(&frames[i]);
+}
+
+/*  Sends `frames` and expects one reply whose last frame is an error reply
+    with `code` and causation_id `causation` ("" for nil); the frames before
+    it must echo the ones sent before the last. */
+static void s_expect_error(tu_service_t svc, zsock_t *sock, const s_frame_t *frames,
+                           int n, const char *code, const char *causation,
+                           const char *what)
+{
+    s_send(sock, frames, n);
+    (void)svc;
+    zmq_msg_t got[8];
+    int m = s_recv(sock, S_REPLY_MS, got, 8);
+    /* Past 15 frames the service answers on the identity frame alone. */
+    int want = n > 15 ? 1 : n;
+    cr_assert_eq(m, want, "%s: expected a reply of %d frames, got %d", what, want, m);
+    for (int i = 0; i + 1 < want; i++) {
+        cr_assert_eq(zmq_msg_size(&got[i]), frames[i].size, "%s: frame %d not echoed",
+                     what, i);
+        cr_assert_eq(memcmp(zmq_msg_data(&got[i]), frames[i].data, frames[i].size), 0,
+                     "%s: frame %d not echoed", what, i);
+    }
+    eda_envelope_t env;
+    char why[256] = "";
+    eda_error_t rc = eda_decode(s_decoder, zmq_msg_data(&got[m - 1]),
+                                zmq_msg_size(&got[m - 1]), &env, why, sizeof why);
+    s_close_all(got, m);
+    cr_assert_eq(rc, EDA_OK, "%s: the reply does not decode: %s", what, why);
+    cr_assert_eq(env.kind, EDA_KIND_REPLY, "%s", what);
+    cr_assert_eq(env.ok, 0, "%s: expected an error reply", what);
+    char c[32] = "";
+    eda_get_str(&env.error, "code", c, sizeof c);
+    cr_assert_str_eq(c, code, "%s: code %s, expected %s", what, c, code);
+    cr_assert_str_eq(env.causation_id, causation, "%s: causation_id", what);
+}
+
+static void s_envelope(msgpack_sbuffer *buf, uint64_t v, const char *kind,
+                       const char *type, const char *id, bool with_data);
+
+/*  A Ping round trip on a raw socket, so that its connection is up before
+    the test relies on ordering with other connections. */
+static void s_handshake(zsock_t *sock)
+{
+    s_envelope(&s_buf, 1, "command", "Ping", "c-hello", true);
+    s_send(sock, (s_frame_t[]){{s_buf.data, s_buf.size}}, 1);
+    zmq_msg_t got[4];
+    int m = s_recv(sock, S_REPLY_MS, got, 4);
+    cr_assert_eq(m, 1, "no answer to a Ping on a raw socket");
+    s_close_all(got, m);
+}
+
+/*  Packs a command envelope into `buf` (cleared). `v` 0 leaves v out;
+    `with_data` false leaves data out; `kind` may be "event". */
+static void s_envelope(msgpack_sbuffer *buf, uint64_t v, const char *kind,
+                       const char *type, const char *id, bool with_data)
+{
+    msgpack_sbuffer_clear(buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
+    bool event = strcmp(kind, "event") == 0;
+    msgpack_pack_map(&pk, 4 + (v != 0) + with_data + (event ? 4 : 0));
+    if (v)
+        eda_pack_kv_u64(&pk, "v", v);
+    eda_pack_kv_str(&pk, "kind", kind);
+    eda_pack_kv_str(&pk, "type", type);
+    eda_pack_kv_str(&pk, "id", id);
+    eda_pack_kv_str(&pk, "source", "mallory");
+    if (event) {
+        eda_pack_kv_u64(&pk, "seq", 1);
+        eda_pack_kv_str(&pk, "epoch", "0123456789abcdef");
+        eda_pack_kv_u64(&pk, "ts", eda_now_us());
+        eda_pack_kv_nil(&pk, "correlation_id");
+    }
+    if (with_data) {
+        eda_pack_key(&pk, "data");
+        msgpack_pack_map(&pk, 0);
+    }
+}
+
+static uint64_t s_bad_input(tu_service_t svc)
+{
+    uint64_t n = 0;
+    cr_assert_eq(tu_stat(&sys, svc, "bad_input", &n), 0, "%s", sys.why);
+    return n;
+}
+
+/*  The system still works: Ping answers and a real order is approved. */
+static void s_still_serving(void)
+{
+    eda_envelope_t reply;
+    for (int i = 0; i < TU_NSERVICES; i++) {
+        cr_assert_eq(tu_call_empty(&sys, (tu_service_t)i, "Ping", &reply), 0, "%s",
+                     sys.why);
+        cr_assert_eq(reply.ok, 1);
+    }
+    static int n;
+    char customer[32], id[EDA_NAME_MAX + 1];
+    snprintf(customer, sizeof customer, "real-%d", n++);
+    cr_assert_eq(tu_create_customer(&sys, customer, 1000), 0, "%s", sys.why);
+    cr_assert_eq(tu_add_stock(&sys, "apple", 1), 0, "%s", sys.why);
+    tu_item_t items[] = {{"apple", 1, 100}};
+    cr_assert_eq(tu_place_order(&sys, customer, items, 1, NULL, id, NULL, NULL), 0, "%s",
+                 sys.why);
+    tu_order_t o;
+    cr_assert_eq(tu_wait_order(&sys, id, TU_SETTLE_MS, &o), 0, "%s", sys.why);
+    cr_assert_str_eq(o.status, "APPROVED");
+}
+
+/*  Every kind of malformed command, on a raw DEALER to `svc`'s ROUTER. */
+static void s_attack_commands(tu_service_t svc)
+{
+    cr_assert_eq(tu_system_start_all(&sys), 0, "%s", sys.why);
+    uint64_t bad_before = s_bad_input(svc);
+    zsock_t *dealer = s_raw(ZMQ_DEALER, sys.commands[svc]);
+    s_handshake(dealer);
+    uint64_t malformed = 0;
+
+    /* Random bytes: not one msgpack value. */
+    unsigned char noise[256];
+    unsigned int seed = 12345;
+    for (size_t i = 0; i < sizeof noise; i++)
+        noise[i] = (unsigned char)(rand_r(&seed) >> 7);
+    noise[0] = 0xc1; /* never used in msgpack */
+    s_expect_error(svc, dealer, (s_frame_t[]){{noise, sizeof noise}}, 1, "BAD_REQUEST",
+                   "", "random bytes");
+    malformed++;
+
+    s_expect_error(svc, dealer, (s_frame_t[]){{"", 0}}, 1, "BAD_REQUEST", "",
+                   "empty frame");
+    malformed++;
+
+    s_envelope(&s_buf, 1, "command", "Ping", "c-trunc", true);
+    s_expect_error(svc, dealer, (s_frame_t[]){{s_buf.data, s_buf.size - 3}}, 1,
+                   "BAD_REQUEST", "", "truncated envelope");
+    malformed++;
+
+    msgpack_sbuffer_clear(&s_buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &s_buf, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    eda_pack_str(&pk, "v");
+    msgpack_pack_uint64(&pk, 1);
+    eda_pack_str(&pk, "Ping");
+    s_expect_error(svc, dealer, (s_frame_t[]){{s_buf.data, s_buf.size}}, 1, "BAD_REQUEST",
+                   "", "an array, not a map");
+    malformed++;
+
+    /* A map with an integer key: the id is still readable. */
+    msgpack_sbuffer_clear(&s_buf);
+    msgpack_pack_map(&pk, 6);
+    eda_pack_kv_u64(&pk, "v", 1);
+    eda_pack_kv_str(&pk, "kind", "command");
+    eda_pack_kv_str(&pk, "type", "Ping");
+    eda_pack_kv_str(&pk, "id", "c-intkey");
+    msgpack_pack_int(&pk, 7);
+    eda_pack_str(&pk, "seven");
+    eda_pack_key(&pk, "data");
+    msgpack_pack_map(&pk, 0);
+    s_expect_error(svc, dealer, (s_frame_t[]){{s_buf.data, s_buf.size}}, 1, "BAD_REQUEST",
+                   "c-intkey", "a non-string key");
+    malformed++;
+
+    s_envelope(&s_buf, 2, "command", "Ping", "c-v2", true);
+    s_expect_error(svc, dealer, (s_frame_t[]){{s_buf.data, s_buf.size}}, 1,
+                   "UNSUPPORTED_VERSION", "c-v2", "v=2");
+    malformed++;
+
+    s_envelope(&s_buf, 0, "command", "Ping", "c-nov", true);
+    s_expect_error(svc, dealer, (s_frame_t[]){{s_buf.data, s_buf.size}}, 1, "BAD_REQUEST",
+                   "c-nov", "no v");
+    malformed++;
+
+    s_envelope(&s_buf, 1, "command", "Ping", "c-nodata", false);
+    s_expect_error(svc, dealer, (s_frame_t[]){{s_buf.data, s_buf.size}}, 1, "BAD_REQUEST",
+                   "c-nodata", "missing data");
+    malformed++;
+
+    s_envelope(&s_buf, 1, "event", "Ping", "c-event", true);
+    s_expect_error(svc, dealer, (s_frame_t[]){{s_buf.data, s_buf.size}}, 1, "BAD_REQUEST",
+                   "c-event", "kind event");
+    malformed++;
+
+    s_envelope(&s_buf, 1, "command", "Frobnicate", "c-unknown", true);
+    s_expect_error(svc, dealer, (s_frame_t[]){{s_buf.data, s_buf.size}}, 1,
+                   "UNKNOWN_COMMAND", "c-unknown", "unknown type");
+
+    char long_id[80];
+    memset(long_id, 'x', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+    s_envelope(&s_buf, 1, "command", "Ping", long_id, true);
+    s_expect_error(svc, dealer, (s_frame_t[]){{s_buf.data, s_buf.size}}, 1, "BAD_REQUEST",
+                   "", "an id over 64 bytes");
+    malformed++;
+
+    /* Nesting deeper than the decoder allows. */
+    msgpack_sbuffer_clear(&s_buf);
+    msgpack_pack_map(&pk, 5);
+    eda_pack_kv_u64(&pk, "v", 1);
+    eda_pack_kv_str(&pk, "kind", "command");
+    eda_pack_kv_str(&pk, "type", "Ping");
+    eda_pack_kv_str(&pk, "id", "c-deep");
+    eda_pack_key(&pk, "data");
+    msgpack_pack_map(&pk, 1);
+    eda_pack_key(&pk, "x");
+    for (int i = 0; i < 100; i++)
+        msgpack_pack_array(&pk, 1);
+    msgpack_pack_nil(&pk);
+    s_expect_error(svc, dealer, (s_frame_t[]){{s_buf.data, s_buf.size}}, 1, "BAD_REQUEST",
+                   "", "nested 100 deep");
+    malformed++;
+
+    /* Extra frames: the ones before the last come back as they went. */
+    s_envelope(&s_buf, 1, "command", "Ping", "c-extra", true);
+    s_expect_error(svc, dealer, (s_frame_t[]){{s_buf.data, s_buf.size}, {"junk", 4}}, 2,
+                   "BAD_REQUEST", "", "an envelope then a junk frame");
+    malformed++;
+    s_expect_error(svc, dealer,
+                   (s_frame_t[]){{"a", 1}, {"", 0}, {"b", 1}, {noise, sizeof noise}}, 4,
+                   "BAD_REQUEST", "", "four frames");
+    malformed++;
+
+    /* Over 15 frames: refused, the reply comes back alone, without them. */
+    s_frame_t many[20];
+    for (int i = 0; i < 20; i++)
+        many[i] = (s_frame_t){"f", 1};
+    s_expect_error(svc, dealer, many, 20, "BAD_REQUEST", "", "twenty frames");
+    malformed++;
+
+    /* A valid command on the same socket still gets its own answer. */
+    s_envelope(&s_buf, 1, "command", "Ping", "c-fine", true);
+    s_send(dealer, (s_frame_t[]){{s_buf.data, s_buf.size}}, 1);
+    zmq_msg_t got[4];
+    int m = s_recv(dealer, S_REPLY_MS, got, 4);
+    cr_assert_eq(m, 1, "Ping after the garbage: %d frames", m);
+    eda_envelope_t env;
+    cr_assert_eq(eda_decode(s_decoder, zmq_msg_data(&got[0]), zmq_msg_size(&got[0]), &env,
+                            NULL, 0),
+                 EDA_OK);
+    cr_assert_eq(env.ok, 1);
+    cr_assert_str_eq(env.causation_id, "c-fine");
+    s_close_all(got, m);
+
+    uint64_t counted = s_bad_input(svc) - bad_before;
+    /* UNKNOWN_COMMAND is a well-formed message: it may or may not count. */
+    cr_assert(counted == malformed || counted == malformed + 1,
+              "bad_input rose by %llu for %llu malformed commands",
+              (unsigned long long)counted, (unsigned long long)malformed);
+
+    s_raw_destroy(&dealer);
+    s_still_serving();
+    cr_assert_eq(tu_system_shutdown(&sys), 0, "%s", sys.why);
+}
+
+Test(e2e_hostile, malformed_commands_to_order_service)
+{
+    s_attack_commands(TU_ORDER);
+}
+
+Test(e2e_hostile, malformed_commands_to_customer_service)
+{
+    s_attack_commands(TU_CUSTOMER);
+}
+
+Test(e2e_hostile, malformed_commands_to_inventory_service)
+{
+    s_attack_commands(TU_INVENTORY);
+}
+
+/*  A refusal must not wait for someone else's command to be sent: each
+    service is idle apart from the one bad command. */
+Test(e2e_hostile, refusals_are_answered_without_other_traffic)
+{
+    cr_assert_eq(tu_system_start_all(&sys), 0, "%s", sys.why);
+    for (int s = 0; s < TU_NSERVICES; s++) {
+        zsock_t *dealer = s_raw(ZMQ_DEALER, sys.commands[s]);
+        s_handshake(dealer);
+        s_envelope(&s_buf, 1, "command", "Frobnicate", "c-unknown", true);
+        s_expect_error((tu_service_t)s, dealer, (s_frame_t[]){{s_buf.data, s_buf.size}},
+                       1, "UNKNOWN_COMMAND", "c-unknown", "unknown type, idle service");
+        s_expect_error((tu_service_t)s, dealer, (s_frame_t[]){{"\xc1", 1}}, 1,
+                       "BAD_REQUEST", "", "garbage, idle service");
+        s_raw_destroy(&dealer);
+    }
+    cr_assert_eq(tu_system_shutdown(&sys), 0, "%s", sys.why);
+}
+
+/*  A REQ socket adds an empty delimiter frame, which is echoed back. */
+Test(e2e_hostile, req_socket_gets_answers_and_refusals)
+{
+    cr_assert_eq(tu_system_start_all(&sys), 0, "%s", sys.why);
+    for (int s = 0; s < TU_NSERVICES; s++) {
+        zsock_t *req = s_raw(ZMQ_REQ, sys.commands[s]);
+        s_envelope(&s_buf, 1, "command", "Ping", "r-ping", true);
+        s_send(req, (s_frame_t[]){{s_buf.data, s_buf.size}}, 1);
+        zmq_msg_t got[4];
+        int m = s_recv(req, S_REPLY_MS, got, 4);
+        cr_assert_eq(m, 1);
+        eda_envelope_t env;
+        cr_assert_eq(eda_decode(s_decoder, zmq_msg_data(&got[0]), zmq_msg_size(&got[0]),
+                                &env, NULL, 0),
+                     EDA_OK);
+        cr_assert_eq(env.ok, 1);
+        cr_assert_str_eq(env.causation_id, "r-ping");
+        s_close_all(got, m);
+
+        s_expect_error((tu_service_t)s, req, (s_frame_t[]){{"\xc1garbage", 8}}, 1,
+                       "BAD_REQUEST", "", "garbage from a REQ socket");
+        s_raw_destroy(&req);
+    }
+    s_still_serving();
+    cr_assert_eq(tu_system_shutdown(&sys), 0, "%s", sys.why);
+}
+
+/*  A 2 MiB message: libzmq drops that connection (ZMQ_MAXMSGSIZE); nobody
+    else notices, and the sender can connect again. */
+Test(e2e_hostile, oversized_messages_cost_only_their_connection)
+{
+    cr_assert_eq(tu_system_start_all(&sys), 0, "%s", sys.why);
+    size_t size = 2 << 20;
+    static char big[2 << 20];
+    memset(big, 0x90, size); /* msgpack fixmap headers, for what it is worth */
+    for (int s = 0; s < TU_NSERVICES; s++) {
+        zsock_t *dealer = s_raw(ZMQ_DEALER, sys.commands[s]);
+        s_send(dealer, (s_frame_t[]){{big, size}}, 1);
+        /* Others are served meanwhile. */
+        eda_envelope_t reply;
+        cr_assert_eq(tu_call_empty(&sys, (tu_service_t)s, "Ping", &reply), 0, "%s",
+                     sys.why);
+        cr_assert_eq(reply.ok, 1);
+        zmq_msg_t got[2];
+        cr_assert_eq(s_recv(dealer, 300, got, 2), 0, "an oversized message got a reply");
+        s_raw_destroy(&dealer);
+
+        /* Just under the limit is read, and refused as the garbage it is. */
+        dealer = s_raw(ZMQ_DEALER, sys.commands[s]);
+        s_handshake(dealer);
+        s_expect_error((tu_service_t)s, dealer, (s_frame_t[]){{big, EDA_MAX_MSG}}, 1,
+                       "BAD_REQUEST", "", "1 MiB of garbage");
+        s_raw_destroy(&dealer);
+    }
+    s_still_serving();
+    cr_assert_eq(tu_system_shutdown(&sys), 0, "%s", sys.why);
+}
+
+/* --- the SUB side ------------------------------------------------------------ */
+
+static void s_publish(zsock_t *pub, const s_frame_t *frames, int n)
+{
+    s_send(pub, frames, n);
+}
+
+/*  customer-service follows a fake order-service: our own XPUB, bound where
+    order-service's events should be. Every malformed event is dropped and
+    counted; the inbox does not move; the service keeps serving. */
+Test(e2e_hostile, malformed_events_from_a_peer_are_dropped)
+{
+    snprintf(sys.events[TU_ORDER], sizeof sys.events[TU_ORDER], "ipc://%s/fake.pub",
+             sys.dir);
+    zsock_t *pub = s_raw(ZMQ_XPUB, sys.events[TU_ORDER]);
+    cr_assert_eq(tu_system_start(&sys, TU_CUSTOMER), 0, "%s", sys.why);
+
+    /* The subscription arriving on the XPUB means the pipe is up. */
+    zmq_msg_t sub[1];
+    cr_assert_eq(s_recv(pub, TU_SETTLE_MS, sub, 1), 1,
+                 "customer-service never subscribed");
+    s_close_all(sub, 1);
+    uint64_t before = s_bad_input(TU_CUSTOMER);
+
+    uint64_t sent = 0;
+    s_publish(pub, (s_frame_t[]){{"OrderCreated", 12}}, 1);
+    sent++;
+    s_publish(pub, (s_frame_t[]){{"OrderCreated", 12}, {"", 0}, {"x", 1}}, 3);
+    sent++;
+    s_publish(pub, (s_frame_t[]){{"OrderCreated", 12}, {"\xc1\xc1\xc1", 3}}, 2);
+    sent++;
+    s_publish(pub, (s_frame_t[]){{"OrderCreated", 12}, {"", 0}}, 2);
+    sent++;
+    /* Well formed, but from someone else. */
+    s_envelope(&s_buf, 1, "event", "OrderCreated", "e-1", true);
+    s_publish(pub, (s_frame_t[]){{"OrderCreated", 12}, {s_buf.data, s_buf.size}}, 2);
+    sent++;
+    /* A command on the event channel. */
+    s_envelope(&s_buf, 1, "command", "OrderCreated", "e-2", true);
+    s_publish(pub, (s_frame_t[]){{"OrderCreated", 12}, {s_buf.data, s_buf.size}}, 2);
+    sent++;
+    /* A version from the future. */
+    s_envelope(&s_buf, 2, "event", "OrderCreated", "e-3", true);
+    s_publish(pub, (s_frame_t[]){{"OrderCreated", 12}, {s_buf.data, s_buf.size}}, 2);
+    sent++;
+
+    int64_t deadline = zclock_mono() + TU_SETTLE_MS;
+    uint64_t counted = 0;
+    while (zclock_mono() < deadline) {
+        counted = s_bad_input(TU_CUSTOMER) - before;
+        if (counted >= sent)
+            break;
+        zclock_sleep(20); /* polling for the count */
+    }
+    cr_assert_eq(counted, sent, "bad_input rose by %llu for %llu malformed events",
+                 (unsigned long long)counted, (unsigned long long)sent);
+
+    /* 2 MiB on the event channel: that connection is dropped. */
+    size_t size = 2 << 20;
+    static char big[2 << 20];
+    s_publish(pub, (s_frame_t[]){{"OrderCreated", 12}, {big, size}}, 2);
+
+    char epoch[EDA_NAME_MAX + 1];
+    uint64_t last = 99;
+    cr_assert_eq(tu_stat_peer(&sys, TU_CUSTOMER, TU_ORDER, epoch, &last), 0, "%s",
+                 sys.why);
+    cr_assert_eq(last, 0, "garbage moved the inbox");
+    eda_envelope_t reply;
+    cr_assert_eq(tu_call_empty(&sys, TU_CUSTOMER, "Ping", &reply), 0, "%s", sys.why);
+    cr_assert_eq(tu_create_customer(&sys, "still-here", 1), 0, "%s", sys.why);
+    s_raw_destroy(&pub);
+    cr_assert_eq(tu_system_shutdown(&sys), 0, "%s", sys.why);
+}
