@@ -4,6 +4,7 @@
     follows every service's events live and `trace` rebuilds one order's
     causal chain from the services' event logs.
 */
+#include "bench.h"
 #include "eda_client.h"
 #include "eda_config.h"
 #include "eda_items.h"
@@ -38,6 +39,9 @@ static const char *s_usage =
     "  stats [SERVICE]           each service's counters\n"
     "  watch [--count N] [--heartbeats]\n"
     "                            the live event flow, one lane per service\n"
+    "  bench [--orders N] [--window W] [--rate PER_S]\n"
+    "                            drive N whole sagas and report sagas/s and\n"
+    "                            latency (run the services with --log-level warn)\n"
     "  trace ORDER_ID [--mermaid]\n"
     "                            one order's events from every event log, in\n"
     "                            causal order; --mermaid writes a sequence diagram\n"
@@ -761,6 +765,11 @@ static int s_cmd_stats(s_opts_t *o, int argc, char **argv)
     return s_cmd_each(o, argc, argv, "Stats");
 }
 
+static int s_cmd_bench(s_opts_t *o, int argc, char **argv)
+{
+    return bench_main(&o->cfg, o->timeout_ms, o->json, argc, argv);
+}
+
 static const s_command_t s_commands[] = {{"place-order", s_cmd_place_order},
                                          {"order", s_cmd_order},
                                          {"orders", s_cmd_orders},
@@ -770,6 +779,7 @@ static const s_command_t s_commands[] = {{"place-order", s_cmd_place_order},
                                          {"stats", s_cmd_stats},
                                          {"watch", s_cmd_watch},
                                          {"trace", s_cmd_trace},
+                                         {"bench", s_cmd_bench},
                                          {NULL, NULL}};
 
 int main(int argc, char **argv)

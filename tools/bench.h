@@ -1,0 +1,14 @@
+/*  bench: `eda bench`, whole sagas through running services, timed. */
+#ifndef EDA_BENCH_H_INCLUDED
+#define EDA_BENCH_H_INCLUDED
+
+#include "eda_config.h"
+
+#include <stdbool.h>
+
+/*  Runs the benchmark against the services of `cfg` and prints throughput
+    and latency (as one JSON line with `json`). Returns the exit code: 0 when
+    every saga completed, 1 otherwise, 2 on bad arguments. */
+int bench_main(const eda_config_t *cfg, int timeout_ms, bool json, int argc, char **argv);
+
+#endif
