@@ -196,6 +196,17 @@ int eda_ctx_emit_end(eda_ctx_t *ctx)
     return 0;
 }
 
+int eda_ctx_choreography_order(eda_ctx_t *ctx, char *order_id, size_t size)
+{
+    const msgpack_object *data = &ctx->msg->data;
+    char saga[32] = "";
+    if (eda_get_str(data, "order_id", order_id, size) != 0 || !order_id[0])
+        return -1;
+    if (eda_get_str(data, "saga", saga, sizeof saga) == 0 && strcmp(saga, "choreography"))
+        return 0;
+    return 1;
+}
+
 int eda_ctx_bad_event(eda_ctx_t *ctx, const char *fmt, ...)
 {
     char why[256];

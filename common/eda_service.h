@@ -100,6 +100,13 @@ msgpack_packer *eda_ctx_emit(eda_ctx_t *ctx, const char *type, const char *order
     the commit. Returns 0, or -1 on a database error (return -1 then). */
 int eda_ctx_emit_end(eda_ctx_t *ctx);
 
+/*  Reads data.order_id of the peer event in hand into order_id[size] and
+    tells whether choreography should react to it: 1 for an event of a
+    choreography saga (or one that names no saga), 0 for an event of another
+    saga (orchestration: the orchestrator's business), -1 when it carries no
+    usable order_id. */
+int eda_ctx_choreography_order(eda_ctx_t *ctx, char *order_id, size_t size);
+
 /*  Counts and logs (one line) an event whose data is unusable; the event is
     then skipped. Returns 0, so a handler can `return eda_ctx_bad_event (...)`. */
 int eda_ctx_bad_event(eda_ctx_t *ctx, const char *fmt, ...)

@@ -157,26 +157,13 @@ static int s_get_customer(void *state, eda_ctx_t *ctx)
 
 /* --- peers' events ------------------------------------------------------- */
 
-/*  Reads the order id and saga of an order event; 1 when it is ours to act
-    on (a choreography order), 0 when not, -1 when malformed. */
-static int s_order_event(eda_ctx_t *ctx, char *order_id, size_t size)
-{
-    const msgpack_object *data = &eda_ctx_msg(ctx)->data;
-    char saga[32] = "";
-    if (eda_get_str(data, "order_id", order_id, size) != 0 || !order_id[0])
-        return -1;
-    if (eda_get_str(data, "saga", saga, sizeof saga) == 0 && strcmp(saga, "choreography"))
-        return 0;
-    return 1;
-}
-
 static int s_on_order_created(void *state, eda_ctx_t *ctx)
 {
     customer_state_t *self = state;
     const msgpack_object *data = &eda_ctx_msg(ctx)->data;
     char order_id[EDA_NAME_MAX + 1], customer_id[EDA_NAME_MAX + 1] = "";
     int64_t amount = -1;
-    int mine = s_order_event(ctx, order_id, sizeof order_id);
+    int mine = eda_ctx_choreography_order(ctx, order_id, sizeof order_id);
     if (mine < 0 ||
         eda_get_str(data, "customer_id", customer_id, sizeof customer_id) != 0 ||
         eda_get_i64(data, "total", &amount) != 0 || amount < 0)
@@ -217,7 +204,7 @@ static int s_on_order_ended(void *state, eda_ctx_t *ctx)
 {
     customer_state_t *self = state;
     char order_id[EDA_NAME_MAX + 1];
-    int mine = s_order_event(ctx, order_id, sizeof order_id);
+    int mine = eda_ctx_choreography_order(ctx, order_id, sizeof order_id);
     if (mine < 0)
         return eda_ctx_bad_event(ctx, "no order_id");
     if (!mine)

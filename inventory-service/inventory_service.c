@@ -219,19 +219,6 @@ static int s_decide(inventory_state_t *self, eda_ctx_t *ctx, const char *order_i
 
 /* --- peers' events ------------------------------------------------------- */
 
-/*  Reads order_id and saga: 1 a choreography order to act on, 0 not ours,
-    -1 malformed. */
-static int s_order_event(eda_ctx_t *ctx, char *order_id, size_t size)
-{
-    const msgpack_object *data = &eda_ctx_msg(ctx)->data;
-    char saga[32] = "";
-    if (eda_get_str(data, "order_id", order_id, size) != 0 || !order_id[0])
-        return -1;
-    if (eda_get_str(data, "saga", saga, sizeof saga) == 0 && strcmp(saga, "choreography"))
-        return 0;
-    return 1;
-}
-
 /*  Reads the replica of an order: 1 with credit_ok and items (n > 0 when the
     OrderCreated came), 0 none, -1 database error. */
 static int s_replica(inventory_state_t *self, const char *order_id, bool *credit_ok,
@@ -269,7 +256,7 @@ static int s_on_order_created(void *state, eda_ctx_t *ctx)
     inventory_state_t *self = state;
     char order_id[EDA_NAME_MAX + 1], why[128], res[16];
     eda_item_t items[EDA_ITEMS_MAX], lines[EDA_ITEMS_MAX];
-    int mine = s_order_event(ctx, order_id, sizeof order_id);
+    int mine = eda_ctx_choreography_order(ctx, order_id, sizeof order_id);
     if (mine < 0)
         return eda_ctx_bad_event(ctx, "no order_id");
     int n = eda_items_read(eda_map_get(&eda_ctx_msg(ctx)->data, "items"), false, items,
@@ -299,7 +286,7 @@ static int s_on_credit_reserved(void *state, eda_ctx_t *ctx)
     inventory_state_t *self = state;
     char order_id[EDA_NAME_MAX + 1], res[16];
     eda_item_t lines[EDA_ITEMS_MAX];
-    int mine = s_order_event(ctx, order_id, sizeof order_id);
+    int mine = eda_ctx_choreography_order(ctx, order_id, sizeof order_id);
     if (mine < 0)
         return eda_ctx_bad_event(ctx, "no order_id");
     if (!mine)
@@ -325,7 +312,7 @@ static int s_on_order_rejected(void *state, eda_ctx_t *ctx)
 {
     inventory_state_t *self = state;
     char order_id[EDA_NAME_MAX + 1];
-    int mine = s_order_event(ctx, order_id, sizeof order_id);
+    int mine = eda_ctx_choreography_order(ctx, order_id, sizeof order_id);
     if (mine < 0)
         return eda_ctx_bad_event(ctx, "no order_id");
     if (!mine)
@@ -341,7 +328,7 @@ static int s_on_order_cancelled(void *state, eda_ctx_t *ctx)
     char order_id[EDA_NAME_MAX + 1], res[16];
     eda_item_t lines[EDA_ITEMS_MAX];
     int n = 0;
-    int mine = s_order_event(ctx, order_id, sizeof order_id);
+    int mine = eda_ctx_choreography_order(ctx, order_id, sizeof order_id);
     if (mine < 0)
         return eda_ctx_bad_event(ctx, "no order_id");
     if (!mine)

@@ -238,12 +238,10 @@ static int s_list_orders(void *state, eda_ctx_t *ctx)
     OrderApproved or OrderRejected. `reason` is NULL for an approval. */
 static int s_settle(order_state_t *self, eda_ctx_t *ctx, const char *reason)
 {
-    const msgpack_object *data = &eda_ctx_msg(ctx)->data;
-    char order_id[EDA_NAME_MAX + 1] = "", saga[32] = "";
-    if (eda_get_str(data, "order_id", order_id, sizeof order_id) != 0 || !order_id[0])
-        return eda_ctx_bad_event(ctx, "no order_id");
-    if (eda_get_str(data, "saga", saga, sizeof saga) == 0 && strcmp(saga, "choreography"))
-        return 0; /* the orchestrator's business, not ours to react to */
+    char order_id[EDA_NAME_MAX + 1] = "";
+    int mine = eda_ctx_choreography_order(ctx, order_id, sizeof order_id);
+    if (mine <= 0)
+        return mine < 0 ? eda_ctx_bad_event(ctx, "no order_id") : 0;
     int found = s_find(self, order_id);
     if (found < 0)
         return -1;
