@@ -806,20 +806,30 @@ static void s_heartbeat(eda_service_t *svc)
     zmq_send(pub, svc->tmp.data, svc->tmp.size, 0);
 }
 
-/*  Handles every message that is ready, up to S_BATCH_MAX, in one
-    transaction. */
-static void s_batch(eda_service_t *svc)
+/*  Handles the messages that are ready, up to S_BATCH_MAX, in one
+    transaction. Only the sockets the poll found readable are read, round
+    robin until each is empty, so that no socket starves the others and no
+    empty one costs a system call. items[] is laid out as in s_loop. */
+static void s_batch(eda_service_t *svc, const zmq_pollitem_t *items, size_t n)
 {
+    bool ready[2 + 2 * EDA_PEERS_MAX];
+    for (size_t i = 1; i < n; i++)
+        ready[i] = items[i].revents & ZMQ_POLLIN;
     uint64_t count = 0;
-    int got = 1;
-    while (got && count < S_BATCH_MAX) {
-        got = 0;
-        got += s_recv_command(svc);
-        for (size_t i = 0; i < svc->npeers; i++) {
-            got += s_recv_event(svc, &svc->peers[i]);
-            got += s_recv_replay(svc, &svc->peers[i]);
+    bool any = true;
+    while (any && count < S_BATCH_MAX) {
+        any = false;
+        for (size_t i = 1; i < n; i++) {
+            if (!ready[i])
+                continue;
+            s_peer_t *peer = i >= 2 ? &svc->peers[(i - 2) / 2] : NULL;
+            int got = !peer   ? s_recv_command(svc)
+                      : i % 2 ? s_recv_replay(svc, peer)
+                              : s_recv_event(svc, peer);
+            ready[i] = got;
+            any |= got;
+            count += (uint64_t)got;
         }
-        count += (uint64_t)got;
     }
     if (!count)
         return;
@@ -875,13 +885,15 @@ static void s_loop(eda_service_t *svc)
         int rc = zmq_poll(items, (int)n, (long)s_next_timeout(svc));
         if (rc < 0 && errno != EINTR)
             break;
-        if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) {
+        if (rc < 0)
+            continue;
+        if (items[0].revents & ZMQ_POLLIN) {
             char *command = zstr_recv(svc->pipe);
             if (!command || streq(command, "$TERM"))
                 svc->terminated = true;
             zstr_free(&command);
         }
-        s_batch(svc);
+        s_batch(svc, items, n);
         s_timers(svc);
     }
 }
