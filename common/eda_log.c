@@ -149,14 +149,20 @@ size_t eda_log_fields(const msgpack_object *data, const char *skip, char *out,
         if (n < 0 || (size_t)n >= size - len)
             break;
         len += (size_t)n;
-        if (v->type == MSGPACK_OBJECT_STR) {
-            n = snprintf(out + len, size - len, "%.*s", (int)v->via.str.size,
-                         v->via.str.ptr);
-            len += n > 0 && (size_t)n < size - len ? (size_t)n : 0;
-        } else
-            len += eda_msgpack_to_json(v, out + len, size - len);
+        /* A plain string goes bare; one with spaces, quotes or control
+           characters goes as a JSON string, so a line stays one line. */
+        bool plain = v->type == MSGPACK_OBJECT_STR && v->via.str.size > 0;
+        for (uint32_t c = 0; plain && c < v->via.str.size; c++) {
+            unsigned char ch = (unsigned char)v->via.str.ptr[c];
+            plain = ch > ' ' && ch != '"' && ch != '\\' && ch != 0x7f;
+        }
+        if (plain)
+            snprintf(out + len, size - len, "%.*s", (int)v->via.str.size, v->via.str.ptr);
+        else
+            eda_msgpack_to_json(v, out + len, size - len);
+        len += strlen(out + len);
     }
-    return len;
+    return strlen(out); /* a key cut short at the end counts too */
 }
 
 /*  The order an envelope belongs to: its correlation id, else data.order_id. */
@@ -211,9 +217,14 @@ void eda_log_flow(eda_log_t *self, eda_flow_t dir, const eda_envelope_t *env,
             s_add(line, &len, ",\"error\":");
             s_add_json_str(line, &len, error);
         } else if (data->type == MSGPACK_OBJECT_MAP) {
-            s_add(line, &len, ",\"data\":");
-            if (len < S_LINE_MAX - 2)
-                len += eda_msgpack_to_json(data, line + len, S_LINE_MAX - 2 - len);
+            /* Data that does not fit is left out whole: a cut JSON value
+               would make the line unreadable to any JSON reader. */
+            char json[S_LINE_MAX];
+            size_t n = eda_msgpack_to_json(data, json, sizeof json);
+            if (len + n + 16 < S_LINE_MAX)
+                s_add(line, &len, ",\"data\":%s", json);
+            else
+                s_add(line, &len, ",\"data_truncated\":true");
         }
         s_add(line, &len, "}");
     } else {

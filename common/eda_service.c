@@ -955,6 +955,20 @@ static int s_add_peers(eda_service_t *svc)
     return 0;
 }
 
+/*  Unbinds, then closes: libzmq frees an endpoint that is only closed a
+    moment later, on its I/O thread, so binding it again at once (a restart)
+    could fail with "Address already in use". */
+static void s_close_bound(zsock_t **sock_p)
+{
+    if (!*sock_p)
+        return;
+    char *endpoint = zsock_last_endpoint(*sock_p);
+    if (endpoint && *endpoint)
+        zsock_unbind(*sock_p, "%s", endpoint);
+    zstr_free(&endpoint);
+    zsock_destroy(sock_p);
+}
+
 static void s_destroy(eda_service_t **self_p)
 {
     eda_service_t *svc = *self_p;
@@ -966,8 +980,8 @@ static void s_destroy(eda_service_t **self_p)
         zsock_destroy(&svc->peers[i].sub);
         eda_client_destroy(&svc->peers[i].client);
     }
-    zsock_destroy(&svc->router);
-    zsock_destroy(&svc->pub);
+    s_close_bound(&svc->router);
+    s_close_bound(&svc->pub);
     eda_store_destroy(&svc->store);
     eda_decoder_destroy(&svc->decoder);
     eda_decoder_destroy(&svc->log_decoder);
@@ -1029,8 +1043,8 @@ void eda_service_actor(zsock_t *pipe, void *args)
     if (!svc)
         return;
     eda_log_msg(svc->log, EDA_LOG_INFO, "ready: events %s, commands %s, db %s, epoch %s",
-                eda_config_peer(&svc->cfg, a->def->name)->events,
-                eda_config_peer(&svc->cfg, a->def->name)->commands, svc->cfg.db,
+                eda_config_peer(&svc->cfg, svc->def->name)->events,
+                eda_config_peer(&svc->cfg, svc->def->name)->commands, svc->cfg.db,
                 eda_store_epoch(svc->store));
     for (size_t i = 0; i < svc->npeers; i++)
         s_request_replay(svc, &svc->peers[i]); /* catch up before anything else */

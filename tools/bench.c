@@ -142,7 +142,7 @@ int bench_main(const eda_config_t *cfg, int timeout_ms, bool json, int argc, cha
         /* Send while the window and the pace allow. */
         while (sent < orders && sent - done_n < window &&
                (rate == 0 || sent < (now - start) * rate / 1000000 + 1)) {
-            char request_id[32];
+            char request_id[48];
             snprintf(request_id, sizeof request_id, "%s-%ld", tag, sent);
             pk = eda_client_begin(oc, "PlaceOrder", NULL);
             msgpack_pack_map(pk, 3);
