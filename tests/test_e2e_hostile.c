@@ -211,6 +211,9 @@ static void s_still_serving(void)
     tu_order_t o;
     cr_assert_eq(tu_wait_order(&sys, id, TU_SETTLE_MS, &o), 0, "%s", sys.why);
     cr_assert_str_eq(o.status, "APPROVED");
+    /* Nothing the garbage did shows in the state. */
+    cr_assert_eq(tu_wait_quiet(&sys, TU_SETTLE_MS), 0, "%s", sys.why);
+    cr_assert_eq(tu_check_invariants(&sys), 0, "%s", sys.why);
 }
 
 /*  Every kind of malformed command, on a raw DEALER to `svc`'s ROUTER. */
