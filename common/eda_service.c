@@ -239,7 +239,8 @@ static int s_batch_begin(eda_service_t *svc)
 /*  Starts one message's unit of work: a savepoint. */
 static int s_unit_begin(eda_service_t *svc)
 {
-    if (s_batch_begin(svc) || eda_store_savepoint(svc->store))
+    if (s_batch_begin(svc) || eda_store_txn_lost(svc->store) ||
+        eda_store_savepoint(svc->store))
         return -1;
     svc->outbox_mark = svc->outbox.size;
     return 0;
@@ -817,7 +818,9 @@ static void s_batch(eda_service_t *svc, const zmq_pollitem_t *items, size_t n)
         ready[i] = items[i].revents & ZMQ_POLLIN;
     uint64_t count = 0;
     bool any = true;
-    while (any && count < S_BATCH_MAX) {
+    /* A transaction SQLite rolled back on its own ends the batch: its
+       commit fails, and everything in it is undone and comes again. */
+    while (any && count < S_BATCH_MAX && !eda_store_txn_lost(svc->store)) {
         any = false;
         for (size_t i = 1; i < n; i++) {
             if (!ready[i])

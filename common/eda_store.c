@@ -195,6 +195,11 @@ bool eda_store_in_txn(eda_store_t *self)
     return self->in_txn;
 }
 
+bool eda_store_txn_lost(eda_store_t *self)
+{
+    return self->in_txn && sqlite3_get_autocommit(self->db);
+}
+
 int eda_store_begin(eda_store_t *self)
 {
     assert(!self->in_txn);

@@ -47,6 +47,10 @@ int eda_store_savepoint(eda_store_t *self);
 int eda_store_release(eda_store_t *self);
 int eda_store_rollback_to(eda_store_t *self);
 bool eda_store_in_txn(eda_store_t *self);
+/*  True when a transaction was begun but SQLite has rolled it back on its
+    own (it may, on a full disk or an I/O error): nothing more may be done
+    in it, and it will not commit. */
+bool eda_store_txn_lost(eda_store_t *self);
 const char *eda_store_errmsg(eda_store_t *self);
 
 /*  The seq the next appended event gets (1 for a new log). */
