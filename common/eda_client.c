@@ -94,6 +94,8 @@ msgpack_packer *eda_client_begin(eda_client_t *self, const char *type,
 
 int eda_client_send(eda_client_t *self)
 {
+    if (!self->sock)
+        return -1; /* a reset failed: eda_client_reset again */
     return zmq_send(zsock_resolve(self->sock), self->buf.data, self->buf.size,
                     ZMQ_DONTWAIT) < 0
                ? -1
@@ -102,6 +104,8 @@ int eda_client_send(eda_client_t *self)
 
 int eda_client_recv(eda_client_t *self, eda_envelope_t *reply)
 {
+    if (!self->sock)
+        return 1;
     zmq_msg_t msg;
     zmq_msg_init(&msg);
     void *sock = zsock_resolve(self->sock);
@@ -136,6 +140,10 @@ int eda_client_reset(eda_client_t *self)
 int eda_client_call(eda_client_t *self, int timeout_ms, eda_envelope_t *reply, char *why,
                     size_t why_size)
 {
+    if (!self->sock && eda_client_reset(self)) {
+        snprintf(why, why_size, "cannot connect to %s", self->endpoint);
+        return -1;
+    }
     if (zmq_send(zsock_resolve(self->sock), self->buf.data, self->buf.size, 0) < 0) {
         snprintf(why, why_size, "cannot send to %s: %s", self->endpoint,
                  zmq_strerror(errno));

@@ -50,7 +50,8 @@ int eda_client_reset(eda_client_t *self);
 /*  The id of the last command begun. */
 const char *eda_client_last_id(eda_client_t *self);
 
-/*  The socket, for a poll loop. Changes after eda_client_reset. */
+/*  The socket, for a poll loop. Changes after eda_client_reset; NULL when
+    that reset failed (send and recv then do nothing until another reset). */
 zsock_t *eda_client_sock(eda_client_t *self);
 
 /*  Fills out[size] with a new message id: a random per-process prefix and a

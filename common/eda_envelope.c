@@ -335,6 +335,9 @@ eda_error_t eda_decode(eda_decoder_t *self, const void *buf, size_t len,
     const msgpack_object *id = eda_map_get(&root, "id");
     if (id)
         s_env_str(id, env->id);
+    const msgpack_object *type = eda_map_get(&root, "type");
+    if (type)
+        s_env_str(type, env->type);
 
     /* Then the version, before anything else is judged. */
     const msgpack_object *v = eda_map_get(&root, "v");

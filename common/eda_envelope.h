@@ -72,8 +72,9 @@ void eda_decoder_destroy(eda_decoder_t **self_p);
 
 /*  Decodes one envelope from `buf`. Returns EDA_OK, EDA_UNSUPPORTED_VERSION
     (a `v` other than 1) or EDA_BAD_REQUEST (anything else wrong), with a
-    one-line reason in `why` (which may be NULL). On failure, fields that were
-    read before the fault (`id` above all, for the reply) stay filled. */
+    one-line reason in `why` (which may be NULL). On failure, `id` and `type`
+    are still filled when they are readable strings, so that a refusal can
+    name the command it answers. */
 eda_error_t eda_decode(eda_decoder_t *self, const void *buf, size_t len,
                        eda_envelope_t *env, char *why, size_t why_size);
 

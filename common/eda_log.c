@@ -84,6 +84,16 @@ static void s_add_time(char *line, size_t *len)
           (int)(tv.tv_usec / 1000));
 }
 
+/*  Replaces control characters by '?' in a text that came from outside, so
+    that it can neither split a line nor drive the terminal. */
+static char *s_clean(char *text)
+{
+    for (char *c = text; *c; c++)
+        if ((unsigned char)*c < ' ' || *c == 0x7f)
+            *c = '?';
+    return text;
+}
+
 static void s_write(eda_log_t *self, char *line, size_t len)
 {
     line[len++] = '\n';
@@ -110,6 +120,8 @@ void eda_log_msg(eda_log_t *self, eda_log_level_t level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    if (self->format == EDA_LOG_TEXT)
+        s_clean(text);
 
     char line[S_LINE_MAX];
     size_t len = 0;
@@ -231,15 +243,17 @@ void eda_log_flow(eda_log_t *self, eda_flow_t dir, const eda_envelope_t *env,
         char seq[32] = "";
         if (env->has_seq)
             snprintf(seq, sizeof seq, "#%llu", (unsigned long long)env->seq);
-        char fields[S_LINE_MAX / 2];
+        char fields[S_LINE_MAX / 2], type[EDA_NAME_MAX + 1];
         if (error[0])
-            snprintf(fields, sizeof fields, "%s", error);
+            snprintf(fields, sizeof fields, "%s", s_clean(error));
         else
             eda_log_fields(data, "order_id", fields, sizeof fields);
+        snprintf(type, sizeof type, "%s", env->type);
         s_add_time(line, &len);
         s_add(line, &len, " %s%-17s %s %-16s%s %-20s %-5s %s", self->colour,
-              self->service, s_flow_arrows[dir], env->type,
-              *self->colour ? "\033[0m" : "", order[0] ? order : "-", seq, fields);
+              self->service, s_flow_arrows[dir], s_clean(type),
+              *self->colour ? "\033[0m" : "", order[0] ? s_clean(order) : "-", seq,
+              fields);
         if (dir == EDA_FLOW_APPLIED && env->source[0])
             s_add(line, &len, " (from %s)", env->source);
     }

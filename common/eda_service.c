@@ -16,9 +16,13 @@
 #include <stdarg.h>
 #include <string.h>
 
-#define S_BATCH_MAX      512  /* messages handled in one transaction */
-#define S_FRAMES_MAX     16   /* frames in one command message */
-#define S_REPLAY_LIMIT   1000 /* events asked for per ReplayEvents */
+#define S_BATCH_MAX      512       /* messages handled in one transaction */
+#define S_FRAMES_MAX     16        /* frames in one command message */
+#define S_ROUTING_MAX    255       /* bytes in one routing frame */
+#define S_QUEUE_SOFT     (4 << 20) /* a batch ends once its replies pass this */
+#define S_BUFFER_KEEP    (8 << 20) /* buffers grown past this are freed after a batch */
+#define S_COMMAND_HWM    10000     /* commands queued per client connection */
+#define S_REPLAY_LIMIT   1000      /* events asked for per ReplayEvents */
 #define S_REPLAY_BYTES   (512 << 10)
 #define S_HEARTBEAT_MS   1000
 #define S_REPLAY_TIMEOUT 1000
@@ -37,6 +41,7 @@ typedef struct {
     int64_t replay_sent_ms;
     uint64_t replay_after;
     char replay_id[EDA_NAME_MAX + 1];
+    bool behind; /* its log went backwards: reported once */
 } s_peer_t;
 
 typedef struct {
@@ -109,6 +114,11 @@ eda_store_t *eda_service_store(eda_service_t *svc)
 eda_log_t *eda_ctx_log(eda_ctx_t *ctx)
 {
     return ctx->svc->log;
+}
+
+eda_log_t *eda_service_log(eda_service_t *svc)
+{
+    return svc->log;
 }
 
 const eda_config_t *eda_service_config(eda_service_t *svc)
@@ -202,9 +212,10 @@ int eda_ctx_choreography_order(eda_ctx_t *ctx, char *order_id, size_t size)
     char saga[32] = "";
     if (eda_get_str(data, "order_id", order_id, size) != 0 || !order_id[0])
         return -1;
-    if (eda_get_str(data, "saga", saga, sizeof saga) == 0 && strcmp(saga, "choreography"))
-        return 0;
-    return 1;
+    int has_saga = eda_get_str(data, "saga", saga, sizeof saga);
+    if (has_saga < 0)
+        return -1;
+    return has_saga == 1 || streq(saga, "choreography") ? 1 : 0;
 }
 
 int eda_ctx_bad_event(eda_ctx_t *ctx, const char *fmt, ...)
@@ -218,6 +229,16 @@ int eda_ctx_bad_event(eda_ctx_t *ctx, const char *fmt, ...)
     eda_log_msg(ctx->svc->log, EDA_LOG_WARN, "skipped %s #%llu from %s: %s",
                 ctx->msg->type, (unsigned long long)ctx->msg->seq, ctx->msg->source, why);
     return 0;
+}
+
+/*  Counts the time one message took to handle, from `start` (usecs). */
+static void s_count_latency(eda_service_t *svc, int64_t start)
+{
+    uint64_t took = (uint64_t)(zclock_usecs() - start);
+    svc->stats.handler_us_total += took;
+    svc->stats.handled++;
+    if (took > svc->stats.handler_us_max)
+        svc->stats.handler_us_max = took;
 }
 
 /* --- transactions ---------------------------------------------------------- */
@@ -310,7 +331,9 @@ static void s_batch_end(eda_service_t *svc)
         return;
     }
     svc->in_batch = false;
-    int rc = 0;
+    /* A transaction SQLite rolled back itself must not get its checkpoints
+       written: outside a transaction they would commit on their own. */
+    int rc = eda_store_txn_lost(svc->store) ? -1 : 0;
     for (size_t i = 0; i < svc->npeers && rc == 0; i++) {
         s_peer_t *peer = &svc->peers[i];
         if (peer->dirty)
@@ -510,11 +533,7 @@ static void s_handle_command(eda_service_t *svc, const void *body, size_t len,
                        NULL, 0) == EDA_OK)
             eda_log_flow(svc->log, EDA_FLOW_COMMAND, &env, &reply);
     }
-    uint64_t took = (uint64_t)(zclock_usecs() - start);
-    svc->stats.handler_us_total += took;
-    svc->stats.handled++;
-    if (took > svc->stats.handler_us_max)
-        svc->stats.handler_us_max = took;
+    s_count_latency(svc, start);
 }
 
 /*  Reads one command message from the ROUTER without waiting. Returns 1 when
@@ -542,8 +561,12 @@ static int s_recv_command(eda_service_t *svc)
         zmq_msg_close(&extra);
         too_many = true;
     }
-    /* Routing frames first; s_handle_command appends the reply body. Past
-       S_FRAMES_MAX frames the reply goes back on the identity frame alone. */
+    /* ZMQ_MAXMSGSIZE bounds a frame, not a message: big routing frames would
+       be copied into the reply queue and echoed back, so they are refused. */
+    for (int i = 1; i < n - 1 && !too_many; i++)
+        too_many = zmq_msg_size(&frames[i]) > S_ROUTING_MAX;
+    /* Routing frames first; s_handle_command appends the reply body. A
+       refused frame list gets its reply back on the identity frame alone. */
     int routing = too_many ? 1 : n - 1;
     s_arena_u32(&svc->replies, (uint32_t)routing + 1);
     for (int i = 0; i < routing; i++) {
@@ -552,7 +575,8 @@ static int s_recv_command(eda_service_t *svc)
                               zmq_msg_size(&frames[i]));
     }
     if (too_many)
-        s_handle_command(svc, NULL, 0, "more than 16 frames in one command message");
+        s_handle_command(svc, NULL, 0,
+                         "more than 16 frames, or a routing frame over 255 bytes");
     else
         s_handle_command(svc, zmq_msg_data(&frames[n - 1]), zmq_msg_size(&frames[n - 1]),
                          NULL);
@@ -616,17 +640,12 @@ static int s_offer_event(eda_service_t *svc, s_peer_t *peer, const eda_envelope_
     eda_event_fn *fn = s_find_handler(svc, peer->name, env->type);
     if (fn) {
         eda_ctx_t ctx = {.svc = svc, .msg = env};
-        eda_log_flow(svc->log, EDA_FLOW_APPLIED, env, NULL);
         int64_t start = zclock_usecs();
         if (s_unit_begin(svc))
             return -1;
         int rc = fn(svc->state, &ctx);
         s_unit_end(svc, rc == 0);
-        uint64_t took = (uint64_t)(zclock_usecs() - start);
-        svc->stats.handler_us_total += took;
-        svc->stats.handled++;
-        if (took > svc->stats.handler_us_max)
-            svc->stats.handler_us_max = took;
+        s_count_latency(svc, start);
         if (rc) {
             eda_log_msg(svc->log, EDA_LOG_ERROR, "could not apply %s #%llu from %s: %s",
                         env->type, (unsigned long long)env->seq, peer->name,
@@ -634,8 +653,11 @@ static int s_offer_event(eda_service_t *svc, s_peer_t *peer, const eda_envelope_
             return -1;
         }
         svc->stats.events_applied++;
-    } else
+        eda_log_flow(svc->log, EDA_FLOW_APPLIED, env, NULL);
+    } else if (s_batch_begin(svc) == 0) /* its checkpoint commits too */
         svc->stats.events_ignored++;
+    else
+        return -1;
     peer->last_seq = env->seq;
     peer->dirty = true;
     return 1;
@@ -689,8 +711,19 @@ static int s_recv_event(eda_service_t *svc, s_peer_t *peer)
     } else if (env.kind == EDA_KIND_HEARTBEAT) {
         uint64_t last = 0;
         eda_get_u64(&env.data, "last_seq", &last);
-        if (!streq(env.epoch, peer->epoch) || last > peer->last_seq)
+        bool same = streq(env.epoch, peer->epoch);
+        if (!same || last > peer->last_seq)
             s_request_replay(svc, peer);
+        /* Behind what we applied, in the same log: it lost committed events
+           (a restored backup, a power cut); its next seqs will be dropped. */
+        bool behind = same && last < peer->committed_seq;
+        if (behind && !peer->behind)
+            eda_log_msg(svc->log, EDA_LOG_ERROR,
+                        "%s reports last_seq %llu, behind the %llu applied from its log "
+                        "%s: it lost events; recreate its log to recover",
+                        peer->name, (unsigned long long)last,
+                        (unsigned long long)peer->committed_seq, peer->epoch);
+        peer->behind = behind;
     } else if (env.kind == EDA_KIND_EVENT)
         s_offer_event(svc, peer, &env);
     else {
@@ -733,8 +766,8 @@ static void s_apply_replay(eda_service_t *svc, s_peer_t *peer,
             return;
         }
     }
-    bool applied = false;
-    for (uint32_t i = 0; i < events->via.array.size; i++) {
+    bool applied = false, failed = false;
+    for (uint32_t i = 0; i < events->via.array.size && !failed; i++) {
         const msgpack_object *bin = &events->via.array.ptr[i];
         eda_envelope_t env;
         char why[256];
@@ -745,16 +778,18 @@ static void s_apply_replay(eda_service_t *svc, s_peer_t *peer,
             svc->stats.bad_input++;
             eda_log_msg(svc->log, EDA_LOG_WARN, "malformed replayed event from %s",
                         peer->name);
+            failed = true;
             break;
         }
         int rc = s_offer_event(svc, peer, &env);
-        if (rc < 0)
-            break;
+        failed = rc < 0;
         applied |= rc == 1;
     }
     if (applied)
         svc->stats.gaps_repaired++;
-    if (peer->last_seq < last)
+    /* The rest at once; after a failure, only when the next heartbeat says
+       so, a second later, rather than asking again in a tight loop. */
+    if (peer->last_seq < last && !failed)
         s_request_replay(svc, peer);
 }
 
@@ -807,6 +842,16 @@ static void s_heartbeat(eda_service_t *svc)
     zmq_send(pub, svc->tmp.data, svc->tmp.size, 0);
 }
 
+/*  Frees a buffer that a burst grew past S_BUFFER_KEEP, so memory stays
+    flat after it. */
+static void s_shrink(msgpack_sbuffer *buf)
+{
+    if (buf->alloc > S_BUFFER_KEEP) {
+        msgpack_sbuffer_destroy(buf);
+        msgpack_sbuffer_init(buf);
+    }
+}
+
 /*  Handles the messages that are ready, up to S_BATCH_MAX, in one
     transaction. Only the sockets the poll found readable are read, round
     robin until each is empty, so that no socket starves the others and no
@@ -820,7 +865,8 @@ static void s_batch(eda_service_t *svc, const zmq_pollitem_t *items, size_t n)
     bool any = true;
     /* A transaction SQLite rolled back on its own ends the batch: its
        commit fails, and everything in it is undone and comes again. */
-    while (any && count < S_BATCH_MAX && !eda_store_txn_lost(svc->store)) {
+    while (any && count < S_BATCH_MAX && svc->replies.size < S_QUEUE_SOFT &&
+           !eda_store_txn_lost(svc->store)) {
         any = false;
         for (size_t i = 1; i < n; i++) {
             if (!ready[i])
@@ -837,6 +883,10 @@ static void s_batch(eda_service_t *svc, const zmq_pollitem_t *items, size_t n)
     if (!count)
         return;
     s_batch_end(svc);
+    s_shrink(&svc->replies);
+    s_shrink(&svc->outbox);
+    s_shrink(&svc->tmp);
+    s_shrink(&svc->reply_buf);
     svc->stats.batches++;
     svc->stats.messages += count;
     if (count > svc->stats.batch_max)
@@ -882,8 +932,12 @@ static void s_loop(eda_service_t *svc)
         for (size_t i = 0; i < svc->npeers; i++) {
             items[n++] =
                 (zmq_pollitem_t){zsock_resolve(svc->peers[i].sub), 0, ZMQ_POLLIN, 0};
-            items[n++] = (zmq_pollitem_t){
-                zsock_resolve(eda_client_sock(svc->peers[i].client)), 0, ZMQ_POLLIN, 0};
+            /* A client whose reset failed has no socket until the next try:
+               fd -1 is skipped by poll. */
+            zsock_t *client = eda_client_sock(svc->peers[i].client);
+            items[n++] = client
+                             ? (zmq_pollitem_t){zsock_resolve(client), 0, ZMQ_POLLIN, 0}
+                             : (zmq_pollitem_t){NULL, -1, 0, 0};
         }
         int rc = zmq_poll(items, (int)n, (long)s_next_timeout(svc));
         if (rc < 0 && errno != EINTR)
@@ -911,7 +965,7 @@ static zsock_t *s_socket(eda_service_t *svc, int type, const char *endpoint, boo
     zsock_set_linger(sock, type == ZMQ_PUB ? 200 : 0);
     zsock_set_maxmsgsize(sock, EDA_MAX_MSG);
     zsock_set_sndhwm(sock, S_HWM);
-    zsock_set_rcvhwm(sock, S_HWM);
+    zsock_set_rcvhwm(sock, type == ZMQ_ROUTER ? S_COMMAND_HWM : S_HWM);
     if (type == ZMQ_SUB)
         zsock_set_subscribe(sock, "");
     int rc =
@@ -1031,8 +1085,12 @@ static eda_service_t *s_new(const eda_service_def_t *def, const eda_config_t *cf
         eda_log_msg(svc->log, EDA_LOG_ERROR, "no endpoints for %s", def->name);
     else if ((svc->pub = s_socket(svc, ZMQ_PUB, self->events, true)) &&
              (svc->router = s_socket(svc, ZMQ_ROUTER, self->commands, true)) &&
-             s_add_peers(svc) == 0 && (svc->state = def->start(svc)))
-        return svc;
+             s_add_peers(svc) == 0) {
+        if ((svc->state = def->start(svc)))
+            return svc;
+        eda_log_msg(svc->log, EDA_LOG_ERROR, "%s could not start (database: %s)",
+                    def->name, eda_store_errmsg(svc->store));
+    }
     s_destroy(&svc);
     return NULL;
 }
@@ -1054,6 +1112,11 @@ void eda_service_actor(zsock_t *pipe, void *args)
     svc->next_heartbeat_ms = zclock_mono();
     s_loop(svc);
     s_batch_end(svc);
+    if (!svc->terminated) {
+        /* The loop broke on its own: tell whoever waits for the actor. */
+        eda_log_msg(svc->log, EDA_LOG_ERROR, "poll failed: %s", zmq_strerror(errno));
+        zstr_send(svc->pipe, "$FAILED");
+    }
     eda_log_msg(svc->log, EDA_LOG_INFO, "stopped");
     s_destroy(&svc);
 }
@@ -1087,13 +1150,17 @@ int eda_service_main(const eda_service_def_t *def, int argc, char **argv,
         zactor_destroy(&actor);
         return 1;
     }
-    /* The actor stops on $TERM: wait here until a signal says so. */
-    while (!zsys_interrupted) {
+    /* The actor stops on $TERM: wait here until a signal says so, or the
+       actor says it failed. */
+    int exit_code = 0;
+    while (!zsys_interrupted && exit_code == 0) {
         char *msg = zstr_recv(actor);
         if (!msg)
             break;
+        if (streq(msg, "$FAILED"))
+            exit_code = 1;
         zstr_free(&msg);
     }
     zactor_destroy(&actor);
-    return 0;
+    return exit_code;
 }

@@ -82,6 +82,7 @@ eda_store_t *eda_service_store(eda_service_t *svc);
 
 /*  The service's logger and configuration. */
 eda_log_t *eda_ctx_log(eda_ctx_t *ctx);
+eda_log_t *eda_service_log(eda_service_t *svc);
 const eda_config_t *eda_service_config(eda_service_t *svc);
 
 /*  Starts an ok reply and returns the packer: pack exactly one map. */
@@ -104,7 +105,7 @@ int eda_ctx_emit_end(eda_ctx_t *ctx);
     tells whether choreography should react to it: 1 for an event of a
     choreography saga (or one that names no saga), 0 for an event of another
     saga (orchestration: the orchestrator's business), -1 when it carries no
-    usable order_id. */
+    usable order_id or a saga that is not a string. */
 int eda_ctx_choreography_order(eda_ctx_t *ctx, char *order_id, size_t size);
 
 /*  Counts and logs (one line) an event whose data is unusable; the event is

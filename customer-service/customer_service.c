@@ -214,8 +214,10 @@ static int s_on_order_ended(void *state, eda_ctx_t *ctx)
     if (held <= 0 || strcmp(hold.state, "RESERVED"))
         return held < 0 ? -1 : 0; /* nothing held: releasing nothing is a no-op */
     customer_credit_t credit;
-    if (s_get(self, hold.customer_id, NULL, 0, &credit) != 1)
-        return -1;
+    int found = s_get(self, hold.customer_id, NULL, 0, &credit);
+    if (found <= 0) /* a hold on a customer that is gone cannot be undone */
+        return found < 0 ? -1
+                         : eda_ctx_bad_event(ctx, "no customer %s", hold.customer_id);
     customer_release(&credit, hold.amount);
     if (s_set_reserved(self, hold.customer_id, credit.reserved) ||
         s_hold_put(self, order_id, hold.customer_id, hold.amount, "RELEASED"))

@@ -88,7 +88,8 @@ static int s_add_stock(void *state, eda_ctx_t *ctx)
     int found = sku[0] ? s_stock(self, sku, &available, &reserved) : 0;
     if (found < 0)
         return -1;
-    if (inventory_validate_add(sku, qty, available, why, sizeof why))
+    /* All stock added (available + reserved) must stay within 63 bits. */
+    if (inventory_validate_add(sku, qty, available + reserved, why, sizeof why))
         return eda_ctx_error(ctx, EDA_BAD_REQUEST, "%s", why);
     sqlite3_bind_text(self->add, 1, sku, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(self->add, 2, qty);
@@ -335,8 +336,10 @@ static int s_on_order_cancelled(void *state, eda_ctx_t *ctx)
         return 0;
     if (s_reservation(self, order_id, res, lines, &n))
         return -1;
-    if (strcmp(res, "RESERVED") || n <= 0)
+    if (strcmp(res, "RESERVED"))
         return 0; /* nothing held: releasing nothing is a no-op */
+    if (n <= 0)
+        return eda_ctx_bad_event(ctx, "the held items of %s cannot be read", order_id);
     s_pack_items(self, lines, (size_t)n);
     if (s_move(self, lines, n, -1) || s_reservation_put(self, order_id, "RELEASED"))
         return -1;
@@ -366,7 +369,11 @@ static void *s_start(eda_service_t *svc)
         return NULL;
     msgpack_sbuffer_init(&self->buf);
     msgpack_packer_init(&self->pk, &self->buf, msgpack_sbuffer_write);
-    msgpack_zone_init(&self->zone, 4096);
+    if (!msgpack_zone_init(&self->zone, 4096)) {
+        msgpack_sbuffer_destroy(&self->buf);
+        free(self);
+        return NULL;
+    }
     eda_store_t *store = eda_service_store(svc);
     self->add =
         eda_store_prepare(store, "INSERT INTO stock (sku, available) VALUES (?1, ?2)"

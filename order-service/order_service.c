@@ -30,7 +30,7 @@ typedef struct {
     eda_service_t *svc;
     sqlite3_stmt *insert, *by_id, *by_request, *list_all, *list_status, *set_status,
         *max_row;
-    char id_prefix[16]; /* "o-" and the first 6 characters of the epoch */
+    char id_prefix[16]; /* "o-" and the first 12 characters of the epoch */
     int64_t next_number;
     msgpack_sbuffer items; /* scratch for an order's packed items */
     msgpack_packer items_pk;
@@ -284,8 +284,12 @@ static int s_on_rejected(void *state, eda_ctx_t *ctx)
 {
     char reason[64] = "";
     if (eda_get_str(&eda_ctx_msg(ctx)->data, "reason", reason, sizeof reason) != 0 ||
-        !order_reason_valid(reason))
-        return eda_ctx_bad_event(ctx, "missing or unknown reason");
+        !reason[0])
+        return eda_ctx_bad_event(ctx, "no reason");
+    /* A reason this version does not know (a newer peer) still rejects. */
+    if (!order_reason_valid(reason))
+        eda_log_msg(eda_ctx_log(ctx), EDA_LOG_WARN, "unknown rejection reason %s",
+                    reason);
     return s_settle(state, ctx, reason);
 }
 
@@ -309,6 +313,11 @@ static void s_stop(void **state_p)
 
 static void *s_start(eda_service_t *svc)
 {
+    if (streq(eda_service_config(svc)->saga, "orchestration")) {
+        eda_log_msg(eda_service_log(svc), EDA_LOG_ERROR,
+                    "--saga orchestration is not available in this version");
+        return NULL;
+    }
     order_state_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
@@ -345,7 +354,7 @@ static void *s_start(eda_service_t *svc)
        an id that peers may still hold. */
     self->next_number = sqlite3_column_int64(self->max_row, 0) + 1;
     sqlite3_reset(self->max_row);
-    snprintf(self->id_prefix, sizeof self->id_prefix, "o-%.6s", eda_store_epoch(store));
+    snprintf(self->id_prefix, sizeof self->id_prefix, "o-%.12s", eda_store_epoch(store));
     return self;
 }
 

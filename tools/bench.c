@@ -36,8 +36,8 @@ static int64_t s_quantile(const int64_t *v, size_t n, double q)
 /*  Sends one command and waits for its ok reply. 0, or -1 with a message. */
 static int s_setup_call(eda_client_t *client, int timeout_ms, const char *what)
 {
-    eda_envelope_t reply;
-    char why[256];
+    eda_envelope_t reply = {.ok = -1};
+    char why[256] = "";
     if (eda_client_call(client, timeout_ms, &reply, why, sizeof why) || reply.ok != 1) {
         fprintf(stderr, "eda bench: %s failed: %s\n", what,
                 reply.ok == 0 ? "refused" : why);

@@ -543,7 +543,7 @@ static void s_print_lane(const eda_envelope_t *env, bool colour)
            (int)(env->ts % 1000000 / 1000));
     for (int i = 0; i < S_SERVICES; i++)
         printf("%s", i == lane ? "●  " : "│  ");
-    printf("%s%-16s%s %-14s #%-5" PRIu64 " %s\n",
+    printf("%s%-16s%s %-20s #%-5" PRIu64 " %s\n",
            colour && lane >= 0 ? colours[lane] : "", env->type,
            colour && lane >= 0 ? "\033[0m" : "",
            env->correlation_id[0] ? env->correlation_id : "-", env->seq, fields);
@@ -646,8 +646,7 @@ static int s_collect(s_opts_t *o, const char *service, const char *order_id,
         if (rc || !events || events->type != MSGPACK_OBJECT_ARRAY ||
             eda_get_u64(&reply.data, "last_seq", &last) != 0)
             break;
-        if (events->via.array.size == 0)
-            break;
+        uint64_t before = after;
         for (uint32_t i = 0; i < events->via.array.size; i++) {
             const msgpack_object *bin = &events->via.array.ptr[i];
             eda_envelope_t env;
@@ -660,11 +659,17 @@ static int s_collect(s_opts_t *o, const char *service, const char *order_id,
             if (!streq(env.correlation_id, order_id) && !streq(data_order, order_id))
                 continue;
             s_traced_t *t = calloc(1, sizeof *t);
-            t->body = malloc(bin->via.bin.size);
+            if (!t || !(t->body = malloc(bin->via.bin.size))) {
+                free(t);
+                rc = s_fail("out of memory");
+                break;
+            }
             memcpy(t->body, bin->via.bin.ptr, bin->via.bin.size);
             t->len = bin->via.bin.size;
             zlistx_add_end(found, t);
         }
+        if (after == before)
+            break; /* nothing readable in this page: the rest cannot be reached */
     }
     eda_decoder_destroy(&decoder);
     eda_client_destroy(&client);
@@ -684,6 +689,12 @@ static int s_cmd_trace(s_opts_t *o, int argc, char **argv)
     size_t n = zlistx_size(found);
     s_traced_t *all = calloc(n ? n : 1, sizeof *all);
     eda_decoder_t *decoder = eda_decoder_new();
+    if (!all || !decoder) {
+        free(all);
+        eda_decoder_destroy(&decoder);
+        zlistx_destroy(&found);
+        return s_fail("out of memory");
+    }
     size_t k = 0;
     for (s_traced_t *t = zlistx_first(found); t; t = zlistx_next(found)) {
         all[k] = *t;
@@ -790,9 +801,13 @@ int main(int argc, char **argv)
     /* Global options come before the command. */
     int i = 1;
     const char *file = getenv("EDA_CONFIG");
-    for (int j = 1; j < argc && argv[j][0] == '-'; j++)
+    for (int j = 1; j < argc && argv[j][0] == '-'; j++) {
         if (streq(argv[j], "--config") && j + 1 < argc)
             file = argv[j + 1];
+        if (!streq(argv[j], "--json") && !streq(argv[j], "--help") &&
+            !streq(argv[j], "--version"))
+            j++; /* skip the option's value */
+    }
     if (file && *file && eda_config_load_file(&o.cfg, file, why, sizeof why))
         return s_fail("%s", why);
     if (eda_config_load_env(&o.cfg, why, sizeof why))
