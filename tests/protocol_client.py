@@ -452,7 +452,7 @@ def _run(ctx, eps, procs, dealer, req, both, followers):
         check_eq(f"GetStock apple {label}", d, {"sku": "apple", "available": 15, "reserved": 0})
 
     # --- orders ---------------------------------------------------------------
-    oid_re = re.compile(r"^o-[0-9a-f]{6}-[0-9]+$")
+    oid_re = re.compile(r"^o-[0-9a-f]{12}-[0-9]+$")
     orders = {}
 
     def place(label, cl, data):
@@ -653,7 +653,7 @@ def _run(ctx, eps, procs, dealer, req, both, followers):
         check(f"{s} a gap was detected and repaired", f.gaps >= 1 and f.replays >= 2,
               f"gaps {f.gaps}, replays {f.replays}")
     check_eq("order epoch prefix in order ids", oa.split("-")[1],
-             followers["order-service"].epoch[:6])
+             followers["order-service"].epoch[:12])
     # Total events per service.
     check_eq("order-service event count", len(followers["order-service"].events), 10)
     check_eq("customer-service event count", len(followers["customer-service"].events), 9)
