@@ -336,6 +336,25 @@ static void s_attack_commands(tu_service_t svc)
     s_expect_error(svc, dealer, many, 20, "BAD_REQUEST", "", "twenty frames");
     malformed++;
 
+    /* A routing frame over 255 bytes: refused the same way, not echoed. */
+    static char wide[4096];
+    memset(wide, 'w', sizeof wide);
+    s_envelope(&s_buf, 1, "command", "Ping", "c-wide", true);
+    s_send(dealer, (s_frame_t[]){{wide, sizeof wide}, {s_buf.data, s_buf.size}}, 2);
+    zmq_msg_t alone[4];
+    int nalone = s_recv(dealer, S_REPLY_MS, alone, 4);
+    cr_assert_eq(nalone, 1, "a 4 KiB routing frame: reply of %d frames, not 1", nalone);
+    eda_envelope_t refusal;
+    cr_assert_eq(eda_decode(s_decoder, zmq_msg_data(&alone[0]), zmq_msg_size(&alone[0]),
+                            &refusal, NULL, 0),
+                 EDA_OK);
+    s_close_all(alone, nalone);
+    cr_assert_eq(refusal.ok, 0);
+    char code[32] = "";
+    eda_get_str(&refusal.error, "code", code, sizeof code);
+    cr_assert_str_eq(code, "BAD_REQUEST");
+    malformed++;
+
     /* A valid command on the same socket still gets its own answer. */
     s_envelope(&s_buf, 1, "command", "Ping", "c-fine", true);
     s_send(dealer, (s_frame_t[]){{s_buf.data, s_buf.size}}, 1);

@@ -456,3 +456,24 @@ Test(e2e_saga, order_whose_same_sku_quantities_overflow_is_settled)
     }
     s_finish();
 }
+
+/*  All stock ever added to an item, available + reserved, stays within 63
+    bits: otherwise SQLite turns `reserved` into a floating-point value. */
+Test(e2e_saga, stock_added_beyond_63_bits_counting_the_reserved_is_refused)
+{
+    const int64_t huge = INT64_MAX / 2 + 1;
+    cr_assert_eq(tu_create_customer(&sys, "mona", 0), 0, "%s", sys.why);
+    cr_assert_eq(tu_add_stock(&sys, "grain", huge), 0, "%s", sys.why);
+    tu_item_t items[] = {{"grain", huge, 0}};
+    char id[EDA_NAME_MAX + 1], status[16], code[32];
+    cr_assert_eq(tu_place_order(&sys, "mona", items, 1, NULL, id, status, code), 0, "%s",
+                 sys.why);
+    tu_order_t o;
+    cr_assert_eq(tu_wait_order(&sys, id, TU_SETTLE_MS, &o), 0, "%s", sys.why);
+    cr_assert_str_eq(o.status, "APPROVED");
+    s_expect_stock("grain", 0, huge);
+    /* available is 0, but available + reserved + huge would overflow */
+    cr_assert_eq(tu_add_stock(&sys, "grain", huge), -1, "the AddStock was accepted");
+    s_expect_stock("grain", 0, huge);
+    s_finish();
+}

@@ -800,6 +800,16 @@ Test(envelope, other_versions_are_unsupported)
         }
 }
 
+Test(envelope, a_refusal_still_knows_the_id_and_type)
+{
+    eda_envelope_t env;
+    fields_t fs = s_valid(K_COMMAND);
+    s_set(&fs, (field_t){"v", F_UINT, NULL, 2});
+    cr_assert_eq(s_decode_fields(&fs, &env), EDA_UNSUPPORTED_VERSION);
+    cr_assert_str_neq(env.id, "");
+    cr_assert_str_neq(env.type, "", "the reply could not echo the command's type");
+}
+
 Test(envelope, version_is_checked_before_anything_else)
 {
     eda_envelope_t env;

@@ -241,6 +241,20 @@ Test(log, text_line_stays_one_line_with_a_newline_in_a_field)
     cr_assert_eq(s_lines(t), 1, "one event, %zu lines:\n%s", s_lines(t), t);
 }
 
+Test(log, text_line_stays_one_line_with_control_characters_in_type_and_order)
+{
+    eda_log_t *log = eda_log_new("order-service", EDA_LOG_TEXT, EDA_LOG_INFO, s_out);
+    msgpack_packer *pk =
+        s_begin(0, EDA_KIND_COMMAND, "Get\nOrder\033[2J", "o-1\nforged", 0, 0);
+    msgpack_pack_map(pk, 0);
+    eda_log_flow(log, EDA_FLOW_COMMAND, s_end(0), NULL);
+    eda_log_msg(log, EDA_LOG_WARN, "no order %s", "x\ny");
+    eda_log_destroy(&log);
+    const char *t = s_text();
+    cr_assert_eq(s_lines(t), 2, "two lines expected:\n%s", t);
+    cr_assert_null(strchr(t, '\033'), "an escape sequence from outside reached the log");
+}
+
 /* --- JSON lines ------------------------------------------------------------------ */
 
 Test(log, json_flow_line_is_json_with_every_key)

@@ -409,6 +409,16 @@ Test(service, unopenable_database_fails)
     }
 }
 
+Test(service, order_service_refuses_orchestration_until_it_has_it)
+{
+    s_topo_t t;
+    s_topo_init(&t, ":memory:");
+    s_set(&t.cfg[S_ORDER], "saga", "orchestration");
+    zactor_t *actor;
+    cr_assert_eq(s_start(&order_service_def, &t.cfg[S_ORDER], &actor), -1);
+    s_stop(&actor);
+}
+
 /* --- built-in commands -------------------------------------------------------- */
 
 Test(service, ping_has_the_documented_fields)
