@@ -25,7 +25,8 @@
 #define S_REPLAY_LIMIT   1000      /* events asked for per ReplayEvents */
 #define S_REPLAY_BYTES   (512 << 10)
 #define S_HEARTBEAT_MS   1000
-#define S_REPLAY_TIMEOUT 1000
+#define S_REPLAY_TIMEOUT 1000 /* first wait for a ReplayEvents answer, doubling */
+#define S_REPLAY_BACKOFF 8000 /* up to this while the peer stays silent */
 #define S_HWM            100000
 
 typedef struct {
@@ -39,6 +40,7 @@ typedef struct {
     bool dirty; /* checkpoint to write before commit */
     bool replay_pending;
     int64_t replay_sent_ms;
+    int64_t replay_wait_ms; /* how long this request may take */
     uint64_t replay_after;
     char replay_id[EDA_NAME_MAX + 1];
     bool behind; /* its log went backwards: reported once */
@@ -611,6 +613,7 @@ static void s_request_replay(eda_service_t *svc, s_peer_t *peer)
              eda_client_last_id(peer->client));
     peer->replay_pending = true;
     peer->replay_sent_ms = zclock_mono();
+    peer->replay_wait_ms = S_REPLAY_TIMEOUT;
     svc->stats.replays_requested++;
     if (eda_client_send(peer->client))
         eda_log_msg(svc->log, EDA_LOG_DEBUG, "replay request to %s not queued",
@@ -712,6 +715,14 @@ static int s_recv_event(eda_service_t *svc, s_peer_t *peer)
         uint64_t last = 0;
         eda_get_u64(&env.data, "last_seq", &last);
         bool same = streq(env.epoch, peer->epoch);
+        /* A live peer that has left a request unanswered for a while lost
+           it (it restarted after taking it): ask again now, not after the
+           backoff. */
+        if (peer->replay_pending &&
+            zclock_mono() - peer->replay_sent_ms >= S_REPLAY_TIMEOUT) {
+            eda_client_reset(peer->client);
+            peer->replay_pending = false;
+        }
         if (!same || last > peer->last_seq)
             s_request_replay(svc, peer);
         /* Behind what we applied, in the same log: it lost committed events
@@ -902,11 +913,14 @@ static void s_timers(eda_service_t *svc)
     }
     for (size_t i = 0; i < svc->npeers; i++) {
         s_peer_t *peer = &svc->peers[i];
-        if (peer->replay_pending && now - peer->replay_sent_ms >= S_REPLAY_TIMEOUT) {
-            /* No answer: the peer is down or restarted. Fresh socket, ask again. */
+        if (peer->replay_pending && now - peer->replay_sent_ms >= peer->replay_wait_ms) {
+            /* No answer: the peer is down, restarted or slow. Fresh socket,
+               ask again, and give the next request twice as long. */
+            int64_t wait = peer->replay_wait_ms * 2;
             eda_client_reset(peer->client);
             peer->replay_pending = false;
             s_request_replay(svc, peer);
+            peer->replay_wait_ms = wait < S_REPLAY_BACKOFF ? wait : S_REPLAY_BACKOFF;
         }
     }
 }
@@ -917,8 +931,8 @@ static int64_t s_next_timeout(eda_service_t *svc)
     int64_t next = svc->next_heartbeat_ms;
     for (size_t i = 0; i < svc->npeers; i++)
         if (svc->peers[i].replay_pending &&
-            svc->peers[i].replay_sent_ms + S_REPLAY_TIMEOUT < next)
-            next = svc->peers[i].replay_sent_ms + S_REPLAY_TIMEOUT;
+            svc->peers[i].replay_sent_ms + svc->peers[i].replay_wait_ms < next)
+            next = svc->peers[i].replay_sent_ms + svc->peers[i].replay_wait_ms;
     return next > now ? next - now : 0;
 }
 
