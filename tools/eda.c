@@ -228,7 +228,6 @@ static int s_cmd_place_order(s_opts_t *o, int argc, char **argv)
                                        {"request-id", required_argument, 0, 'r'},
                                        {"saga", required_argument, 0, 's'},
                                        {"wait", no_argument, 0, 'w'},
-                                       {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
     const char *customer = NULL, *request_id = NULL, *saga = NULL;
     bool wait = false;
@@ -250,12 +249,6 @@ static int s_cmd_place_order(s_opts_t *o, int argc, char **argv)
                 return s_usage_error("at most 100 items");
             if (s_parse_item(optarg, &items[n++]))
                 return s_usage_error("--item wants SKU:QTY:PRICE, e.g. apple:2:150");
-        } else if (c == 'h') {
-            printf(
-                "usage: eda place-order --customer ID --item SKU:QTY:PRICE [--item ...]\n"
-                "       [--request-id ID] [--saga choreography|orchestration] "
-                "[--wait]\n");
-            return 0;
         } else
             return s_usage_error("bad place-order option");
     }
@@ -848,6 +841,12 @@ int main(int argc, char **argv)
         return s_usage_error("no command");
     zsys_init();
     zsys_set_logstream(NULL);
+    /* `eda COMMAND --help` anywhere after the command: the usage, exit 0. */
+    for (int j = i + 1; j < argc; j++)
+        if (streq(argv[j], "--help") || streq(argv[j], "-h")) {
+            printf("%s", s_usage);
+            return 0;
+        }
     for (const s_command_t *c = s_commands; c->name; c++)
         if (streq(c->name, argv[i]))
             return c->fn(&o, argc - i, argv + i);
