@@ -323,9 +323,45 @@ static void s_send_replies(eda_service_t *svc)
     svc->replies.size = 0;
 }
 
-/*  Commits the batch, then publishes and replies. On a failed commit nothing
-    leaves: the peers' checkpoints are rewound (their events come again) and
-    the clients time out and retry (PlaceOrder is idempotent by request_id). */
+/*  Turns every queued reply into an INTERNAL error, keeping its routing
+    frames: the batch they answer was not committed, so none of them may
+    report a change. Can't fail (msgpack buffers abort on out of memory). */
+static void s_fail_replies(eda_service_t *svc)
+{
+    msgpack_sbuffer failed;
+    msgpack_sbuffer_init(&failed);
+    const char *p = svc->replies.data, *end = p + svc->replies.size;
+    while (p < end) {
+        uint32_t nframes = s_read_u32(&p);
+        s_arena_u32(&failed, nframes);
+        for (uint32_t i = 0; i + 1 < nframes; i++) {
+            uint32_t len = s_read_u32(&p);
+            s_arena_u32(&failed, len);
+            msgpack_sbuffer_write(&failed, p, len);
+            p += len;
+        }
+        uint32_t len = s_read_u32(&p);
+        eda_envelope_t reply, command = {0};
+        if (eda_decode(svc->log_decoder, p, len, &reply, NULL, 0) == EDA_OK) {
+            memcpy(command.type, reply.type, sizeof command.type);
+            memcpy(command.correlation_id, reply.correlation_id,
+                   sizeof reply.correlation_id);
+            memcpy(command.id, reply.causation_id, sizeof command.id);
+        }
+        p += len;
+        eda_ctx_t ctx = {.svc = svc, .msg = &command};
+        eda_ctx_error(&ctx, EDA_INTERNAL, "not done: the database could not commit");
+        s_arena_u32(&failed, (uint32_t)svc->reply_buf.size);
+        msgpack_sbuffer_write(&failed, svc->reply_buf.data, svc->reply_buf.size);
+    }
+    msgpack_sbuffer_destroy(&svc->replies);
+    svc->replies = failed;
+}
+
+/*  Commits the batch, then publishes and replies. On a failed commit no
+    event leaves, the peers' checkpoints are rewound (their events come
+    again), and every command of the batch is answered INTERNAL, so that its
+    client can retry (PlaceOrder is idempotent by request_id). */
 static void s_batch_end(eda_service_t *svc)
 {
     if (!svc->in_batch) {
@@ -358,10 +394,11 @@ static void s_batch_end(eda_service_t *svc)
     }
     if (rc) {
         svc->stats.commits_failed++;
-        eda_log_msg(svc->log, EDA_LOG_ERROR, "commit failed, batch dropped: %s",
+        eda_log_msg(svc->log, EDA_LOG_ERROR, "commit failed, batch undone: %s",
                     eda_store_errmsg(svc->store));
         svc->outbox.size = 0;
-        svc->replies.size = 0;
+        s_fail_replies(svc);
+        s_send_replies(svc);
         return;
     }
     s_publish_outbox(svc);
