@@ -45,6 +45,7 @@ static zactor_t *s_actors[S_MAX_ACTORS];
 static eda_service_args_t s_args[S_MAX_ACTORS];
 static eda_client_t *s_clients[S_MAX_CLIENT];
 static char s_dir[512];
+static bool s_mounted; /* s_dir is a tmpfs of the test's own */
 
 static void s_teardown(void)
 {
@@ -52,6 +53,13 @@ static void s_teardown(void)
         eda_client_destroy(&s_clients[i]);
     for (int i = 0; i < S_MAX_ACTORS; i++)
         zactor_destroy(&s_actors[i]);
+    if (s_mounted) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "umount '%s'", s_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "test_service: could not unmount %s\n", s_dir);
+        s_mounted = false;
+    }
     if (s_dir[0])
         tu_rmtree(s_dir);
     s_dir[0] = '\0';
@@ -940,4 +948,68 @@ Test(service, args_need_not_outlive_zactor_new)
     s_expect_ok(&reply);
     s_stop(&actor);
     free(args);
+}
+
+/*  A full disk, on a 512 KiB tmpfs of the test's own (mounting needs root:
+    elsewhere the test is skipped). A command whose change cannot be written
+    is answered INTERNAL, not left waiting; nothing of it stays; and the
+    service goes on answering. */
+Test(service, full_disk_answers_internal_and_keeps_serving)
+{
+    cr_assert_eq(tu_tempdir(s_dir, sizeof s_dir), 0);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "mount -t tmpfs -o size=512k eda-test '%s' 2>/dev/null",
+             s_dir);
+    if (geteuid() != 0 || system(cmd) != 0)
+        cr_skip_test("mounting a small tmpfs needs root");
+    s_mounted = true;
+    char db[700];
+    snprintf(db, sizeof db, "%s/customer.db", s_dir);
+    s_topo_t t;
+    s_topo_init(&t, db);
+    zactor_t *actor;
+    cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], &actor), 0);
+    eda_client_t *client = s_client(t.commands[S_CUSTOMER]);
+
+    char name[EDA_NAME_MAX + 1];
+    memset(name, 'n', EDA_NAME_MAX);
+    name[EDA_NAME_MAX] = '\0';
+    eda_envelope_t reply;
+    int created = 0;
+    bool full = false;
+    for (int i = 0; i < 100000 && !full; i++) {
+        char id[EDA_NAME_MAX + 1];
+        snprintf(id, sizeof id, "customer-%06d", i);
+        msgpack_packer *pk = eda_client_begin(client, "CreateCustomer", NULL);
+        msgpack_pack_map(pk, 3);
+        eda_pack_kv_str(pk, "customer_id", id);
+        eda_pack_kv_str(pk, "name", name);
+        eda_pack_kv_i64(pk, "credit_limit", 100);
+        s_call(client, &reply);
+        if (reply.ok == 1)
+            created++;
+        else {
+            s_expect_error(&reply, "INTERNAL");
+            full = true;
+        }
+    }
+    cr_assert(full, "512 KiB held %d customers and never filled", created);
+    cr_assert_gt(created, 0);
+
+    s_call_empty(client, "Ping", &reply);
+    s_expect_ok(&reply);
+    /* The last customer that was created is there; the refused one is not. */
+    for (int i = created - 1; i <= created; i++) {
+        char id[EDA_NAME_MAX + 1];
+        snprintf(id, sizeof id, "customer-%06d", i);
+        msgpack_packer *pk = eda_client_begin(client, "GetCustomer", NULL);
+        msgpack_pack_map(pk, 1);
+        eda_pack_kv_str(pk, "customer_id", id);
+        s_call(client, &reply);
+        if (i < created)
+            s_expect_ok(&reply);
+        else
+            s_expect_error(&reply, "NOT_FOUND");
+    }
+    s_stop(&actor);
 }
