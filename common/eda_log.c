@@ -1,5 +1,8 @@
-/*  eda_log: lines are built in a stack buffer and written with one fwrite, so
-    lines from several processes sharing a terminal do not interleave.
+/*  eda_log: lines are built in a stack buffer and gathered, whole, in a
+    buffer of the logger's own that eda_log_flush writes with one fwrite:
+    lines from several processes sharing a terminal do not interleave, and a
+    busy service does not pay a system call a line. Errors are written at
+    once.
 */
 #include "eda_log.h"
 
@@ -11,6 +14,7 @@
 #include <unistd.h>
 
 #define S_LINE_MAX 4096
+#define S_BUFFER   (64 << 10) /* lines gathered before they must be written */
 
 struct eda_log {
     char service[64];
@@ -18,6 +22,8 @@ struct eda_log {
     eda_log_level_t level;
     FILE *out;
     const char *colour; /* "" without a tty */
+    size_t used;        /* bytes waiting in buffer */
+    char buffer[S_BUFFER];
 };
 
 static const char *s_level_names[] = {"error", "warn", "info", "debug"};
@@ -52,6 +58,7 @@ void eda_log_destroy(eda_log_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
+    eda_log_flush(*self_p);
     free(*self_p);
     *self_p = NULL;
 }
@@ -94,11 +101,22 @@ static char *s_clean(char *text)
     return text;
 }
 
+void eda_log_flush(eda_log_t *self)
+{
+    if (!self || !self->used)
+        return;
+    fwrite(self->buffer, 1, self->used, self->out);
+    fflush(self->out);
+    self->used = 0;
+}
+
 static void s_write(eda_log_t *self, char *line, size_t len)
 {
     line[len++] = '\n';
-    fwrite(line, 1, len, self->out);
-    fflush(self->out);
+    if (self->used + len > S_BUFFER)
+        eda_log_flush(self);
+    memcpy(self->buffer + self->used, line, len);
+    self->used += len;
 }
 
 /*  Appends a JSON string literal of s. */
@@ -137,6 +155,8 @@ void eda_log_msg(eda_log_t *self, eda_log_level_t level, const char *fmt, ...)
               *self->colour ? "\033[0m" : "", s_level_names[level], text);
     }
     s_write(self, line, len);
+    if (level <= EDA_LOG_WARN)
+        eda_log_flush(self); /* trouble is told at once */
 }
 
 size_t eda_log_fields(const msgpack_object *data, const char *skip, char *out,

@@ -22,6 +22,10 @@ eda_log_t *eda_log_new(const char *service, eda_log_format_t format,
 /*  Destroys the logger and nulls the pointer. Idempotent. */
 void eda_log_destroy(eda_log_t **self_p);
 
+/*  Writes the lines gathered so far. A service calls it once per batch;
+    destroy calls it too. Can't fail (a write error is the stream's). */
+void eda_log_flush(eda_log_t *self);
+
 /*  True when lines of `level` are written. */
 bool eda_log_enabled(eda_log_t *self, eda_log_level_t level);
 

@@ -990,6 +990,7 @@ static void s_loop(eda_service_t *svc)
                              ? (zmq_pollitem_t){zsock_resolve(client), 0, ZMQ_POLLIN, 0}
                              : (zmq_pollitem_t){NULL, -1, 0, 0};
         }
+        eda_log_flush(svc->log); /* the last batch's lines, before waiting */
         int rc = zmq_poll(items, (int)n, (long)s_next_timeout(svc));
         if (rc < 0 && errno != EINTR)
             break;
