@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -84,6 +87,51 @@ int tu_system_init(tu_system_t *sys)
     return 0;
 }
 
+/*  A TCP port on 127.0.0.1 that nothing listens on now: the kernel's pick
+    for port 0. Returns it, or -1. */
+static int s_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof addr;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 &&
+        getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
+        port = ntohs(addr.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+int tu_system_use_config(tu_system_t *sys)
+{
+    snprintf(sys->config, sizeof sys->config, "%s/shop.cfg", sys->dir);
+    FILE *file = fopen(sys->config, "w");
+    if (!file)
+        return s_fail(sys, "cannot write %s: %s", sys->config, strerror(errno));
+    fprintf(file, "#   The whole topology, one section a service\n");
+    for (int i = 0; i < TU_NSERVICES; i++) {
+        int events = s_free_port(), commands = s_free_port();
+        if (events < 0 || commands < 0) {
+            fclose(file);
+            return s_fail(sys, "no free TCP port");
+        }
+        snprintf(sys->events[i], sizeof sys->events[i], "tcp://127.0.0.1:%d", events);
+        snprintf(sys->commands[i], sizeof sys->commands[i], "tcp://127.0.0.1:%d",
+                 commands);
+        fprintf(file, "%s\n    events = %s\n    commands = %s\n    db = %s\n", s_names[i],
+                sys->events[i], sys->commands[i], sys->db[i]);
+        eda_client_destroy(&sys->client[i]);
+        sys->client[i] = eda_client_new(sys->commands[i], "e2e-test");
+        if (!sys->client[i]) {
+            fclose(file);
+            return s_fail(sys, "cannot connect a client to %s", sys->commands[i]);
+        }
+    }
+    return fclose(file) == 0 ? 0 : s_fail(sys, "cannot write %s", sys->config);
+}
+
 /*  Reaps `svc` if it has exited. Returns true when it is still running. */
 static bool s_alive(tu_system_t *sys, tu_service_t svc, int *status)
 {
@@ -123,6 +171,7 @@ int tu_system_start(tu_system_t *sys, tu_service_t svc)
         "--db",   sys->db[svc], "--peer",         peers[0],      "--peer",
         peers[1], "--peer",     peers[2],         "--log-level", "warn",
         NULL};
+    char *config_argv[] = {path, "--config", sys->config, "--log-level", "warn", NULL};
     int fd = open(sys->log[svc], O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd < 0)
         return s_fail(sys, "cannot open %s: %s", sys->log[svc], strerror(errno));
@@ -141,7 +190,7 @@ int tu_system_start(tu_system_t *sys, tu_service_t svc)
         dup2(fd, STDOUT_FILENO);
         dup2(fd, STDERR_FILENO);
         close(fd);
-        execv(path, argv);
+        execv(path, sys->config[0] ? config_argv : argv);
         _exit(127);
     }
     close(fd);

@@ -40,6 +40,7 @@ typedef struct {
     char db[TU_NSERVICES][300];
     char log[TU_NSERVICES][300];
     pid_t pid[TU_NSERVICES]; /* 0 when not running */
+    char config[300];        /* when set, services get only --config FILE */
     eda_client_t *client[TU_NSERVICES];
     char why[1024];
     /* What the test put in, for the invariants. */
@@ -55,6 +56,11 @@ const char *tu_service_name(tu_service_t svc);
 
 /*  Makes the temp folder and the endpoints; starts nothing. 0 or -1. */
 int tu_system_init(tu_system_t *sys);
+
+/*  Moves the deployment to tcp://127.0.0.1 on ports free at run time and
+    writes the whole topology (endpoints and databases) to one ZPL file,
+    sys->config, which is then all that each service is given. 0 or -1. */
+int tu_system_use_config(tu_system_t *sys);
 
 /*  Starts one service (fork/exec of the real binary, stderr to its log) and
     waits until it answers Ping. Fails at once when the process exits. */
