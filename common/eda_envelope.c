@@ -5,6 +5,7 @@
 */
 #include "eda_envelope.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,11 +283,19 @@ int eda_get_bool(const msgpack_object *map, const char *key, bool *out)
     return 0;
 }
 
+/*  Writes the reason a decode failed into why[why_size] (why may be NULL)
+    and returns `code`. */
 static eda_error_t s_fail(char *why, size_t why_size, eda_error_t code, const char *fmt,
-                          const char *arg)
+                          ...) __attribute__((format(printf, 4, 5)));
+static eda_error_t s_fail(char *why, size_t why_size, eda_error_t code, const char *fmt,
+                          ...)
 {
-    if (why && why_size)
-        snprintf(why, why_size, fmt, arg);
+    if (why && why_size) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, why_size, fmt, ap);
+        va_end(ap);
+    }
     return code;
 }
 
@@ -309,26 +318,26 @@ eda_error_t eda_decode(eda_decoder_t *self, const void *buf, size_t len,
     env->data.type = MSGPACK_OBJECT_NIL;
     env->error.type = MSGPACK_OBJECT_NIL;
     if (len == 0)
-        return s_fail(why, why_size, EDA_BAD_REQUEST, "empty message%s", "");
+        return s_fail(why, why_size, EDA_BAD_REQUEST, "empty message");
     if (len > EDA_MAX_MSG)
-        return s_fail(why, why_size, EDA_BAD_REQUEST, "message over 1 MiB%s", "");
+        return s_fail(why, why_size, EDA_BAD_REQUEST, "message over 1 MiB");
     if (eda_msgpack_check(buf, len))
         return s_fail(why, why_size, EDA_BAD_REQUEST,
-                      "not one well-formed msgpack value%s", "");
+                      "not one well-formed msgpack value");
 
     msgpack_zone_clear(&self->zone);
     /* msgpack-c points strings and bins into the bytes it reads: read a copy
        held by the zone, so that `data` outlives the caller's buffer. */
     char *copy = msgpack_zone_malloc(&self->zone, len);
     if (!copy)
-        return s_fail(why, why_size, EDA_BAD_REQUEST, "out of memory%s", "");
+        return s_fail(why, why_size, EDA_BAD_REQUEST, "out of memory");
     memcpy(copy, buf, len);
     msgpack_object root;
     size_t off = 0;
     if (msgpack_unpack(copy, len, &off, &self->zone, &root) != MSGPACK_UNPACK_SUCCESS)
-        return s_fail(why, why_size, EDA_BAD_REQUEST, "msgpack could not be read%s", "");
+        return s_fail(why, why_size, EDA_BAD_REQUEST, "msgpack could not be read");
     if (root.type != MSGPACK_OBJECT_MAP)
-        return s_fail(why, why_size, EDA_BAD_REQUEST, "envelope is not a map%s", "");
+        return s_fail(why, why_size, EDA_BAD_REQUEST, "envelope is not a map");
     self->root = root;
 
     /* The id first, so that even a refused message can be answered by id. */
@@ -342,22 +351,20 @@ eda_error_t eda_decode(eda_decoder_t *self, const void *buf, size_t len,
     /* Then the version, before anything else is judged. */
     const msgpack_object *v = eda_map_get(&root, "v");
     if (!v)
-        return s_fail(why, why_size, EDA_BAD_REQUEST, "missing key 'v'%s", "");
+        return s_fail(why, why_size, EDA_BAD_REQUEST, "missing key 'v'");
     if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return s_fail(why, why_size, EDA_BAD_REQUEST, "'v' is not an unsigned integer%s",
-                      "");
+        return s_fail(why, why_size, EDA_BAD_REQUEST, "'v' is not an unsigned integer");
     env->v = v->via.u64;
     if (env->v != EDA_PROTOCOL_VERSION)
         return s_fail(why, why_size, EDA_UNSUPPORTED_VERSION,
-                      "protocol version not supported (this side speaks 1)%s", "");
+                      "protocol version not supported (this side speaks 1)");
 
     bool has_kind = false, has_ts = false, has_ok = false;
     for (uint32_t i = 0; i < root.via.map.size; i++) {
         const msgpack_object *k = &root.via.map.ptr[i].key;
         const msgpack_object *val = &root.via.map.ptr[i].val;
         if (k->type != MSGPACK_OBJECT_STR)
-            return s_fail(why, why_size, EDA_BAD_REQUEST,
-                          "envelope key is not a string%s", "");
+            return s_fail(why, why_size, EDA_BAD_REQUEST, "envelope key is not a string");
         int rc = 0;
         const char *bad = NULL;
         if (s_key_is(k, "kind")) {

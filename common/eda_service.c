@@ -96,6 +96,22 @@ static uint32_t s_read_u32(const char **p)
     return v;
 }
 
+/*  Appends one record to an arena: [u32 len][bytes]. */
+static void s_arena_put(msgpack_sbuffer *a, const void *data, size_t len)
+{
+    s_arena_u32(a, (uint32_t)len);
+    msgpack_sbuffer_write(a, data, len);
+}
+
+/*  Reads the record at *p, moving *p past it: returns its bytes. */
+static const char *s_arena_get(const char **p, uint32_t *len)
+{
+    *len = s_read_u32(p);
+    const char *data = *p;
+    *p += *len;
+    return data;
+}
+
 /* --- handler context ------------------------------------------------------ */
 
 const eda_envelope_t *eda_ctx_msg(eda_ctx_t *ctx)
@@ -201,10 +217,8 @@ int eda_ctx_emit_end(eda_ctx_t *ctx)
                     eda_store_errmsg(svc->store));
         return -1;
     }
-    s_arena_u32(&svc->outbox, (uint32_t)strlen(type));
-    msgpack_sbuffer_write(&svc->outbox, type, strlen(type));
-    s_arena_u32(&svc->outbox, (uint32_t)ev->size);
-    msgpack_sbuffer_write(&svc->outbox, ev->data, ev->size);
+    s_arena_put(&svc->outbox, type, strlen(type));
+    s_arena_put(&svc->outbox, ev->data, ev->size);
     return 0;
 }
 
@@ -285,17 +299,15 @@ static void s_publish_outbox(eda_service_t *svc)
     void *pub = zsock_resolve(svc->pub);
     const char *p = svc->outbox.data, *end = p + svc->outbox.size;
     while (p < end) {
-        uint32_t tlen = s_read_u32(&p);
-        const char *type = p;
-        p += tlen;
-        uint32_t blen = s_read_u32(&p);
+        uint32_t tlen, blen;
+        const char *type = s_arena_get(&p, &tlen);
+        const char *body = s_arena_get(&p, &blen);
         zmq_send(pub, type, tlen, ZMQ_SNDMORE);
-        zmq_send(pub, p, blen, 0);
+        zmq_send(pub, body, blen, 0);
         eda_envelope_t env;
         if (eda_log_enabled(svc->log, EDA_LOG_INFO) &&
-            eda_decode(svc->log_decoder, p, blen, &env, NULL, 0) == EDA_OK)
+            eda_decode(svc->log_decoder, body, blen, &env, NULL, 0) == EDA_OK)
             eda_log_flow(svc->log, EDA_FLOW_PUBLISHED, &env, NULL);
-        p += blen;
         svc->stats.events_published++;
     }
     svc->outbox.size = 0;
@@ -309,11 +321,11 @@ static void s_send_replies(eda_service_t *svc)
         uint32_t nframes = s_read_u32(&p);
         bool sent = true;
         for (uint32_t i = 0; i < nframes; i++) {
-            uint32_t len = s_read_u32(&p);
+            uint32_t len;
+            const char *frame = s_arena_get(&p, &len);
             int flags = ZMQ_DONTWAIT | (i + 1 < nframes ? ZMQ_SNDMORE : 0);
-            if (sent && zmq_send(router, p, len, flags) < 0)
+            if (sent && zmq_send(router, frame, len, flags) < 0)
                 sent = false; /* the client is gone or not reading: drop it */
-            p += len;
         }
         if (sent)
             svc->stats.replies++;
@@ -334,25 +346,22 @@ static void s_fail_replies(eda_service_t *svc)
     while (p < end) {
         uint32_t nframes = s_read_u32(&p);
         s_arena_u32(&failed, nframes);
+        uint32_t len;
         for (uint32_t i = 0; i + 1 < nframes; i++) {
-            uint32_t len = s_read_u32(&p);
-            s_arena_u32(&failed, len);
-            msgpack_sbuffer_write(&failed, p, len);
-            p += len;
+            const char *frame = s_arena_get(&p, &len);
+            s_arena_put(&failed, frame, len);
         }
-        uint32_t len = s_read_u32(&p);
+        const char *body = s_arena_get(&p, &len);
         eda_envelope_t reply, command = {0};
-        if (eda_decode(svc->log_decoder, p, len, &reply, NULL, 0) == EDA_OK) {
+        if (eda_decode(svc->log_decoder, body, len, &reply, NULL, 0) == EDA_OK) {
             memcpy(command.type, reply.type, sizeof command.type);
             memcpy(command.correlation_id, reply.correlation_id,
                    sizeof reply.correlation_id);
             memcpy(command.id, reply.causation_id, sizeof command.id);
         }
-        p += len;
         eda_ctx_t ctx = {.svc = svc, .msg = &command};
         eda_ctx_error(&ctx, EDA_INTERNAL, "not done: the database could not commit");
-        s_arena_u32(&failed, (uint32_t)svc->reply_buf.size);
-        msgpack_sbuffer_write(&failed, svc->reply_buf.data, svc->reply_buf.size);
+        s_arena_put(&failed, svc->reply_buf.data, svc->reply_buf.size);
     }
     msgpack_sbuffer_destroy(&svc->replies);
     svc->replies = failed;
@@ -463,9 +472,7 @@ static int s_cmd_stats(void *state, eda_ctx_t *ctx)
 static void s_collect_event(uint64_t seq, const void *body, size_t len, void *arg)
 {
     (void)seq;
-    msgpack_sbuffer *tmp = arg;
-    s_arena_u32(tmp, (uint32_t)len);
-    msgpack_sbuffer_write(tmp, body, len);
+    s_arena_put(arg, body, len);
 }
 
 static int s_cmd_replay(void *state, eda_ctx_t *ctx)
@@ -495,9 +502,9 @@ static int s_cmd_replay(void *state, eda_ctx_t *ctx)
     msgpack_pack_array(pk, (size_t)n);
     const char *p = svc->tmp.data;
     for (int i = 0; i < n; i++) {
-        uint32_t len = s_read_u32(&p);
-        msgpack_pack_bin_with_body(pk, p, len);
-        p += len;
+        uint32_t len;
+        const char *event = s_arena_get(&p, &len);
+        msgpack_pack_bin_with_body(pk, event, len);
     }
     return 0;
 }
@@ -528,6 +535,7 @@ static void s_handle_command(eda_service_t *svc, const void *body, size_t len,
     int64_t start = zclock_usecs();
     svc->stats.commands++;
     eda_error_t rc = EDA_BAD_REQUEST;
+    bool builtin = false;
     if (frame_error) {
         memset(&env, 0, sizeof env);
         snprintf(why, sizeof why, "%s", frame_error);
@@ -545,6 +553,7 @@ static void s_handle_command(eda_service_t *svc, const void *body, size_t len,
         eda_ctx_error(&ctx, rc, "%s", why);
     } else {
         eda_command_fn *fn = s_find_command(s_builtins, env.type);
+        builtin = fn != NULL;
         if (!fn)
             fn = s_find_command(svc->def->commands, env.type);
         if (!fn)
@@ -560,11 +569,9 @@ static void s_handle_command(eda_service_t *svc, const void *body, size_t len,
             s_unit_end(svc, ctx.reply_ok);
         }
     }
-    s_arena_u32(&svc->replies, (uint32_t)svc->reply_buf.size);
-    msgpack_sbuffer_write(&svc->replies, svc->reply_buf.data, svc->reply_buf.size);
+    s_arena_put(&svc->replies, svc->reply_buf.data, svc->reply_buf.size);
 
     /* Ping, Stats and ReplayEvents are plumbing, not event flow. */
-    bool builtin = rc == EDA_OK && s_find_command(s_builtins, env.type);
     if (eda_log_enabled(svc->log, builtin ? EDA_LOG_DEBUG : EDA_LOG_INFO) &&
         rc == EDA_OK) {
         eda_envelope_t reply;
@@ -608,11 +615,8 @@ static int s_recv_command(eda_service_t *svc)
        refused frame list gets its reply back on the identity frame alone. */
     int routing = too_many ? 1 : n - 1;
     s_arena_u32(&svc->replies, (uint32_t)routing + 1);
-    for (int i = 0; i < routing; i++) {
-        s_arena_u32(&svc->replies, (uint32_t)zmq_msg_size(&frames[i]));
-        msgpack_sbuffer_write(&svc->replies, zmq_msg_data(&frames[i]),
-                              zmq_msg_size(&frames[i]));
-    }
+    for (int i = 0; i < routing; i++)
+        s_arena_put(&svc->replies, zmq_msg_data(&frames[i]), zmq_msg_size(&frames[i]));
     if (too_many)
         s_handle_command(svc, NULL, 0,
                          "more than 16 frames, or a routing frame over 255 bytes");
@@ -633,6 +637,14 @@ static eda_event_fn *s_find_handler(eda_service_t *svc, const char *peer,
         if (streq(h->peer, peer) && streq(h->type, type))
             return h->fn;
     return NULL;
+}
+
+/*  Gives up on the request in flight: a fresh socket, so that a late answer
+    to it is never read. */
+static void s_abandon_replay(s_peer_t *peer)
+{
+    eda_client_reset(peer->client);
+    peer->replay_pending = false;
 }
 
 /*  Asks the peer for the events after the last one applied, unless a request
@@ -757,8 +769,7 @@ static int s_recv_event(eda_service_t *svc, s_peer_t *peer)
            backoff. */
         if (peer->replay_pending &&
             zclock_mono() - peer->replay_sent_ms >= S_REPLAY_TIMEOUT) {
-            eda_client_reset(peer->client);
-            peer->replay_pending = false;
+            s_abandon_replay(peer);
         }
         if (!same || last > peer->last_seq)
             s_request_replay(svc, peer);
@@ -954,8 +965,7 @@ static void s_timers(eda_service_t *svc)
             /* No answer: the peer is down, restarted or slow. Fresh socket,
                ask again, and give the next request twice as long. */
             int64_t wait = peer->replay_wait_ms * 2;
-            eda_client_reset(peer->client);
-            peer->replay_pending = false;
+            s_abandon_replay(peer);
             s_request_replay(svc, peer);
             peer->replay_wait_ms = wait < S_REPLAY_BACKOFF ? wait : S_REPLAY_BACKOFF;
         }

@@ -78,6 +78,13 @@ static int s_step(sqlite3_stmt *stmt)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
 }
 
+int eda_store_exec(sqlite3_stmt *stmt)
+{
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
 /*  Reads the epoch, creating it when the event log is new. 0 or -1. */
 static int s_load_epoch(eda_store_t *self)
 {

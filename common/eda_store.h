@@ -37,6 +37,10 @@ sqlite3 *eda_store_db(eda_store_t *self);
     destroy. Returns NULL (logged by the caller) when the SQL is wrong. */
 sqlite3_stmt *eda_store_prepare(eda_store_t *self, const char *sql);
 
+/*  Runs a statement that returns no rows (INSERT, UPDATE, DELETE) and
+    resets it. Returns 0 when it ran to the end, -1 on an error. */
+int eda_store_exec(sqlite3_stmt *stmt);
+
 /*  Transaction control. Each returns 0 or -1 (the SQLite message is in
     eda_store_errmsg). begin and commit nest nothing; savepoints nest inside
     a transaction, one level is enough: one message at a time. */

@@ -44,9 +44,7 @@ static int s_set_reserved(customer_state_t *self, const char *customer_id,
 {
     sqlite3_bind_int64(self->set_reserved, 1, reserved);
     sqlite3_bind_text(self->set_reserved, 2, customer_id, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(self->set_reserved);
-    sqlite3_reset(self->set_reserved);
-    return rc == SQLITE_DONE ? 0 : -1;
+    return eda_store_exec(self->set_reserved);
 }
 
 /*  A hold on credit for one order. */
@@ -80,9 +78,7 @@ static int s_hold_put(customer_state_t *self, const char *order_id,
     sqlite3_bind_text(q, 2, customer_id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(q, 3, amount);
     sqlite3_bind_text(q, 4, state, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q);
-    sqlite3_reset(q);
-    return rc == SQLITE_DONE ? 0 : -1;
+    return eda_store_exec(q);
 }
 
 /* --- commands ----------------------------------------------------------- */
@@ -111,9 +107,7 @@ static int s_create_customer(void *state, eda_ctx_t *ctx)
     sqlite3_bind_text(self->insert, 1, customer_id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(self->insert, 2, name, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(self->insert, 3, limit);
-    int rc = sqlite3_step(self->insert);
-    sqlite3_reset(self->insert);
-    if (rc != SQLITE_DONE)
+    if (eda_store_exec(self->insert))
         return -1;
 
     msgpack_packer *pk = eda_ctx_emit(ctx, "CustomerCreated", NULL);

@@ -28,14 +28,6 @@ typedef struct {
     msgpack_zone zone;
 } inventory_state_t;
 
-/*  Runs a statement with no result rows and resets it. 0 or -1. */
-static int s_exec(sqlite3_stmt *stmt)
-{
-    int rc = sqlite3_step(stmt);
-    sqlite3_reset(stmt);
-    return rc == SQLITE_DONE ? 0 : -1;
-}
-
 /*  Reads a SKU's stock: 1 found, 0 not, -1 database error. */
 static int s_stock(inventory_state_t *self, const char *sku, int64_t *available,
                    int64_t *reserved)
@@ -93,7 +85,7 @@ static int s_add_stock(void *state, eda_ctx_t *ctx)
         return eda_ctx_error(ctx, EDA_BAD_REQUEST, "%s", why);
     sqlite3_bind_text(self->add, 1, sku, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(self->add, 2, qty);
-    if (s_exec(self->add))
+    if (eda_store_exec(self->add))
         return -1;
     available += qty;
 
@@ -160,7 +152,7 @@ static int s_reservation_put(inventory_state_t *self, const char *order_id,
     sqlite3_bind_text(self->res_put, 2, state, -1, SQLITE_STATIC);
     sqlite3_bind_blob(self->res_put, 3, self->buf.data, (int)self->buf.size,
                       SQLITE_STATIC);
-    return s_exec(self->res_put);
+    return eda_store_exec(self->res_put);
 }
 
 /*  Moves qty between available and reserved for each line: +1 holds, -1
@@ -171,7 +163,7 @@ static int s_move(inventory_state_t *self, const eda_item_t *lines, int n, int s
     for (int i = 0; i < n; i++) {
         sqlite3_bind_int64(q, 1, lines[i].qty);
         sqlite3_bind_text(q, 2, lines[i].sku, -1, SQLITE_TRANSIENT);
-        if (s_exec(q))
+        if (eda_store_exec(q))
             return -1;
     }
     return 0;
@@ -196,7 +188,7 @@ static int s_decide(inventory_state_t *self, eda_ctx_t *ctx, const char *order_i
         (d.reserved && s_move(self, lines, n, +1)))
         return -1;
     sqlite3_bind_text(self->replica_del, 1, order_id, -1, SQLITE_TRANSIENT);
-    if (s_exec(self->replica_del))
+    if (eda_store_exec(self->replica_del))
         return -1;
 
     msgpack_packer *pk =
@@ -249,7 +241,7 @@ static int s_replica_put(inventory_state_t *self, const char *order_id, bool has
     else
         sqlite3_bind_null(q, 2);
     sqlite3_bind_int(q, 3, credit_ok);
-    return s_exec(q);
+    return eda_store_exec(q);
 }
 
 static int s_on_order_created(void *state, eda_ctx_t *ctx)
@@ -319,7 +311,7 @@ static int s_on_order_rejected(void *state, eda_ctx_t *ctx)
     if (!mine)
         return 0;
     sqlite3_bind_text(self->replica_del, 1, order_id, -1, SQLITE_TRANSIENT);
-    return s_exec(self->replica_del);
+    return eda_store_exec(self->replica_del);
 }
 
 /*  OrderCancelled: give back the stock held for the order. */

@@ -28,8 +28,7 @@ static const char s_schema[] =
 
 typedef struct {
     eda_service_t *svc;
-    sqlite3_stmt *insert, *by_id, *by_request, *list_all, *list_status, *set_status,
-        *max_row;
+    sqlite3_stmt *insert, *by_id, *by_request, *list_all, *list_status, *set_status;
     char id_prefix[16]; /* "o-" and the first 12 characters of the epoch */
     int64_t next_number;
     msgpack_sbuffer items; /* scratch for an order's packed items */
@@ -145,9 +144,7 @@ static int s_place_order(void *state, eda_ctx_t *ctx)
         sqlite3_bind_text(ins, 7, request_id, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(ins, 7);
-    int rc = sqlite3_step(ins);
-    sqlite3_reset(ins);
-    if (rc != SQLITE_DONE)
+    if (eda_store_exec(ins))
         return -1;
 
     msgpack_packer *pk = eda_ctx_emit(ctx, "OrderCreated", order_id);
@@ -265,9 +262,7 @@ static int s_settle(order_state_t *self, eda_ctx_t *ctx, const char *reason)
     else
         sqlite3_bind_null(up, 2);
     sqlite3_bind_text(up, 3, order_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(up);
-    sqlite3_reset(up);
-    if (rc != SQLITE_DONE)
+    if (eda_store_exec(up))
         return -1;
 
     msgpack_packer *pk =
@@ -342,18 +337,21 @@ static void *s_start(eda_service_t *svc)
                                  " FROM orders WHERE status = ? ORDER BY rowid LIMIT ?");
     self->set_status = eda_store_prepare(
         store, "UPDATE orders SET status = ?1, reason = ?2 WHERE order_id = ?3");
-    self->max_row =
-        eda_store_prepare(store, "SELECT COALESCE(MAX(rowid), 0) FROM orders");
+    /* Order ids go on from the last one; they carry the log's epoch, so a
+       database made anew never reuses an id that peers may still hold. */
+    sqlite3_stmt *last = NULL;
+    bool counted = sqlite3_prepare_v2(eda_store_db(store),
+                                      "SELECT COALESCE(MAX(rowid), 0) FROM orders", -1,
+                                      &last, NULL) == SQLITE_OK &&
+                   sqlite3_step(last) == SQLITE_ROW;
+    if (counted)
+        self->next_number = sqlite3_column_int64(last, 0) + 1;
+    sqlite3_finalize(last);
     if (!self->insert || !self->by_id || !self->by_request || !self->list_all ||
-        !self->list_status || !self->set_status || !self->max_row ||
-        sqlite3_step(self->max_row) != SQLITE_ROW) {
+        !self->list_status || !self->set_status || !counted) {
         s_stop((void **)&self);
         return NULL;
     }
-    /* Order ids carry the log's epoch, so a database made anew never reuses
-       an id that peers may still hold. */
-    self->next_number = sqlite3_column_int64(self->max_row, 0) + 1;
-    sqlite3_reset(self->max_row);
     snprintf(self->id_prefix, sizeof self->id_prefix, "o-%.12s", eda_store_epoch(store));
     return self;
 }
