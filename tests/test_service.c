@@ -427,14 +427,22 @@ Test(service, order_service_refuses_orchestration_until_it_has_it)
     s_stop(&actor);
 }
 
+/*  Starts one service alone on :memory: (its peers' endpoints named, not
+    started) and returns a client to its commands. */
+static eda_client_t *s_start_alone(int svc)
+{
+    s_topo_t t;
+    s_topo_init(&t, ":memory:");
+    cr_assert_eq(s_start(s_defs[svc], &t.cfg[svc], NULL), 0, "%s did not start",
+                 s_names[svc]);
+    return s_client(t.commands[svc]);
+}
+
 /* --- built-in commands -------------------------------------------------------- */
 
 Test(service, ping_has_the_documented_fields)
 {
-    s_topo_t t;
-    s_topo_init(&t, ":memory:");
-    cr_assert_eq(s_start(&inventory_service_def, &t.cfg[S_INVENTORY], NULL), 0);
-    eda_client_t *c = s_client(t.commands[S_INVENTORY]);
+    eda_client_t *c = s_start_alone(S_INVENTORY);
     eda_envelope_t reply;
     s_call_empty(c, "Ping", &reply);
     s_expect_ok(&reply);
@@ -452,10 +460,7 @@ Test(service, ping_has_the_documented_fields)
 
 Test(service, stats_has_the_documented_fields)
 {
-    s_topo_t t;
-    s_topo_init(&t, ":memory:");
-    cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], NULL), 0);
-    eda_client_t *c = s_client(t.commands[S_CUSTOMER]);
+    eda_client_t *c = s_start_alone(S_CUSTOMER);
     s_create_customer(c, "alice", 1000);
     s_create_customer(c, "bob", 1000);
 
@@ -501,10 +506,7 @@ Test(service, stats_has_the_documented_fields)
 
 Test(service, replay_limit_out_of_range_is_bad_request)
 {
-    s_topo_t t;
-    s_topo_init(&t, ":memory:");
-    cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], NULL), 0);
-    eda_client_t *c = s_client(t.commands[S_CUSTOMER]);
+    eda_client_t *c = s_start_alone(S_CUSTOMER);
     s_create_customer(c, "alice", 1000);
     eda_envelope_t reply;
     s_replay(c, 0, 0, &reply);
@@ -539,10 +541,7 @@ Test(service, replay_limit_out_of_range_is_bad_request)
 
 Test(service, replay_events_are_the_published_envelopes_in_order)
 {
-    s_topo_t t;
-    s_topo_init(&t, ":memory:");
-    cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], NULL), 0);
-    eda_client_t *c = s_client(t.commands[S_CUSTOMER]);
+    eda_client_t *c = s_start_alone(S_CUSTOMER);
     const char *names[] = {"ann", "ben", "cat", "dan", "eve"};
     for (int i = 0; i < 5; i++)
         s_create_customer(c, names[i], 100 * (i + 1));
@@ -607,10 +606,7 @@ Test(service, replay_events_are_the_published_envelopes_in_order)
 
 Test(service, replay_after_the_end_returns_no_events_and_last_seq)
 {
-    s_topo_t t;
-    s_topo_init(&t, ":memory:");
-    cr_assert_eq(s_start(&inventory_service_def, &t.cfg[S_INVENTORY], NULL), 0);
-    eda_client_t *c = s_client(t.commands[S_INVENTORY]);
+    eda_client_t *c = s_start_alone(S_INVENTORY);
     eda_envelope_t reply;
 
     /* An empty log: no events, last_seq 0, an epoch all the same. */
