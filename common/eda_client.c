@@ -144,12 +144,19 @@ int eda_client_call(eda_client_t *self, int timeout_ms, eda_envelope_t *reply, c
         snprintf(why, why_size, "cannot connect to %s", self->endpoint);
         return -1;
     }
-    if (zmq_send(zsock_resolve(self->sock), self->buf.data, self->buf.size, 0) < 0) {
-        snprintf(why, why_size, "cannot send to %s: %s", self->endpoint,
-                 zmq_strerror(errno));
+    /* A DEALER with no connection to send on blocks in zmq_send (a wrong
+       endpoint, a socket of the wrong type there): the send waits for the
+       same deadline as the reply. */
+    int64_t deadline = zclock_mono() + timeout_ms;
+    zmq_pollitem_t out = {zsock_resolve(self->sock), 0, ZMQ_POLLOUT, 0};
+    if (zmq_poll(&out, 1, timeout_ms) <= 0 ||
+        zmq_send(zsock_resolve(self->sock), self->buf.data, self->buf.size,
+                 ZMQ_DONTWAIT) < 0) {
+        snprintf(why, why_size, "cannot send to %s within %d ms", self->endpoint,
+                 timeout_ms);
+        eda_client_reset(self);
         return -1;
     }
-    int64_t deadline = zclock_mono() + timeout_ms;
     while (1) {
         int64_t left = deadline - zclock_mono();
         if (left < 0)

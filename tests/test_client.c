@@ -489,3 +489,30 @@ Test(client, new_id_is_unique_across_threads)
         cr_assert_str_neq(ids[i - 1], ids[i], "duplicate id %s", ids[i]);
     free(ids);
 }
+
+/*  An endpoint where a socket of the wrong type listens (a PUB): libzmq
+    drops the connection after the handshake, and a DEALER with no
+    connection blocks in a plain send. The call still gives up on time. */
+Test(client, a_peer_of_the_wrong_type_times_out_instead_of_hanging)
+{
+    zsock_t *pub = zsock_new(ZMQ_PUB);
+    cr_assert_not_null(pub);
+    int port = zsock_bind(pub, "tcp://127.0.0.1:*");
+    cr_assert_gt(port, 0);
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+    s_client = eda_client_new(endpoint, "test-client");
+    cr_assert_not_null(s_client);
+    eda_envelope_t reply;
+    char why[256] = "";
+    for (int i = 0; i < 5; i++) {
+        s_begin("Ping");
+        int64_t start = zclock_mono();
+        cr_assert_eq(eda_client_call(s_client, 300, &reply, why, sizeof why), -1);
+        int64_t took = zclock_mono() - start;
+        cr_assert_lt(took, 3000, "call %d gave up after %lld ms", i, (long long)took);
+        cr_assert_not_null(strstr(why, endpoint), "the reason names the endpoint: %s",
+                           why);
+    }
+    zsock_destroy(&pub);
+}

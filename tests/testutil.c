@@ -5,6 +5,7 @@
 */
 #include "testutil.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -87,39 +88,45 @@ int tu_system_init(tu_system_t *sys)
     return 0;
 }
 
-/*  A TCP port on 127.0.0.1 that nothing listens on now: the kernel's pick
-    for port 0. Returns it, or -1. */
-static int s_free_port(void)
+/*  Fills ports[n] with distinct TCP ports on 127.0.0.1 that nothing uses
+    now: the kernel's picks for port 0, all bound at once so that no pick is
+    handed out twice. Returns 0 or -1. */
+static int s_free_ports(int *ports, int n)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET,
-                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof addr;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 &&
-        getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
-        port = ntohs(addr.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
+    int fds[2 * TU_NSERVICES];
+    int rc = 0;
+    assert(n <= (int)(sizeof fds / sizeof fds[0]));
+    for (int i = 0; i < n; i++) {
+        struct sockaddr_in addr = {.sin_family = AF_INET,
+                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof addr;
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&addr, sizeof addr) != 0 ||
+            getsockname(fds[i], (struct sockaddr *)&addr, &len) != 0)
+            rc = -1;
+        ports[i] = ntohs(addr.sin_port);
+    }
+    for (int i = 0; i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    return rc;
 }
 
 int tu_system_use_config(tu_system_t *sys)
 {
+    int ports[2 * TU_NSERVICES];
+    if (s_free_ports(ports, 2 * TU_NSERVICES))
+        return s_fail(sys, "no free TCP ports");
     snprintf(sys->config, sizeof sys->config, "%s/shop.cfg", sys->dir);
     FILE *file = fopen(sys->config, "w");
     if (!file)
         return s_fail(sys, "cannot write %s: %s", sys->config, strerror(errno));
     fprintf(file, "#   The whole topology, one section a service\n");
     for (int i = 0; i < TU_NSERVICES; i++) {
-        int events = s_free_port(), commands = s_free_port();
-        if (events < 0 || commands < 0) {
-            fclose(file);
-            return s_fail(sys, "no free TCP port");
-        }
-        snprintf(sys->events[i], sizeof sys->events[i], "tcp://127.0.0.1:%d", events);
+        snprintf(sys->events[i], sizeof sys->events[i], "tcp://127.0.0.1:%d",
+                 ports[2 * i]);
         snprintf(sys->commands[i], sizeof sys->commands[i], "tcp://127.0.0.1:%d",
-                 commands);
+                 ports[2 * i + 1]);
         fprintf(file, "%s\n    events = %s\n    commands = %s\n    db = %s\n", s_names[i],
                 sys->events[i], sys->commands[i], sys->db[i]);
         eda_client_destroy(&sys->client[i]);
