@@ -3,7 +3,9 @@
 */
 #include "eda_config.h"
 
+#include <assert.h>
 #include <czmq.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,9 +44,30 @@ void eda_config_defaults(eda_config_t *cfg, const char *service)
     }
     cfg->log_format = EDA_LOG_TEXT;
     cfg->log_level = EDA_LOG_INFO;
-    snprintf(cfg->saga, sizeof cfg->saga, "choreography");
-    cfg->command_timeout_ms = 1000;
-    cfg->saga_deadline_ms = 30000;
+}
+
+void eda_config_declare(eda_config_t *cfg, const eda_option_t *options)
+{
+    cfg->options = options;
+    for (size_t i = 0; options && options[i].name; i++) {
+        assert(i < EDA_OPTIONS_MAX);
+        snprintf(cfg->option_values[i], EDA_OPTION_LEN, "%s", options[i].fallback);
+    }
+}
+
+/*  The index of declared option `name`, or -1. */
+static int s_option_index(const eda_config_t *cfg, const char *name)
+{
+    for (int i = 0; cfg->options && cfg->options[i].name; i++)
+        if (streq(cfg->options[i].name, name))
+            return i;
+    return -1;
+}
+
+const char *eda_config_option(const eda_config_t *cfg, const char *name)
+{
+    int i = s_option_index(cfg, name);
+    return i < 0 ? NULL : cfg->option_values[i];
 }
 
 const eda_endpoint_t *eda_config_peer(const eda_config_t *cfg, const char *name)
@@ -79,19 +102,26 @@ static int s_copy(char *out, size_t size, const char *value, const char *what, c
     return 0;
 }
 
-static int s_parse_ms(const char *value, uint32_t *out, const char *what, char *why,
-                      size_t why_size)
+int eda_config_parse_ms(const char *name, const char *value, uint32_t *out, char *why,
+                        size_t why_size)
 {
     char *end;
     errno = 0;
     unsigned long v = strtoul(value, &end, 10);
     if (errno || end == value || *end || v == 0 || v > 3600000 || value[0] == '-') {
-        snprintf(why, why_size, "%s must be a number of milliseconds from 1 to 3600000",
-                 what);
+        snprintf(why, why_size,
+                 "--%s must be a number of milliseconds from 1 to 3600000, not '%s'",
+                 name, value);
         return -1;
     }
     *out = (uint32_t)v;
     return 0;
+}
+
+int eda_config_check_ms(const char *name, const char *value, char *why, size_t why_size)
+{
+    uint32_t ms;
+    return eda_config_parse_ms(name, value, &ms, why, why_size);
 }
 
 /*  --peer NAME=EVENTS_EP,COMMANDS_EP */
@@ -162,20 +192,13 @@ int eda_config_set(eda_config_t *cfg, const char *name, const char *value, char 
                  "--log-level must be error, warn, info or debug, not '%s'", value);
         return -1;
     }
-    if (streq(name, "saga")) {
-        if (streq(value, "choreography") || streq(value, "orchestration"))
-            return s_copy(cfg->saga, sizeof cfg->saga, value, "--saga", why, why_size);
-        snprintf(why, why_size, "--saga must be choreography or orchestration, not '%s'",
-                 value);
+    int option = s_option_index(cfg, name);
+    if (option < 0)
+        return 1;
+    const eda_option_t *opt = &cfg->options[option];
+    if (opt->check && opt->check(name, value, why, why_size))
         return -1;
-    }
-    if (streq(name, "command-timeout"))
-        return s_parse_ms(value, &cfg->command_timeout_ms, "--command-timeout", why,
-                          why_size);
-    if (streq(name, "saga-deadline"))
-        return s_parse_ms(value, &cfg->saga_deadline_ms, "--saga-deadline", why,
-                          why_size);
-    return 1;
+    return s_copy(cfg->option_values[option], EDA_OPTION_LEN, value, name, why, why_size);
 }
 
 int eda_config_load_file(eda_config_t *cfg, const char *path, char *why, size_t why_size)
@@ -216,23 +239,30 @@ int eda_config_load_file(eda_config_t *cfg, const char *path, char *why, size_t 
     return rc;
 }
 
+/*  Applies EDA_<NAME> for option `name`, when set. 0 or -1. */
+static int s_load_env_one(eda_config_t *cfg, const char *name, char *why, size_t why_size)
+{
+    char var[64] = "EDA_";
+    size_t n = strlen(var);
+    for (const char *c = name; *c && n + 1 < sizeof var; c++)
+        var[n++] = *c == '-' ? '_' : (char)toupper((unsigned char)*c);
+    var[n] = '\0';
+    const char *value = getenv(var);
+    /* 1: a setting this process has not (a client's own endpoints) */
+    if (value && *value && eda_config_set(cfg, name, value, why, why_size) < 0)
+        return -1;
+    return 0;
+}
+
 int eda_config_load_env(eda_config_t *cfg, char *why, size_t why_size)
 {
-    static const char *names[] = {"events",          "commands",     "db",
-                                  "log-format",      "log-level",    "saga",
-                                  "command-timeout", "saga-deadline"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        char var[64] = "EDA_";
-        for (const char *c = names[i]; *c; c++) {
-            size_t n = strlen(var);
-            var[n] = *c == '-' ? '_' : (char)(*c - 'a' + 'A');
-            var[n + 1] = '\0';
-        }
-        const char *value = getenv(var);
-        /* 1: a setting this process has not (a client's own endpoints) */
-        if (value && *value && eda_config_set(cfg, names[i], value, why, why_size) < 0)
+    static const char *names[] = {"events", "commands", "db", "log-format", "log-level"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (s_load_env_one(cfg, names[i], why, why_size))
             return -1;
-    }
+    for (size_t i = 0; cfg->options && cfg->options[i].name; i++)
+        if (s_load_env_one(cfg, cfg->options[i].name, why, why_size))
+            return -1;
     const char *peers = getenv("EDA_PEER");
     if (peers && *peers) {
         char *copy = strdup(peers);
@@ -250,10 +280,12 @@ int eda_config_load_env(eda_config_t *cfg, char *why, size_t why_size)
     return 0;
 }
 
-int eda_config_from_args(eda_config_t *cfg, const char *service, int argc, char **argv,
+int eda_config_from_args(eda_config_t *cfg, const char *service,
+                         const eda_option_t *options, int argc, char **argv,
                          const char *usage, char *why, size_t why_size)
 {
     eda_config_defaults(cfg, service);
+    eda_config_declare(cfg, options);
     const char *file = getenv("EDA_CONFIG");
     for (int i = 1; i < argc; i++) {
         if (streq(argv[i], "--help") || streq(argv[i], "-h")) {
@@ -298,12 +330,6 @@ int eda_config_from_args(eda_config_t *cfg, const char *service, int argc, char 
         }
         if (streq(name, "config"))
             continue;
-        bool order_only = streq(name, "saga") || streq(name, "command-timeout") ||
-                          streq(name, "saga-deadline");
-        if (order_only && !streq(cfg->service, "order-service")) {
-            snprintf(why, why_size, "unknown option '--%s' (try --help)", name);
-            return -1;
-        }
         int rc = eda_config_set(cfg, name, value, why, why_size);
         if (rc == 1)
             snprintf(why, why_size, "unknown option '--%s' (try --help)", name);

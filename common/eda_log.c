@@ -21,8 +21,9 @@ struct eda_log {
     eda_log_format_t format;
     eda_log_level_t level;
     FILE *out;
-    const char *colour; /* "" without a tty */
-    size_t used;        /* bytes waiting in buffer */
+    bool tty;        /* colours are used */
+    char colour[16]; /* an SGR escape, "" without a tty */
+    size_t used;     /* bytes waiting in buffer */
     char buffer[S_BUFFER];
 };
 
@@ -40,18 +41,16 @@ eda_log_t *eda_log_new(const char *service, eda_log_format_t format,
     self->format = format;
     self->level = level;
     self->out = out;
-    self->colour = "";
-    if (format == EDA_LOG_TEXT && isatty(fileno(out)) && !getenv("NO_COLOR")) {
-        if (strstr(service, "order"))
-            self->colour = "\033[36m";
-        else if (strstr(service, "customer"))
-            self->colour = "\033[35m";
-        else if (strstr(service, "inventory"))
-            self->colour = "\033[33m";
-        else
-            self->colour = "\033[32m";
-    }
+    self->tty = format == EDA_LOG_TEXT && isatty(fileno(out)) && !getenv("NO_COLOR");
+    eda_log_set_colour(self, "32");
     return self;
+}
+
+void eda_log_set_colour(eda_log_t *self, const char *sgr)
+{
+    self->colour[0] = '\0';
+    if (self->tty)
+        snprintf(self->colour, sizeof self->colour, "\033[%.8sm", sgr);
 }
 
 void eda_log_destroy(eda_log_t **self_p)

@@ -19,6 +19,10 @@ typedef struct eda_log eda_log_t;
 eda_log_t *eda_log_new(const char *service, eda_log_format_t format,
                        eda_log_level_t level, FILE *out);
 
+/*  Sets the colour of the service's name on a tty: an ANSI SGR code such as
+    "36" (cyan). Green until set; nothing without a tty. Can't fail. */
+void eda_log_set_colour(eda_log_t *self, const char *sgr);
+
 /*  Destroys the logger and nulls the pointer. Idempotent. */
 void eda_log_destroy(eda_log_t **self_p);
 

@@ -1,15 +1,19 @@
 /*  eda_service: the engine every service runs. It owns the sockets (PUB for
-    its events, ROUTER for its commands, a SUB and a DEALER per peer), the
-    store, and the loop: take a batch of ready messages, handle each under a
-    savepoint inside one transaction, commit, then publish the new events and
-    send the replies. It applies each peer's events exactly once and in seq
-    order, repairs gaps with ReplayEvents, answers Ping, Stats and
-    ReplayEvents itself, and publishes a heartbeat every second.
+    its events, ROUTER for its commands, per peer a SUB, a DEALER for replay
+    and, when the service sends that peer commands, a DEALER for those), the
+    store, and the loop: take a batch of ready messages and due timers,
+    handle each under a savepoint inside one transaction, commit, then
+    publish the new events, send the queued commands and the replies. It
+    applies each peer's events exactly once and in seq order, repairs gaps
+    with ReplayEvents, answers Ping, Stats and ReplayEvents itself, and
+    publishes a heartbeat every second.
 
-    A service is a table: its commands, the peer events it reacts to, its
-    schema, and start/stop functions for its own state. It runs as a czmq
-    actor (signals its pipe once ready, exits on "$TERM"), so a test can start
-    a whole service in-process; eda_service_main is a whole main().
+    A service is a table: its commands, the peer events it reacts to (each
+    optionally only for one saga pattern), the replies to its own commands
+    it handles, its timers, its own options, its schema, and start/stop
+    functions for its own state. It knows nothing of any one saga. It runs as
+    a czmq actor (signals its pipe once ready, exits on "$TERM"), so a test
+    can start a whole service in-process; eda_service_main is a whole main().
 */
 #ifndef EDA_SERVICE_H_INCLUDED
 #define EDA_SERVICE_H_INCLUDED
@@ -35,6 +39,17 @@ typedef int(eda_command_fn)(void *state, eda_ctx_t *ctx);
     leaves the event unapplied, to be fetched again. */
 typedef int(eda_event_fn)(void *state, eda_ctx_t *ctx);
 
+/*  A reply handler takes the reply to a command the service sent with
+    eda_ctx_command (eda_ctx_msg is the reply: its causation_id is the
+    command's id, its correlation_id the command's). It returns 0, or -1 on
+    an internal failure, which undoes its work (the reply is not seen again:
+    the sender's own timeout covers it). */
+typedef int(eda_reply_fn)(void *state, eda_ctx_t *ctx);
+
+/*  A timer runs every interval inside the batch's transaction, like a
+    message (eda_ctx_msg is NULL): 0, or -1 to undo its work. */
+typedef int(eda_timer_fn)(void *state, eda_ctx_t *ctx);
+
 typedef struct {
     const char *type;
     eda_command_fn *fn;
@@ -44,15 +59,37 @@ typedef struct {
     const char *peer; /* e.g. "order-service" */
     const char *type; /* e.g. "OrderCreated" */
     eda_event_fn *fn;
+    /* NULL: every such event. Else only events whose data.saga is this
+       string, or names no saga; the others are skipped (counted as ignored)
+       without calling fn. */
+    const char *saga;
 } eda_handler_t;
 
 typedef struct {
+    const char *peer; /* the peer the command went to */
+    const char *type; /* the command's type, which its reply echoes */
+    eda_reply_fn *fn;
+} eda_reply_handler_t;
+
+typedef struct {
+    uint32_t interval_ms;
+    eda_timer_fn *fn;
+} eda_timer_t;
+
+typedef struct {
     const char *name;                   /* e.g. "customer-service" */
+    const char *colour;                 /* ANSI SGR code of its log lines: "36" */
     const char *schema;                 /* CREATE TABLE IF NOT EXISTS ... */
     void *(*start)(eda_service_t *svc); /* prepares its state; NULL fails */
     void (*stop)(void **state_p);       /* frees it and nulls the pointer */
     const eda_command_t *commands;      /* ends with {NULL, NULL} */
-    const eda_handler_t *handlers;      /* ends with {NULL, NULL, NULL} */
+    const eda_handler_t *handlers;      /* ends with {NULL, ...} */
+    const eda_reply_handler_t *replies; /* may be NULL; ends with {NULL...} */
+    const eda_timer_t *timers;          /* may be NULL; ends with {0, NULL} */
+    const eda_option_t *options;        /* its own options; may be NULL */
+    /* Packs one map of its own counters for Stats (key "own"); may be
+       NULL. */
+    void (*stats)(void *state, msgpack_packer *pk);
 } eda_service_def_t;
 
 /*  The actor's argument. `status` is set before the actor signals ready: 0
@@ -101,12 +138,25 @@ msgpack_packer *eda_ctx_emit(eda_ctx_t *ctx, const char *type, const char *order
     the commit. Returns 0, or -1 on a database error (return -1 then). */
 int eda_ctx_emit_end(eda_ctx_t *ctx);
 
-/*  Reads data.order_id of the peer event in hand into order_id[size] and
-    tells whether choreography should react to it: 1 for an event of a
-    choreography saga (or one that names no saga), 0 for an event of another
-    saga (orchestration: the orchestrator's business), -1 when it carries no
-    usable order_id or a saga that is not a string. */
-int eda_ctx_choreography_order(eda_ctx_t *ctx, char *order_id, size_t size);
+/*  Reads data.order_id of the message in hand into order_id[size]. Returns
+    0, or -1 when it has no order_id that is a non-empty string. */
+int eda_ctx_order_id(eda_ctx_t *ctx, char *order_id, size_t size);
+
+/*  Starts a command of `type` to `peer` for order `order_id` (its
+    correlation id, may be NULL), caused by the message in hand, and returns
+    the packer: pack exactly one map, then call eda_ctx_command_end. The
+    command is queued in the transaction and sent only after COMMIT, on a
+    DEALER of its own; its reply goes to the service's reply handler for
+    (peer, type). NULL when `peer` has no reply handler in the table (a
+    programmer's mistake, also asserted). Its id is eda_ctx_command_id. */
+msgpack_packer *eda_ctx_command(eda_ctx_t *ctx, const char *peer, const char *type,
+                                const char *order_id);
+
+/*  The id of the command begun by eda_ctx_command. */
+const char *eda_ctx_command_id(eda_ctx_t *ctx);
+
+/*  Queues the command begun by eda_ctx_command. Can't fail. */
+void eda_ctx_command_end(eda_ctx_t *ctx);
 
 /*  Counts and logs (one line) an event whose data is unusable; the event is
     then skipped. Returns 0, so a handler can `return eda_ctx_bad_event (...)`. */

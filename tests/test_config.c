@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "eda_config.h"
+#include "order_service.h"
 #include "testutil.h"
 
 static char s_dir[512];
@@ -61,7 +62,11 @@ static int s_from_args(eda_config_t *cfg, const char *service, const char **args
     }
     argv[argc] = NULL;
     why[0] = '\0';
-    return eda_config_from_args(cfg, service, argc, argv, "usage: test\n", why, why_size);
+    /* Each service brings its own options, as its main() does. */
+    const eda_option_t *options =
+        strcmp(service, "order-service") == 0 ? order_service_def.options : NULL;
+    return eda_config_from_args(cfg, service, options, argc, argv, "usage: test\n", why,
+                                why_size);
 }
 
 static void s_assert_peer(const eda_config_t *cfg, const char *name, const char *events,
@@ -102,9 +107,7 @@ Test(config, defaults_per_service)
         s_assert_default_peers(&cfg);
         cr_assert_eq(cfg.log_format, EDA_LOG_TEXT);
         cr_assert_eq(cfg.log_level, EDA_LOG_INFO);
-        cr_assert_str_eq(cfg.saga, "choreography");
-        cr_assert_eq(cfg.command_timeout_ms, 1000);
-        cr_assert_eq(cfg.saga_deadline_ms, 30000);
+        cr_assert_null(eda_config_option(&cfg, "saga"), "no service options yet");
         cr_assert_not_null(eda_config_peer(&cfg, cfg.service), "its own endpoints");
     }
     /* a client knows every service and has no database */
@@ -270,7 +273,8 @@ Test(config, file_then_env_then_flags)
     s_assert_peer(&cfg, "customer-service", "tcp://env:7201", "tcp://env:7202");
     s_assert_peer(&cfg, "inventory-service", "tcp://10.0.0.3:7301",
                   "tcp://10.0.0.3:7302");
-    cr_assert_eq(cfg.command_timeout_ms, 1000, "untouched settings keep their default");
+    cr_assert_str_eq(eda_config_option(&cfg, "command-timeout"), "1000",
+                     "untouched settings keep their default");
 
     /* a --peer flag wins over EDA_PEER */
     const char *args2[] = {"--config", path, "--peer",
@@ -485,10 +489,28 @@ Test(config, good_values_for_order_service)
                           "2500",        "--saga-deadline", "3600000",
                           "--log-level", "debug",           NULL};
     cr_assert_eq(s_from_args(&cfg, "order-service", args, why, sizeof why), 0, "%s", why);
-    cr_assert_str_eq(cfg.saga, "orchestration");
-    cr_assert_eq(cfg.command_timeout_ms, 2500);
-    cr_assert_eq(cfg.saga_deadline_ms, 3600000);
+    cr_assert_str_eq(eda_config_option(&cfg, "saga"), "orchestration");
+    cr_assert_str_eq(eda_config_option(&cfg, "command-timeout"), "2500");
+    cr_assert_str_eq(eda_config_option(&cfg, "saga-deadline"), "3600000");
     cr_assert_eq(cfg.log_level, EDA_LOG_DEBUG);
+}
+
+Test(config, declared_options_start_at_their_defaults)
+{
+    eda_config_t cfg;
+    eda_config_defaults(&cfg, "order-service");
+    eda_config_declare(&cfg, order_service_def.options);
+    cr_assert_str_eq(eda_config_option(&cfg, "saga"), "choreography");
+    cr_assert_str_eq(eda_config_option(&cfg, "command-timeout"), "1000");
+    cr_assert_str_eq(eda_config_option(&cfg, "saga-deadline"), "30000");
+    cr_assert_null(eda_config_option(&cfg, "colour"));
+
+    setenv("EDA_SAGA_DEADLINE", "4500", 1);
+    char why[256];
+    cr_assert_eq(eda_config_load_env(&cfg, why, sizeof why), 0, "%s", why);
+    unsetenv("EDA_SAGA_DEADLINE");
+    cr_assert_str_eq(eda_config_option(&cfg, "saga-deadline"), "4500",
+                     "a service's own option is read from EDA_<NAME> too");
 }
 
 Test(config, order_options_are_refused_by_other_services)

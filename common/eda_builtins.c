@@ -1,0 +1,111 @@
+/*  eda_builtins: the commands every service answers itself: Ping, Stats
+    and ReplayEvents (its event log, exact bytes, for gap repair).
+*/
+#include "eda_service_impl.h"
+
+static int s_cmd_ping(void *state, eda_ctx_t *ctx)
+{
+    (void)state;
+    eda_service_t *svc = ctx->svc;
+    msgpack_packer *pk = eda_ctx_reply(ctx);
+    msgpack_pack_map(pk, 3);
+    eda_pack_kv_str(pk, "service", svc->def->name);
+    eda_pack_kv_str(pk, "version", EDA_VERSION);
+    eda_pack_kv_u64(pk, "uptime_s", (uint64_t)(zclock_mono() - svc->started_ms) / 1000);
+    return 0;
+}
+
+static int s_cmd_stats(void *state, eda_ctx_t *ctx)
+{
+    (void)state;
+    eda_service_t *svc = ctx->svc;
+    eda_svc_stats_t *s = &svc->stats;
+    msgpack_packer *pk = eda_ctx_reply(ctx);
+    msgpack_pack_map(pk, 25 + (svc->def->stats ? 1 : 0));
+    eda_pack_kv_str(pk, "service", svc->def->name);
+    eda_pack_kv_str(pk, "epoch", eda_store_epoch(svc->store));
+    eda_pack_kv_u64(pk, "last_seq", eda_store_next_seq(svc->store) - 1);
+    eda_pack_kv_u64(pk, "uptime_s", (uint64_t)(zclock_mono() - svc->started_ms) / 1000);
+    eda_pack_kv_u64(pk, "commands_in", s->commands);
+    eda_pack_kv_u64(pk, "replies_out", s->replies);
+    eda_pack_kv_u64(pk, "replies_dropped", s->replies_dropped);
+    eda_pack_kv_u64(pk, "events_published", s->events_published);
+    eda_pack_kv_u64(pk, "events_applied", s->events_applied);
+    eda_pack_kv_u64(pk, "events_ignored", s->events_ignored);
+    eda_pack_kv_u64(pk, "duplicates_dropped", s->duplicates);
+    eda_pack_kv_u64(pk, "gaps_detected", s->gaps);
+    eda_pack_kv_u64(pk, "gaps_repaired", s->gaps_repaired);
+    eda_pack_kv_u64(pk, "replays_requested", s->replays_requested);
+    eda_pack_kv_u64(pk, "bad_input", s->bad_input);
+    eda_pack_kv_u64(pk, "commits_failed", s->commits_failed);
+    eda_pack_kv_u64(pk, "batches", s->batches);
+    eda_pack_kv_u64(pk, "batch_max", s->batch_max);
+    eda_pack_kv_u64(pk, "batch_avg_x100",
+                    s->batches ? s->messages * 100 / s->batches : 0);
+    eda_pack_kv_u64(pk, "handler_us_avg",
+                    s->handled ? s->handler_us_total / s->handled : 0);
+    eda_pack_kv_u64(pk, "handler_us_max", s->handler_us_max);
+    eda_pack_kv_u64(pk, "commands_sent", s->commands_sent);
+    eda_pack_kv_u64(pk, "commands_dropped", s->commands_dropped);
+    eda_pack_kv_u64(pk, "replies_received", s->replies_received);
+    if (svc->def->stats) {
+        eda_pack_key(pk, "own");
+        svc->def->stats(svc->state, pk);
+    }
+    eda_pack_key(pk, "peers");
+    msgpack_pack_map(pk, svc->npeers);
+    for (size_t i = 0; i < svc->npeers; i++) {
+        eda_pack_key(pk, svc->peers[i].name);
+        msgpack_pack_map(pk, 2);
+        eda_pack_kv_str(pk, "epoch", svc->peers[i].epoch);
+        eda_pack_kv_u64(pk, "last_seq", svc->peers[i].last_seq);
+    }
+    return 0;
+}
+
+static void s_collect_event(uint64_t seq, const void *body, size_t len, void *arg)
+{
+    (void)seq;
+    eda_arena_put(arg, body, len);
+}
+
+static int s_cmd_replay(void *state, eda_ctx_t *ctx)
+{
+    (void)state;
+    eda_service_t *svc = ctx->svc;
+    const msgpack_object *data = &ctx->msg->data;
+    uint64_t after = 0, limit = 100;
+    if (eda_get_u64(data, "after_seq", &after) < 0)
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST,
+                             "after_seq must be an unsigned integer");
+    if (eda_get_u64(data, "limit", &limit) < 0 || limit < 1 ||
+        limit > EDA_SVC_REPLAY_LIMIT)
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST,
+                             "limit must be an integer from 1 to %d",
+                             EDA_SVC_REPLAY_LIMIT);
+    if (after > INT64_MAX)
+        after = INT64_MAX;
+    msgpack_sbuffer_clear(&svc->tmp);
+    int n = eda_store_replay(svc->store, after, (uint32_t)limit, EDA_SVC_REPLAY_BYTES,
+                             s_collect_event, &svc->tmp);
+    if (n < 0)
+        return -1;
+    msgpack_packer *pk = eda_ctx_reply(ctx);
+    msgpack_pack_map(pk, 3);
+    eda_pack_kv_str(pk, "epoch", eda_store_epoch(svc->store));
+    eda_pack_kv_u64(pk, "last_seq", eda_store_next_seq(svc->store) - 1);
+    eda_pack_key(pk, "events");
+    msgpack_pack_array(pk, (size_t)n);
+    const char *p = svc->tmp.data;
+    for (int i = 0; i < n; i++) {
+        uint32_t len;
+        const char *event = eda_arena_get(&p, &len);
+        msgpack_pack_bin_with_body(pk, event, len);
+    }
+    return 0;
+}
+
+const eda_command_t eda_builtin_commands[] = {{"Ping", s_cmd_ping},
+                                              {"Stats", s_cmd_stats},
+                                              {"ReplayEvents", s_cmd_replay},
+                                              {NULL, NULL}};

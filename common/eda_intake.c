@@ -1,0 +1,176 @@
+/*  eda_intake: commands in and replies out. A command message is read from
+    the ROUTER whole, its routing frames are copied into the reply queue, the
+    handler runs under a savepoint, and its reply is queued behind them, to
+    be sent after the batch commits (or turned into INTERNAL when it does
+    not).
+*/
+#include "eda_service_impl.h"
+
+#define S_FRAMES_MAX  16  /* frames in one command message */
+#define S_ROUTING_MAX 255 /* bytes in one routing frame */
+
+static eda_command_fn *s_find_command(const eda_command_t *table, const char *type)
+{
+    for (; table && table->type; table++)
+        if (streq(table->type, type))
+            return table->fn;
+    return NULL;
+}
+
+/*  Handles one decoded (or undecodable) command and queues its reply behind
+    the routing frames already in the reply queue. */
+static void s_handle_command(eda_service_t *svc, const void *body, size_t len,
+                             const char *frame_error)
+{
+    eda_envelope_t env;
+    eda_ctx_t ctx = {.svc = svc, .msg = &env, .command_peer = -1};
+    char why[256];
+    int64_t start = zclock_usecs();
+    svc->stats.commands++;
+    eda_error_t rc = EDA_BAD_REQUEST;
+    bool builtin = false;
+    if (frame_error) {
+        memset(&env, 0, sizeof env);
+        snprintf(why, sizeof why, "%s", frame_error);
+    } else
+        rc = eda_decode(svc->decoder, body, len, &env, why, sizeof why);
+    if (rc == EDA_OK && env.kind != EDA_KIND_COMMAND) {
+        rc = EDA_BAD_REQUEST;
+        snprintf(why, sizeof why, "kind must be 'command', not '%s'",
+                 eda_kind_name(env.kind));
+    }
+    if (rc != EDA_OK) {
+        svc->stats.bad_input++;
+        eda_log_msg(svc->log, EDA_LOG_WARN, "refused a command: %s: %s",
+                    eda_error_name(rc), why);
+        eda_ctx_error(&ctx, rc, "%s", why);
+    } else {
+        eda_command_fn *fn = s_find_command(eda_builtin_commands, env.type);
+        builtin = fn != NULL;
+        if (!fn)
+            fn = s_find_command(svc->def->commands, env.type);
+        if (!fn)
+            eda_ctx_error(&ctx, EDA_UNKNOWN_COMMAND, "%s has no command '%s'",
+                          svc->def->name, env.type);
+        else if (eda_svc_unit_begin(svc))
+            eda_ctx_error(&ctx, EDA_INTERNAL, "database unavailable");
+        else {
+            int hrc = fn(svc->state, &ctx);
+            if (hrc || !ctx.replied)
+                eda_ctx_error(&ctx, EDA_INTERNAL, "%s failed: %s", env.type,
+                              eda_store_errmsg(svc->store));
+            eda_svc_unit_end(svc, ctx.reply_ok);
+        }
+    }
+    eda_arena_put(&svc->replies, svc->reply_buf.data, svc->reply_buf.size);
+
+    /* Ping, Stats and ReplayEvents are plumbing, not event flow. */
+    if (eda_log_enabled(svc->log, builtin ? EDA_LOG_DEBUG : EDA_LOG_INFO) &&
+        rc == EDA_OK) {
+        eda_envelope_t reply;
+        if (eda_decode(svc->log_decoder, svc->reply_buf.data, svc->reply_buf.size, &reply,
+                       NULL, 0) == EDA_OK)
+            eda_log_flow(svc->log, EDA_FLOW_COMMAND, &env, &reply);
+    }
+    eda_svc_count_latency(svc, start);
+}
+
+/*  Reads one command message from the ROUTER without waiting. Returns 1 when
+    one was handled, 0 when none was waiting. */
+int eda_intake_recv(eda_service_t *svc)
+{
+    void *router = zsock_resolve(svc->router);
+    zmq_msg_t frames[S_FRAMES_MAX];
+    int n = 0;
+    bool more = true, too_many = false;
+    while (more && n < S_FRAMES_MAX) {
+        zmq_msg_init(&frames[n]);
+        if (zmq_msg_recv(&frames[n], router, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+            zmq_msg_close(&frames[n]);
+            if (n == 0)
+                return 0;
+            break;
+        }
+        more = zmq_msg_more(&frames[n++]);
+    }
+    while (more) { /* past S_FRAMES_MAX: read and drop the rest */
+        zmq_msg_t extra;
+        zmq_msg_init(&extra);
+        more = zmq_msg_recv(&extra, router, 0) >= 0 && zmq_msg_more(&extra);
+        zmq_msg_close(&extra);
+        too_many = true;
+    }
+    /* ZMQ_MAXMSGSIZE bounds a frame, not a message: big routing frames would
+       be copied into the reply queue and echoed back, so they are refused. */
+    for (int i = 1; i < n - 1 && !too_many; i++)
+        too_many = zmq_msg_size(&frames[i]) > S_ROUTING_MAX;
+    /* Routing frames first; s_handle_command appends the reply body. A
+       refused frame list gets its reply back on the identity frame alone. */
+    int routing = too_many ? 1 : n - 1;
+    eda_arena_u32(&svc->replies, (uint32_t)routing + 1);
+    for (int i = 0; i < routing; i++)
+        eda_arena_put(&svc->replies, zmq_msg_data(&frames[i]), zmq_msg_size(&frames[i]));
+    if (too_many)
+        s_handle_command(svc, NULL, 0,
+                         "more than 16 frames, or a routing frame over 255 bytes");
+    else
+        s_handle_command(svc, zmq_msg_data(&frames[n - 1]), zmq_msg_size(&frames[n - 1]),
+                         NULL);
+    for (int i = 0; i < n; i++)
+        zmq_msg_close(&frames[i]);
+    return 1;
+}
+
+void eda_intake_send_replies(eda_service_t *svc)
+{
+    void *router = zsock_resolve(svc->router);
+    const char *p = svc->replies.data, *end = p + svc->replies.size;
+    while (p < end) {
+        uint32_t nframes = eda_arena_read_u32(&p);
+        bool sent = true;
+        for (uint32_t i = 0; i < nframes; i++) {
+            uint32_t len;
+            const char *frame = eda_arena_get(&p, &len);
+            int flags = ZMQ_DONTWAIT | (i + 1 < nframes ? ZMQ_SNDMORE : 0);
+            if (sent && zmq_send(router, frame, len, flags) < 0)
+                sent = false; /* the client is gone or not reading: drop it */
+        }
+        if (sent)
+            svc->stats.replies++;
+        else
+            svc->stats.replies_dropped++;
+    }
+    svc->replies.size = 0;
+}
+
+/*  Turns every queued reply into an INTERNAL error, keeping its routing
+    frames: the batch they answer was not committed, so none of them may
+    report a change. Can't fail (msgpack buffers abort on out of memory). */
+void eda_intake_fail_replies(eda_service_t *svc)
+{
+    msgpack_sbuffer failed;
+    msgpack_sbuffer_init(&failed);
+    const char *p = svc->replies.data, *end = p + svc->replies.size;
+    while (p < end) {
+        uint32_t nframes = eda_arena_read_u32(&p);
+        eda_arena_u32(&failed, nframes);
+        uint32_t len;
+        for (uint32_t i = 0; i + 1 < nframes; i++) {
+            const char *frame = eda_arena_get(&p, &len);
+            eda_arena_put(&failed, frame, len);
+        }
+        const char *body = eda_arena_get(&p, &len);
+        eda_envelope_t reply, command = {0};
+        if (eda_decode(svc->log_decoder, body, len, &reply, NULL, 0) == EDA_OK) {
+            memcpy(command.type, reply.type, sizeof command.type);
+            memcpy(command.correlation_id, reply.correlation_id,
+                   sizeof reply.correlation_id);
+            memcpy(command.id, reply.causation_id, sizeof command.id);
+        }
+        eda_ctx_t ctx = {.svc = svc, .msg = &command, .command_peer = -1};
+        eda_ctx_error(&ctx, EDA_INTERNAL, "not done: the database could not commit");
+        eda_arena_put(&failed, svc->reply_buf.data, svc->reply_buf.size);
+    }
+    msgpack_sbuffer_destroy(&svc->replies);
+    svc->replies = failed;
+}

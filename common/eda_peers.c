@@ -1,0 +1,422 @@
+/*  eda_peers: everything the service does with its peers. Their events come
+    on a SUB and are applied in seq order, exactly once (DESIGN section 4);
+    a gap, a heartbeat that is ahead or a new epoch is repaired through a
+    replay DEALER; commands the service sends them go out on a DEALER of
+    their own, whose replies reach the service's reply handlers.
+*/
+#include "eda_service_impl.h"
+
+#define S_REPLAY_TIMEOUT 1000 /* first wait for a ReplayEvents answer, doubling */
+#define S_REPLAY_BACKOFF 8000 /* up to this while the peer stays silent */
+
+/*  The peer named `name`, opened on first use: its SUB, its replay DEALER
+    and its inbox checkpoint. NULL (logged) when that fails. */
+static eda_peer_t *s_peer(eda_service_t *svc, const char *name)
+{
+    for (size_t i = 0; i < svc->npeers; i++)
+        if (streq(svc->peers[i].name, name))
+            return &svc->peers[i];
+    assert(svc->npeers < EDA_PEERS_MAX);
+    {
+        const eda_endpoint_t *ep = eda_config_peer(&svc->cfg, name);
+        if (!ep || !ep->events[0] || !ep->commands[0]) {
+            eda_log_msg(svc->log, EDA_LOG_ERROR, "no endpoints for peer %s (use --peer)",
+                        name);
+            return NULL;
+        }
+        eda_peer_t *peer = &svc->peers[svc->npeers++];
+        snprintf(peer->name, sizeof peer->name, "%s", name);
+        if (eda_store_inbox_get(svc->store, peer->name, peer->epoch, sizeof peer->epoch,
+                                &peer->last_seq))
+            return NULL;
+        memcpy(peer->committed_epoch, peer->epoch, sizeof peer->epoch);
+        peer->committed_seq = peer->last_seq;
+        peer->sub = eda_svc_socket(svc, ZMQ_SUB, ep->events, false);
+        peer->client = eda_client_new(ep->commands, svc->def->name);
+        if (!peer->sub || !peer->client) {
+            if (!peer->client)
+                eda_log_msg(svc->log, EDA_LOG_ERROR, "cannot connect to %s",
+                            ep->commands);
+            return NULL;
+        }
+        return peer;
+    }
+}
+
+int eda_peers_open(eda_service_t *svc)
+{
+    for (const eda_handler_t *h = svc->def->handlers; h && h->type; h++)
+        if (!s_peer(svc, h->peer))
+            return -1;
+    for (const eda_reply_handler_t *r = svc->def->replies; r && r->type; r++) {
+        eda_peer_t *peer = s_peer(svc, r->peer);
+        if (!peer)
+            return -1;
+        if (!peer->commands) {
+            const eda_endpoint_t *ep = eda_config_peer(&svc->cfg, r->peer);
+            peer->commands = eda_client_new(ep->commands, svc->def->name);
+            if (!peer->commands) {
+                eda_log_msg(svc->log, EDA_LOG_ERROR, "cannot connect to %s",
+                            ep->commands);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+void eda_peers_close(eda_service_t *svc)
+{
+    for (size_t i = 0; i < svc->npeers; i++) {
+        zsock_destroy(&svc->peers[i].sub);
+        eda_client_destroy(&svc->peers[i].client);
+        eda_client_destroy(&svc->peers[i].commands);
+    }
+}
+
+/*  The handler for an event of `peer`, or NULL when the service has none
+    for its type. */
+static const eda_handler_t *s_find_handler(eda_service_t *svc, const char *peer,
+                                           const char *type)
+{
+    for (const eda_handler_t *h = svc->def->handlers; h && h->type; h++)
+        if (streq(h->peer, peer) && streq(h->type, type))
+            return h;
+    return NULL;
+}
+
+/*  Whether the handler takes this event: 1 yes, 0 it belongs to another saga
+    pattern than the handler's, -1 its data.saga is not a short string. */
+static int s_saga_matches(const eda_handler_t *handler, const eda_envelope_t *env)
+{
+    char saga[32];
+    if (!handler->saga)
+        return 1;
+    int rc = eda_get_str(&env->data, "saga", saga, sizeof saga);
+    return rc < 0 ? -1 : rc == 1 || streq(saga, handler->saga);
+}
+
+/*  Gives up on the request in flight: a fresh socket, so that a late answer
+    to it is never read. */
+static void s_abandon_replay(eda_peer_t *peer)
+{
+    eda_client_reset(peer->client);
+    peer->replay_pending = false;
+}
+
+/*  Asks the peer for the events after the last one applied, unless a request
+    is already out. */
+void eda_peers_request_replay(eda_service_t *svc, eda_peer_t *peer)
+{
+    if (peer->replay_pending)
+        return;
+    peer->replay_after = peer->epoch[0] ? peer->last_seq : 0;
+    msgpack_packer *pk = eda_client_begin(peer->client, "ReplayEvents", NULL);
+    msgpack_pack_map(pk, 2);
+    eda_pack_kv_u64(pk, "after_seq", peer->replay_after);
+    eda_pack_kv_u64(pk, "limit", EDA_SVC_REPLAY_LIMIT);
+    snprintf(peer->replay_id, sizeof peer->replay_id, "%s",
+             eda_client_last_id(peer->client));
+    peer->replay_pending = true;
+    peer->replay_sent_ms = zclock_mono();
+    peer->replay_wait_ms = S_REPLAY_TIMEOUT;
+    svc->stats.replays_requested++;
+    if (eda_client_send(peer->client))
+        eda_log_msg(svc->log, EDA_LOG_DEBUG, "replay request to %s not queued",
+                    peer->name);
+    eda_log_msg(svc->log, EDA_LOG_DEBUG, "asked %s for events after #%llu", peer->name,
+                (unsigned long long)peer->replay_after);
+}
+
+/*  Applies one event of `peer` if it is the next in seq order. Returns 1 when
+    applied, 0 when dropped as a duplicate, -1 on a gap or an error (a replay
+    is then asked for). */
+static int s_offer_event(eda_service_t *svc, eda_peer_t *peer, const eda_envelope_t *env)
+{
+    if (!streq(env->epoch, peer->epoch)) {
+        eda_peers_request_replay(svc, peer);
+        return -1;
+    }
+    if (env->seq <= peer->last_seq) {
+        svc->stats.duplicates++;
+        return 0;
+    }
+    if (env->seq > peer->last_seq + 1) {
+        svc->stats.gaps++;
+        eda_peers_request_replay(svc, peer);
+        return -1;
+    }
+    const eda_handler_t *handler = s_find_handler(svc, peer->name, env->type);
+    int take = handler ? s_saga_matches(handler, env) : 0;
+    if (take < 0) {
+        svc->stats.bad_input++;
+        eda_log_msg(svc->log, EDA_LOG_WARN,
+                    "skipped %s #%llu from %s: saga is not a string", env->type,
+                    (unsigned long long)env->seq, peer->name);
+    }
+    if (take > 0) {
+        eda_ctx_t ctx = {.svc = svc, .msg = env, .command_peer = -1};
+        int64_t start = zclock_usecs();
+        if (eda_svc_unit_begin(svc))
+            return -1;
+        int rc = handler->fn(svc->state, &ctx);
+        eda_svc_unit_end(svc, rc == 0);
+        eda_svc_count_latency(svc, start);
+        if (rc) {
+            eda_log_msg(svc->log, EDA_LOG_ERROR, "could not apply %s #%llu from %s: %s",
+                        env->type, (unsigned long long)env->seq, peer->name,
+                        eda_store_errmsg(svc->store));
+            return -1;
+        }
+        svc->stats.events_applied++;
+        eda_log_flow(svc->log, EDA_FLOW_APPLIED, env, NULL);
+    } else if (eda_svc_batch_begin(svc) == 0) /* its checkpoint commits too */
+        svc->stats.events_ignored += take == 0;
+    else
+        return -1;
+    peer->last_seq = env->seq;
+    peer->dirty = true;
+    return 1;
+}
+
+/*  Reads one message from a peer's SUB without waiting: an event or a
+    heartbeat. Returns 1 when one was read, 0 when none was waiting. */
+int eda_peers_recv_event(eda_service_t *svc, eda_peer_t *peer)
+{
+    void *sub = zsock_resolve(peer->sub);
+    zmq_msg_t topic, body;
+    zmq_msg_init(&topic);
+    zmq_msg_init(&body);
+    int got = 0;
+    if (zmq_msg_recv(&topic, sub, ZMQ_DONTWAIT) < 0)
+        goto done;
+    got = 1;
+    int frames = 1;
+    if (zmq_msg_more(&topic) && zmq_msg_recv(&body, sub, 0) >= 0)
+        frames++;
+    while (zmq_msg_more(frames == 1 ? &topic : &body)) { /* drain extras */
+        zmq_msg_t extra;
+        zmq_msg_init(&extra);
+        int rc = zmq_msg_recv(&extra, sub, 0);
+        bool again = rc >= 0 && zmq_msg_more(&extra);
+        zmq_msg_close(&extra);
+        frames++;
+        if (!again)
+            break;
+    }
+    char why[256];
+    eda_envelope_t env;
+    eda_error_t rc = frames == 2 ? eda_decode(svc->decoder, zmq_msg_data(&body),
+                                              zmq_msg_size(&body), &env, why, sizeof why)
+                                 : EDA_BAD_REQUEST;
+    if (frames != 2)
+        snprintf(why, sizeof why, "%d frames, not 2", frames);
+    else if (rc == EDA_OK && !streq(env.source, peer->name)) {
+        rc = EDA_BAD_REQUEST;
+        snprintf(why, sizeof why, "source '%s' on %s's channel", env.source, peer->name);
+    } else if (rc == EDA_OK &&
+               (zmq_msg_size(&topic) != strlen(env.type) ||
+                memcmp(zmq_msg_data(&topic), env.type, strlen(env.type)))) {
+        rc = EDA_BAD_REQUEST;
+        snprintf(why, sizeof why, "topic does not match type '%s'", env.type);
+    }
+    if (rc != EDA_OK) {
+        svc->stats.bad_input++;
+        eda_log_msg(svc->log, EDA_LOG_WARN, "dropped a message from %s: %s", peer->name,
+                    why);
+    } else if (env.kind == EDA_KIND_HEARTBEAT) {
+        uint64_t last = 0;
+        eda_get_u64(&env.data, "last_seq", &last);
+        bool same = streq(env.epoch, peer->epoch);
+        /* A live peer that has left a request unanswered for a while lost
+           it (it restarted after taking it): ask again now, not after the
+           backoff. */
+        if (peer->replay_pending &&
+            zclock_mono() - peer->replay_sent_ms >= S_REPLAY_TIMEOUT) {
+            s_abandon_replay(peer);
+        }
+        if (!same || last > peer->last_seq)
+            eda_peers_request_replay(svc, peer);
+        /* Behind what we applied, in the same log: it lost committed events
+           (a restored backup, a power cut); its next seqs will be dropped. */
+        bool behind = same && last < peer->committed_seq;
+        if (behind && !peer->behind)
+            eda_log_msg(svc->log, EDA_LOG_ERROR,
+                        "%s reports last_seq %llu, behind the %llu applied from its log "
+                        "%s: it lost events; recreate its log to recover",
+                        peer->name, (unsigned long long)last,
+                        (unsigned long long)peer->committed_seq, peer->epoch);
+        peer->behind = behind;
+    } else if (env.kind == EDA_KIND_EVENT)
+        s_offer_event(svc, peer, &env);
+    else {
+        svc->stats.bad_input++;
+        eda_log_msg(svc->log, EDA_LOG_WARN, "dropped a %s from %s's event channel",
+                    eda_kind_name(env.kind), peer->name);
+    }
+done:
+    zmq_msg_close(&topic);
+    zmq_msg_close(&body);
+    return got;
+}
+
+/*  Applies the events of a ReplayEvents reply. */
+static void s_apply_replay(eda_service_t *svc, eda_peer_t *peer,
+                           const eda_envelope_t *reply)
+{
+    char epoch[EDA_NAME_MAX + 1] = "";
+    uint64_t last = 0;
+    const msgpack_object *events = eda_map_get(&reply->data, "events");
+    if (eda_get_str(&reply->data, "epoch", epoch, sizeof epoch) != 0 || !epoch[0] ||
+        eda_get_u64(&reply->data, "last_seq", &last) != 0 || !events ||
+        events->type != MSGPACK_OBJECT_ARRAY) {
+        svc->stats.bad_input++;
+        eda_log_msg(svc->log, EDA_LOG_WARN, "malformed ReplayEvents reply from %s",
+                    peer->name);
+        return;
+    }
+    if (!streq(epoch, peer->epoch)) {
+        if (peer->epoch[0])
+            eda_log_msg(
+                svc->log, EDA_LOG_WARN,
+                "%s has a new event log (epoch %s, was %s): starting it from seq 0",
+                peer->name, epoch, peer->epoch);
+        snprintf(peer->epoch, sizeof peer->epoch, "%s", epoch);
+        peer->last_seq = 0;
+        peer->dirty = true;
+        if (peer->replay_after != 0) {
+            eda_peers_request_replay(svc, peer);
+            return;
+        }
+    }
+    bool applied = false, failed = false;
+    for (uint32_t i = 0; i < events->via.array.size && !failed; i++) {
+        const msgpack_object *bin = &events->via.array.ptr[i];
+        eda_envelope_t env;
+        char why[256];
+        if (bin->type != MSGPACK_OBJECT_BIN ||
+            eda_decode(svc->decoder, bin->via.bin.ptr, bin->via.bin.size, &env, why,
+                       sizeof why) != EDA_OK ||
+            env.kind != EDA_KIND_EVENT || !streq(env.source, peer->name)) {
+            svc->stats.bad_input++;
+            eda_log_msg(svc->log, EDA_LOG_WARN, "malformed replayed event from %s",
+                        peer->name);
+            failed = true;
+            break;
+        }
+        int rc = s_offer_event(svc, peer, &env);
+        failed = rc < 0;
+        applied |= rc == 1;
+    }
+    if (applied)
+        svc->stats.gaps_repaired++;
+    /* The rest at once; after a failure, only when the next heartbeat says
+       so, a second later, rather than asking again in a tight loop. */
+    if (peer->last_seq < last && !failed)
+        eda_peers_request_replay(svc, peer);
+}
+
+/*  Reads one reply on a peer's DEALER without waiting. 1 when one was read. */
+int eda_peers_recv_replay(eda_service_t *svc, eda_peer_t *peer)
+{
+    eda_envelope_t reply;
+    int rc = eda_client_recv(peer->client, &reply);
+    if (rc == 1)
+        return 0;
+    if (rc < 0) {
+        svc->stats.bad_input++;
+        eda_log_msg(svc->log, EDA_LOG_WARN, "undecodable reply from %s", peer->name);
+        return 1;
+    }
+    if (!peer->replay_pending || !streq(reply.causation_id, peer->replay_id))
+        return 1; /* an answer to a request given up on */
+    peer->replay_pending = false;
+    if (reply.ok != 1) {
+        char code[32] = "";
+        eda_get_str(&reply.error, "code", code, sizeof code);
+        eda_log_msg(svc->log, EDA_LOG_WARN, "%s refused ReplayEvents: %s", peer->name,
+                    code);
+        return 1;
+    }
+    s_apply_replay(svc, peer, &reply);
+    return 1;
+}
+
+/* --- commands to peers, and their replies ------------------------------------ */
+
+void eda_peers_send_commands(eda_service_t *svc)
+{
+    const char *p = svc->commands.data, *end = p + svc->commands.size;
+    bool log = eda_log_enabled(svc->log, EDA_LOG_INFO);
+    while (p < end) {
+        eda_peer_t *peer = &svc->peers[eda_arena_read_u32(&p)];
+        uint32_t len;
+        const char *body = eda_arena_get(&p, &len);
+        zsock_t *sock = eda_client_sock(peer->commands);
+        /* Not queued (no socket after a failed reset, a full queue): the
+           sender's timeout and retry cover it, as for a lost message. */
+        if (!sock || zmq_send(zsock_resolve(sock), body, len, ZMQ_DONTWAIT) < 0) {
+            svc->stats.commands_dropped++;
+            continue;
+        }
+        svc->stats.commands_sent++;
+        eda_envelope_t env;
+        if (log && eda_decode(svc->log_decoder, body, len, &env, NULL, 0) == EDA_OK)
+            eda_log_flow(svc->log, EDA_FLOW_SENT, &env, NULL);
+    }
+    svc->commands.size = 0;
+}
+
+static eda_reply_fn *s_find_reply(eda_service_t *svc, const char *peer, const char *type)
+{
+    for (const eda_reply_handler_t *r = svc->def->replies; r && r->type; r++)
+        if (streq(r->peer, peer) && streq(r->type, type))
+            return r->fn;
+    return NULL;
+}
+
+int eda_peers_recv_reply(eda_service_t *svc, eda_peer_t *peer)
+{
+    eda_envelope_t reply;
+    int rc = peer->commands ? eda_client_recv(peer->commands, &reply) : 1;
+    if (rc == 1)
+        return 0;
+    eda_reply_fn *fn = rc == 0 ? s_find_reply(svc, peer->name, reply.type) : NULL;
+    if (!fn) {
+        svc->stats.bad_input++;
+        eda_log_msg(svc->log, EDA_LOG_WARN, "dropped an unexpected reply from %s",
+                    peer->name);
+        return 1;
+    }
+    svc->stats.replies_received++;
+    eda_ctx_t ctx = {.svc = svc, .msg = &reply, .command_peer = -1};
+    int64_t start = zclock_usecs();
+    if (eda_svc_unit_begin(svc))
+        return 1;
+    int hrc = fn(svc->state, &ctx);
+    eda_svc_unit_end(svc, hrc == 0);
+    eda_svc_count_latency(svc, start);
+    if (hrc)
+        eda_log_msg(svc->log, EDA_LOG_ERROR, "could not handle the %s reply from %s: %s",
+                    reply.type, peer->name, eda_store_errmsg(svc->store));
+    return 1;
+}
+
+int64_t eda_peers_timers(eda_service_t *svc, int64_t now)
+{
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < svc->npeers; i++) {
+        eda_peer_t *peer = &svc->peers[i];
+        if (peer->replay_pending && now - peer->replay_sent_ms >= peer->replay_wait_ms) {
+            /* No answer: the peer is down, restarted or slow. Fresh socket,
+               ask again, and give the next request twice as long. */
+            int64_t wait = peer->replay_wait_ms * 2;
+            s_abandon_replay(peer);
+            eda_peers_request_replay(svc, peer);
+            peer->replay_wait_ms = wait < S_REPLAY_BACKOFF ? wait : S_REPLAY_BACKOFF;
+        }
+        if (peer->replay_pending && peer->replay_sent_ms + peer->replay_wait_ms < next)
+            next = peer->replay_sent_ms + peer->replay_wait_ms;
+    }
+    return next;
+}

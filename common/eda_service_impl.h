@@ -1,0 +1,191 @@
+/*  eda_service_impl: what the engine's files share and no service sees. The
+    engine is split along its seams: eda_service.c (start, stop, the loop,
+    batches and transactions), eda_ctx.c (what handlers call), eda_intake.c
+    (commands in, the reply queue), eda_peers.c (peers' events, replay, the
+    command clients) and eda_builtins.c (Ping, Stats, ReplayEvents).
+
+    Queues in memory (byte arenas, reused across batches):
+      outbox    [u32 type_len][type][u32 body_len][body] per event
+      replies   [u32 nframes] then [u32 len][bytes] per frame, per reply
+      commands  [u32 peer index][u32 body_len][body] per command to a peer
+*/
+#ifndef EDA_SERVICE_IMPL_H_INCLUDED
+#define EDA_SERVICE_IMPL_H_INCLUDED
+
+#include "eda_client.h"
+#include "eda_service.h"
+
+#include <string.h>
+
+#define EDA_SVC_BATCH_MAX    512       /* messages handled in one transaction */
+#define EDA_SVC_QUEUE_SOFT   (4 << 20) /* a batch ends once its replies pass this */
+#define EDA_SVC_BUFFER_KEEP  (8 << 20) /* buffers grown past this are freed after */
+#define EDA_SVC_HWM          100000
+#define EDA_SVC_COMMAND_HWM  10000 /* commands queued per client connection */
+#define EDA_SVC_HEARTBEAT_MS 1000
+#define EDA_SVC_TIMERS_MAX   8
+#define EDA_SVC_REPLAY_LIMIT 1000 /* events asked for, or served, per ReplayEvents */
+#define EDA_SVC_REPLAY_BYTES (512 << 10)
+
+/*  One peer: its events (SUB), the DEALER that asks it for missed events,
+    and, when the service sends it commands, a second DEALER for those, so
+    that resetting a timed-out replay never loses a command in flight. */
+typedef struct {
+    char name[64];
+    zsock_t *sub;
+    eda_client_t *client;   /* replay requests */
+    eda_client_t *commands; /* the service's own commands; NULL when none */
+    char epoch[EDA_NAME_MAX + 1];
+    uint64_t last_seq; /* last applied, this transaction included */
+    char committed_epoch[EDA_NAME_MAX + 1];
+    uint64_t committed_seq;
+    bool dirty; /* checkpoint to write before commit */
+    bool replay_pending;
+    int64_t replay_sent_ms;
+    int64_t replay_wait_ms; /* how long this request may take */
+    uint64_t replay_after;
+    char replay_id[EDA_NAME_MAX + 1];
+    bool behind; /* its log went backwards: reported once */
+} eda_peer_t;
+
+typedef struct {
+    uint64_t commands, replies, events_published, events_applied, events_ignored;
+    uint64_t duplicates, gaps, gaps_repaired, replays_requested, bad_input;
+    uint64_t batches, messages, batch_max, handler_us_total, handler_us_max, handled;
+    uint64_t replies_dropped, commits_failed;
+    uint64_t commands_sent, commands_dropped, replies_received;
+} eda_svc_stats_t;
+
+struct eda_ctx {
+    eda_service_t *svc;
+    const eda_envelope_t *msg; /* NULL for a timer */
+    bool replied;
+    bool reply_ok;
+    bool emitting;
+    char emit_type[EDA_NAME_MAX + 1];
+    int command_peer; /* peer index of the command being built, -1 none */
+    char command_id[EDA_NAME_MAX + 1];
+};
+
+struct eda_service {
+    const eda_service_def_t *def;
+    eda_config_t cfg;
+    eda_log_t *log;
+    eda_store_t *store;
+    eda_decoder_t *decoder;     /* incoming messages */
+    eda_decoder_t *log_decoder; /* our own output, for the flow log */
+    zsock_t *pipe, *router, *pub;
+    eda_peer_t peers[EDA_PEERS_MAX];
+    size_t npeers;
+    void *state;
+    msgpack_sbuffer reply_buf, event_buf, command_buf, tmp;
+    msgpack_packer reply_pk, event_pk, command_pk;
+    msgpack_sbuffer outbox, replies, commands;
+    size_t outbox_mark, commands_mark; /* sizes at the message's savepoint */
+    bool in_batch;
+    bool terminated;
+    int64_t started_ms, next_heartbeat_ms;
+    int64_t timer_next_ms[EDA_SVC_TIMERS_MAX];
+    size_t ntimers;
+    eda_svc_stats_t stats;
+};
+
+/* --- arenas ---------------------------------------------------------------- */
+
+static inline void eda_arena_u32(msgpack_sbuffer *a, uint32_t v)
+{
+    msgpack_sbuffer_write(a, (const char *)&v, sizeof v);
+}
+
+static inline uint32_t eda_arena_read_u32(const char **p)
+{
+    uint32_t v;
+    memcpy(&v, *p, sizeof v);
+    *p += sizeof v;
+    return v;
+}
+
+/*  Appends one record to an arena: [u32 len][bytes]. */
+static inline void eda_arena_put(msgpack_sbuffer *a, const void *data, size_t len)
+{
+    eda_arena_u32(a, (uint32_t)len);
+    msgpack_sbuffer_write(a, data, len);
+}
+
+/*  Reads the record at *p, moving *p past it: returns its bytes. */
+static inline const char *eda_arena_get(const char **p, uint32_t *len)
+{
+    *len = eda_arena_read_u32(p);
+    const char *data = *p;
+    *p += *len;
+    return data;
+}
+
+/* --- eda_service.c: transactions ------------------------------------------ */
+
+/*  Starts one message's unit of work: a savepoint inside the batch's
+    transaction, begun on the first message that needs it. 0 or -1. */
+int eda_svc_unit_begin(eda_service_t *svc);
+
+/*  Ends one message's unit of work: keeps it, or undoes its changes and the
+    events and commands it queued. */
+void eda_svc_unit_end(eda_service_t *svc, bool keep);
+
+/*  Opens the batch's transaction if it is not open yet. 0 or -1. */
+int eda_svc_batch_begin(eda_service_t *svc);
+
+/*  Counts the time one message took to handle, from `start` (usecs). */
+void eda_svc_count_latency(eda_service_t *svc, int64_t start);
+
+/*  A socket of `type` with the engine's options, bound or connected to
+    `endpoint`; NULL (logged) when that fails. */
+zsock_t *eda_svc_socket(eda_service_t *svc, int type, const char *endpoint, bool bind);
+
+/* --- eda_intake.c: commands in, replies out ---------------------------------- */
+
+/*  Reads and handles one command message from the ROUTER without waiting.
+    Returns 1 when one was handled, 0 when none was waiting. */
+int eda_intake_recv(eda_service_t *svc);
+
+/*  Sends the queued replies (after a commit, or for a batch that needed
+    none). Can't fail: a reply that cannot be sent is counted as dropped. */
+void eda_intake_send_replies(eda_service_t *svc);
+
+/*  Turns every queued reply into INTERNAL: its batch did not commit. */
+void eda_intake_fail_replies(eda_service_t *svc);
+
+/* --- eda_peers.c: peers' events, replay, commands to peers -------------------- */
+
+/*  Adds every peer named in the handler and reply tables, once, with its
+    inbox checkpoint. 0, or -1 (logged). */
+int eda_peers_open(eda_service_t *svc);
+
+/*  Closes every peer's sockets. */
+void eda_peers_close(eda_service_t *svc);
+
+/*  Reads one message from a peer's SUB without waiting. 1 read, 0 none. */
+int eda_peers_recv_event(eda_service_t *svc, eda_peer_t *peer);
+
+/*  Reads one reply to a replay request. 1 read, 0 none. */
+int eda_peers_recv_replay(eda_service_t *svc, eda_peer_t *peer);
+
+/*  Reads one reply to a command the service sent. 1 read, 0 none. */
+int eda_peers_recv_reply(eda_service_t *svc, eda_peer_t *peer);
+
+/*  Asks the peer for the events after the last one applied, unless a request
+    is already out. */
+void eda_peers_request_replay(eda_service_t *svc, eda_peer_t *peer);
+
+/*  Gives up on replay requests unanswered for too long and asks again.
+    Returns the monotonic time of the next such check (INT64_MAX: none). */
+int64_t eda_peers_timers(eda_service_t *svc, int64_t now);
+
+/*  Sends the queued commands to their peers (after a commit). */
+void eda_peers_send_commands(eda_service_t *svc);
+
+/* --- eda_builtins.c ---------------------------------------------------------------- */
+
+/*  Ping, Stats and ReplayEvents, answered by every service. */
+extern const eda_command_t eda_builtin_commands[];
+
+#endif
