@@ -1,7 +1,10 @@
-/*  customer_service: customers and their credit. On OrderCreated it holds
-    the order's total against the customer's credit (CreditReserved) or
-    refuses (CreditRejected); when that order is rejected or cancelled later,
-    it gives the credit back (CreditReleased).
+/*  customer_service: customers and their credit. It holds an order's total
+    against the customer's credit (CreditReserved) or refuses it
+    (CreditRejected), and gives the credit back (CreditReleased) when the
+    order ends without it. By choreography on OrderCreated, OrderRejected and
+    OrderCancelled; by orchestration on the ReserveCredit and ReleaseCredit
+    commands. Both go through one reservation and one release rule, and one
+    record per order_id makes each idempotent.
 */
 #include "customer_service.h"
 
@@ -15,7 +18,7 @@ static const char s_schema[] =
     " reserved INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS credit_reservations ("
     " order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, amount INTEGER NOT NULL,"
-    " state TEXT NOT NULL);";
+    " state TEXT NOT NULL, reason TEXT);";
 
 typedef struct {
     sqlite3_stmt *insert, *get, *set_reserved;
@@ -47,38 +50,140 @@ static int s_set_reserved(customer_state_t *self, const char *customer_id,
     return eda_store_exec(self->set_reserved);
 }
 
-/*  A hold on credit for one order. */
+/*  What is recorded of one order's credit. */
 typedef struct {
-    char customer_id[EDA_NAME_MAX + 1];
+    char customer_id[EDA_NAME_MAX + 1]; /* "" in a tombstone */
     int64_t amount;
-    char state[16]; /* RESERVED, REJECTED, RELEASED */
+    customer_hold_t state; /* NONE when nothing is recorded */
+    char reason[32];       /* of a refusal */
 } s_hold_t;
 
+/*  Reads the record of an order (zeroed, state NONE, when there is none).
+    0, or -1 on a database error. */
 static int s_hold_get(customer_state_t *self, const char *order_id, s_hold_t *hold)
 {
     sqlite3_stmt *q = self->hold_get;
+    memset(hold, 0, sizeof *hold);
     sqlite3_bind_text(q, 1, order_id, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
         snprintf(hold->customer_id, sizeof hold->customer_id, "%s",
                  (const char *)sqlite3_column_text(q, 0));
         hold->amount = sqlite3_column_int64(q, 1);
-        snprintf(hold->state, sizeof hold->state, "%s",
-                 (const char *)sqlite3_column_text(q, 2));
+        hold->state = customer_hold_parse((const char *)sqlite3_column_text(q, 2));
+        if (sqlite3_column_type(q, 3) != SQLITE_NULL)
+            snprintf(hold->reason, sizeof hold->reason, "%s",
+                     (const char *)sqlite3_column_text(q, 3));
     }
     sqlite3_reset(q);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int s_hold_put(customer_state_t *self, const char *order_id,
-                      const char *customer_id, int64_t amount, const char *state)
+static int s_hold_put(customer_state_t *self, const char *order_id, const s_hold_t *hold)
 {
     sqlite3_stmt *q = self->hold_put;
     sqlite3_bind_text(q, 1, order_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(q, 2, customer_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(q, 3, amount);
-    sqlite3_bind_text(q, 4, state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, hold->customer_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, 3, hold->amount);
+    sqlite3_bind_text(q, 4, customer_hold_name(hold->state), -1, SQLITE_STATIC);
+    if (hold->reason[0])
+        sqlite3_bind_text(q, 5, hold->reason, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(q, 5);
     return eda_store_exec(q);
+}
+
+/* --- the two rules, for peers' events and commands alike ------------------ */
+
+/*  A reservation's answer. */
+typedef struct {
+    bool reserved;
+    char reason[32];   /* when refused */
+    int64_t available; /* the customer's credit available now (0: unknown) */
+} s_outcome_t;
+
+/*  The reservation rule, for OrderCreated and ReserveCredit: the first
+    request for an order holds `amount` of the customer's credit or refuses
+    it, and publishes CreditReserved or CreditRejected marked with `saga`;
+    any later request answers that first outcome, changing and publishing
+    nothing. 0 with the answer in *out, -1 on a database error. */
+static int s_reserve(customer_state_t *self, eda_ctx_t *ctx, const char *order_id,
+                     const char *customer_id, int64_t amount, const char *saga,
+                     s_outcome_t *out)
+{
+    s_hold_t hold;
+    customer_credit_t credit;
+    int found;
+    if (s_hold_get(self, order_id, &hold) ||
+        (found = s_get(self, customer_id, NULL, 0, &credit)) < 0)
+        return -1;
+    bool first = hold.state == CUSTOMER_HOLD_NONE;
+    customer_decision_t d = first ? customer_reserve(found ? &credit : NULL, amount)
+                                  : customer_hold_repeat(hold.state, hold.reason);
+    *out = (s_outcome_t){.reserved = d.reserved,
+                         .available = customer_available(found ? &credit : NULL)};
+    snprintf(out->reason, sizeof out->reason, "%s", d.reason ? d.reason : "");
+    if (!first)
+        return 0;
+
+    hold =
+        (s_hold_t){.amount = amount,
+                   .state = d.reserved ? CUSTOMER_HOLD_RESERVED : CUSTOMER_HOLD_REJECTED};
+    snprintf(hold.customer_id, sizeof hold.customer_id, "%s", customer_id);
+    snprintf(hold.reason, sizeof hold.reason, "%s", out->reason);
+    if (s_hold_put(self, order_id, &hold) ||
+        (d.reserved && s_set_reserved(self, customer_id, credit.reserved)))
+        return -1;
+
+    msgpack_packer *pk =
+        eda_ctx_emit(ctx, d.reserved ? "CreditReserved" : "CreditRejected", order_id);
+    msgpack_pack_map(pk, d.reserved ? 4 : 6);
+    eda_pack_kv_str(pk, "order_id", order_id);
+    eda_pack_kv_str(pk, "customer_id", customer_id);
+    if (!d.reserved)
+        eda_pack_kv_str(pk, "reason", d.reason);
+    eda_pack_kv_i64(pk, "amount", amount);
+    if (!d.reserved)
+        eda_pack_kv_i64(pk, "available", d.available);
+    eda_pack_kv_str(pk, "saga", saga);
+    return eda_ctx_emit_end(ctx);
+}
+
+/*  The release rule, for OrderRejected, OrderCancelled and ReleaseCredit:
+    gives back the credit held for an order, once, and publishes
+    CreditReleased; a release of an order never seen records a tombstone
+    (VOIDED) so that a later reservation is refused. 0 with *released (the
+    order's credit was held and is given back, now or before), 1 when the
+    hold's customer is gone (nothing changed), -1 on a database error. */
+static int s_release(customer_state_t *self, eda_ctx_t *ctx, const char *order_id,
+                     bool *released)
+{
+    s_hold_t hold;
+    if (s_hold_get(self, order_id, &hold))
+        return -1;
+    customer_release_t r = customer_hold_release(hold.state);
+    *released = r.released;
+    if (r.give_back) {
+        customer_credit_t credit;
+        int found = s_get(self, hold.customer_id, NULL, 0, &credit);
+        if (found <= 0) /* a hold on a customer that is gone cannot be undone */
+            return found < 0 ? -1 : 1;
+        customer_release(&credit, hold.amount);
+        if (s_set_reserved(self, hold.customer_id, credit.reserved))
+            return -1;
+    }
+    if (r.next != hold.state) {
+        hold.state = r.next;
+        if (s_hold_put(self, order_id, &hold))
+            return -1;
+    }
+    if (!r.give_back)
+        return 0;
+    msgpack_packer *pk = eda_ctx_emit(ctx, "CreditReleased", order_id);
+    msgpack_pack_map(pk, 2);
+    eda_pack_kv_str(pk, "order_id", order_id);
+    eda_pack_kv_i64(pk, "amount", hold.amount);
+    return eda_ctx_emit_end(ctx);
 }
 
 /* --- commands ----------------------------------------------------------- */
@@ -149,6 +254,66 @@ static int s_get_customer(void *state, eda_ctx_t *ctx)
     return 0;
 }
 
+/*  Reads data[key] as an id: a string of 1 to EDA_NAME_MAX bytes. 0 or -1. */
+static int s_get_id(const msgpack_object *data, const char *key,
+                    char out[EDA_NAME_MAX + 1])
+{
+    return eda_get_str(data, key, out, EDA_NAME_MAX + 1) == 0 && out[0] ? 0 : -1;
+}
+
+/*  ReserveCredit {order_id, customer_id, amount}: the orchestrator's step. */
+static int s_reserve_credit(void *state, eda_ctx_t *ctx)
+{
+    customer_state_t *self = state;
+    const msgpack_object *data = &eda_ctx_msg(ctx)->data;
+    char order_id[EDA_NAME_MAX + 1], customer_id[EDA_NAME_MAX + 1];
+    int64_t amount = -1;
+    if (s_get_id(data, "order_id", order_id))
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST,
+                             "order_id must be a string of 1 to %d bytes", EDA_NAME_MAX);
+    if (s_get_id(data, "customer_id", customer_id))
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST,
+                             "customer_id must be a string of 1 to %d bytes",
+                             EDA_NAME_MAX);
+    if (eda_get_i64(data, "amount", &amount) != 0 || amount < 0)
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST,
+                             "amount must be an integer >= 0 (cents)");
+    s_outcome_t out;
+    if (s_reserve(self, ctx, order_id, customer_id, amount, "orchestration", &out))
+        return -1;
+    msgpack_packer *pk = eda_ctx_reply(ctx);
+    msgpack_pack_map(pk, out.reserved ? 2 : 4);
+    eda_pack_kv_str(pk, "order_id", order_id);
+    eda_pack_kv_str(pk, "outcome", out.reserved ? "RESERVED" : "REJECTED");
+    if (!out.reserved) {
+        eda_pack_kv_str(pk, "reason", out.reason);
+        eda_pack_kv_i64(pk, "available", out.available);
+    }
+    return 0;
+}
+
+/*  ReleaseCredit {order_id}: the orchestrator's compensation. */
+static int s_release_credit(void *state, eda_ctx_t *ctx)
+{
+    customer_state_t *self = state;
+    char order_id[EDA_NAME_MAX + 1];
+    bool released;
+    if (s_get_id(&eda_ctx_msg(ctx)->data, "order_id", order_id))
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST,
+                             "order_id must be a string of 1 to %d bytes", EDA_NAME_MAX);
+    int rc = s_release(self, ctx, order_id, &released);
+    if (rc == 1)
+        return eda_ctx_error(ctx, EDA_INTERNAL, "the customer holding %s is gone",
+                             order_id);
+    if (rc)
+        return -1;
+    msgpack_packer *pk = eda_ctx_reply(ctx);
+    msgpack_pack_map(pk, 2);
+    eda_pack_kv_str(pk, "order_id", order_id);
+    eda_pack_kv_bool(pk, "released", released);
+    return 0;
+}
+
 /* --- peers' events ------------------------------------------------------- */
 
 static int s_on_order_created(void *state, eda_ctx_t *ctx)
@@ -157,40 +322,12 @@ static int s_on_order_created(void *state, eda_ctx_t *ctx)
     const msgpack_object *data = &eda_ctx_msg(ctx)->data;
     char order_id[EDA_NAME_MAX + 1], customer_id[EDA_NAME_MAX + 1] = "";
     int64_t amount = -1;
-    int mine = eda_ctx_choreography_order(ctx, order_id, sizeof order_id);
-    if (mine < 0 ||
+    if (eda_ctx_order_id(ctx, order_id, sizeof order_id) ||
         eda_get_str(data, "customer_id", customer_id, sizeof customer_id) != 0 ||
         eda_get_i64(data, "total", &amount) != 0 || amount < 0)
         return eda_ctx_bad_event(ctx, "needs order_id, customer_id and total");
-    if (!mine)
-        return 0;
-    s_hold_t hold;
-    int held = s_hold_get(self, order_id, &hold);
-    if (held)
-        return held < 0 ? -1 : 0; /* decided before: a repeat changes nothing */
-
-    customer_credit_t credit;
-    int found = s_get(self, customer_id, NULL, 0, &credit);
-    if (found < 0)
-        return -1;
-    customer_decision_t d = customer_reserve(found ? &credit : NULL, amount);
-    if (s_hold_put(self, order_id, customer_id, amount,
-                   d.reserved ? "RESERVED" : "REJECTED") ||
-        (d.reserved && s_set_reserved(self, customer_id, credit.reserved)))
-        return -1;
-
-    msgpack_packer *pk =
-        eda_ctx_emit(ctx, d.reserved ? "CreditReserved" : "CreditRejected", order_id);
-    msgpack_pack_map(pk, d.reserved ? 4 : 6);
-    eda_pack_kv_str(pk, "order_id", order_id);
-    eda_pack_kv_str(pk, "customer_id", customer_id);
-    if (!d.reserved)
-        eda_pack_kv_str(pk, "reason", d.reason);
-    eda_pack_kv_i64(pk, "amount", amount);
-    if (!d.reserved)
-        eda_pack_kv_i64(pk, "available", d.available);
-    eda_pack_kv_str(pk, "saga", "choreography");
-    return eda_ctx_emit_end(ctx);
+    s_outcome_t out;
+    return s_reserve(self, ctx, order_id, customer_id, amount, "choreography", &out);
 }
 
 /*  OrderRejected or OrderCancelled: give back credit held for the order. */
@@ -198,29 +335,13 @@ static int s_on_order_ended(void *state, eda_ctx_t *ctx)
 {
     customer_state_t *self = state;
     char order_id[EDA_NAME_MAX + 1];
-    int mine = eda_ctx_choreography_order(ctx, order_id, sizeof order_id);
-    if (mine < 0)
+    bool released;
+    if (eda_ctx_order_id(ctx, order_id, sizeof order_id))
         return eda_ctx_bad_event(ctx, "no order_id");
-    if (!mine)
-        return 0;
-    s_hold_t hold;
-    int held = s_hold_get(self, order_id, &hold);
-    if (held <= 0 || strcmp(hold.state, "RESERVED"))
-        return held < 0 ? -1 : 0; /* nothing held: releasing nothing is a no-op */
-    customer_credit_t credit;
-    int found = s_get(self, hold.customer_id, NULL, 0, &credit);
-    if (found <= 0) /* a hold on a customer that is gone cannot be undone */
-        return found < 0 ? -1
-                         : eda_ctx_bad_event(ctx, "no customer %s", hold.customer_id);
-    customer_release(&credit, hold.amount);
-    if (s_set_reserved(self, hold.customer_id, credit.reserved) ||
-        s_hold_put(self, order_id, hold.customer_id, hold.amount, "RELEASED"))
-        return -1;
-    msgpack_packer *pk = eda_ctx_emit(ctx, "CreditReleased", order_id);
-    msgpack_pack_map(pk, 2);
-    eda_pack_kv_str(pk, "order_id", order_id);
-    eda_pack_kv_i64(pk, "amount", hold.amount);
-    return eda_ctx_emit_end(ctx);
+    int rc = s_release(self, ctx, order_id, &released);
+    if (rc == 1)
+        return eda_ctx_bad_event(ctx, "the customer holding %s is gone", order_id);
+    return rc;
 }
 
 /* --- start and stop ------------------------------------------------------ */
@@ -231,12 +352,39 @@ static void s_stop(void **state_p)
     *state_p = NULL;
 }
 
+/*  Adds column `column` (of SQL type `decl`) to `table` when the database,
+    made by an older version, lacks it. 0, or -1 on a database error. */
+static int s_add_column(eda_store_t *store, const char *table, const char *column,
+                        const char *decl)
+{
+    sqlite3 *db = eda_store_db(store);
+    sqlite3_stmt *q;
+    char sql[256];
+    snprintf(sql, sizeof sql, "PRAGMA table_info(%s)", table);
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+        return -1;
+    bool found = false;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        if (strcmp((const char *)sqlite3_column_text(q, 1), column) == 0)
+            found = true;
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE)
+        return -1;
+    if (found)
+        return 0;
+    snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s", table, column, decl);
+    return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
 static void *s_start(eda_service_t *svc)
 {
+    eda_store_t *store = eda_service_store(svc);
+    if (s_add_column(store, "credit_reservations", "reason", "TEXT"))
+        return NULL;
     customer_state_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
-    eda_store_t *store = eda_service_store(svc);
     self->insert = eda_store_prepare(
         store, "INSERT INTO customers (customer_id, name, credit_limit) VALUES (?,?,?)");
     self->get = eda_store_prepare(
@@ -244,11 +392,12 @@ static void *s_start(eda_service_t *svc)
         "SELECT name, credit_limit, reserved FROM customers WHERE customer_id = ?");
     self->set_reserved = eda_store_prepare(
         store, "UPDATE customers SET reserved = ? WHERE customer_id = ?");
-    self->hold_get = eda_store_prepare(
-        store,
-        "SELECT customer_id, amount, state FROM credit_reservations WHERE order_id = ?");
+    self->hold_get =
+        eda_store_prepare(store, "SELECT customer_id, amount, state, reason"
+                                 " FROM credit_reservations WHERE order_id = ?");
     self->hold_put = eda_store_prepare(
-        store, "INSERT OR REPLACE INTO credit_reservations VALUES (?,?,?,?)");
+        store, "INSERT OR REPLACE INTO credit_reservations"
+               " (order_id, customer_id, amount, state, reason) VALUES (?,?,?,?,?)");
     if (!self->insert || !self->get || !self->set_reserved || !self->hold_get ||
         !self->hold_put) {
         s_stop((void **)&self);
@@ -257,16 +406,20 @@ static void *s_start(eda_service_t *svc)
     return self;
 }
 
-static const eda_command_t s_commands[] = {
-    {"CreateCustomer", s_create_customer}, {"GetCustomer", s_get_customer}, {NULL, NULL}};
+static const eda_command_t s_commands[] = {{"CreateCustomer", s_create_customer},
+                                           {"GetCustomer", s_get_customer},
+                                           {"ReserveCredit", s_reserve_credit},
+                                           {"ReleaseCredit", s_release_credit},
+                                           {NULL, NULL}};
 
 static const eda_handler_t s_handlers[] = {
-    {"order-service", "OrderCreated", s_on_order_created},
-    {"order-service", "OrderRejected", s_on_order_ended},
-    {"order-service", "OrderCancelled", s_on_order_ended},
-    {NULL, NULL, NULL}};
+    {"order-service", "OrderCreated", s_on_order_created, "choreography"},
+    {"order-service", "OrderRejected", s_on_order_ended, "choreography"},
+    {"order-service", "OrderCancelled", s_on_order_ended, "choreography"},
+    {NULL, NULL, NULL, NULL}};
 
 const eda_service_def_t customer_service_def = {.name = "customer-service",
+                                                .colour = "35",
                                                 .schema = s_schema,
                                                 .start = s_start,
                                                 .stop = s_stop,

@@ -1,8 +1,13 @@
-/*  inventory_service: stock per SKU. It keeps its own replica of each new
-    order's items (from OrderCreated) and, once the customer's credit is held
-    (CreditReserved), holds the stock for every line or refuses the order.
-    Events from two peers have no mutual order, so whichever of the two comes
-    first is remembered until the other arrives.
+/*  inventory_service: stock per SKU. It holds the stock of every line of an
+    order (StockReserved) or refuses the order (StockRejected), and gives the
+    stock back (StockReleased) when the order is cancelled. By choreography
+    it keeps its own replica of each new order's items (from OrderCreated)
+    and decides once the customer's credit is held (CreditReserved); events
+    from two peers have no mutual order, so whichever of the two comes first
+    is remembered until the other arrives. By orchestration it answers the
+    ReserveStock command, which carries the items, and ReleaseStock. Both go
+    through one reservation and one release rule, and one record per order_id
+    makes each idempotent.
 */
 #include "inventory_service.h"
 
@@ -17,7 +22,8 @@ static const char s_schema[] =
     "CREATE TABLE IF NOT EXISTS order_replicas ("
     " order_id TEXT PRIMARY KEY, items BLOB, credit_ok INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS stock_reservations ("
-    " order_id TEXT PRIMARY KEY, state TEXT NOT NULL, items BLOB NOT NULL);";
+    " order_id TEXT PRIMARY KEY, state TEXT NOT NULL, items BLOB NOT NULL,"
+    " reason TEXT, sku TEXT);";
 
 typedef struct {
     sqlite3_stmt *add, *get, *hold, *unhold;
@@ -124,35 +130,63 @@ static int s_get_stock(void *state, eda_ctx_t *ctx)
     return 0;
 }
 
-/* --- the reservation ------------------------------------------------------ */
+/* --- the two rules, for peers' events and commands alike ------------------ */
 
-/*  Returns the state of the order's reservation ("" when none) in
-    state[16]. 0, or -1 on a database error. */
-static int s_reservation(inventory_state_t *self, const char *order_id, char *state,
-                         eda_item_t *items, int *nitems)
+/*  What is recorded of one order's stock. */
+typedef struct {
+    inventory_hold_t state;     /* NONE when nothing is recorded */
+    char reason[32];            /* of a refusal */
+    char sku[EDA_NAME_MAX + 1]; /* of a refusal: its first failing line */
+} s_hold_t;
+
+/*  Reads the record of an order (zeroed, state NONE, when there is none)
+    and, when `items` is not NULL, the items recorded with it into
+    items[*nitems] (0 when none, -1 when unreadable). 0, or -1 on a database
+    error. */
+static int s_hold_get(inventory_state_t *self, const char *order_id, s_hold_t *hold,
+                      eda_item_t *items, int *nitems)
 {
-    sqlite3_bind_text(self->res_get, 1, order_id, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(self->res_get);
-    state[0] = '\0';
+    sqlite3_stmt *q = self->res_get;
+    memset(hold, 0, sizeof *hold);
+    if (items)
+        *nitems = 0;
+    sqlite3_bind_text(q, 1, order_id, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
-        snprintf(state, 16, "%s", (const char *)sqlite3_column_text(self->res_get, 0));
+        hold->state = inventory_hold_parse((const char *)sqlite3_column_text(q, 0));
         if (items)
-            *nitems =
-                s_unpack_items(self, sqlite3_column_blob(self->res_get, 1),
-                               (size_t)sqlite3_column_bytes(self->res_get, 1), items);
+            *nitems = s_unpack_items(self, sqlite3_column_blob(q, 1),
+                                     (size_t)sqlite3_column_bytes(q, 1), items);
+        if (sqlite3_column_type(q, 2) != SQLITE_NULL)
+            snprintf(hold->reason, sizeof hold->reason, "%s",
+                     (const char *)sqlite3_column_text(q, 2));
+        if (sqlite3_column_type(q, 3) != SQLITE_NULL)
+            snprintf(hold->sku, sizeof hold->sku, "%s",
+                     (const char *)sqlite3_column_text(q, 3));
     }
-    sqlite3_reset(self->res_get);
+    sqlite3_reset(q);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int s_reservation_put(inventory_state_t *self, const char *order_id,
-                             const char *state)
+/*  Records an order's state with its merged items (n may be 0), which stay
+    packed in self->buf. 0 or -1. */
+static int s_hold_put(inventory_state_t *self, const char *order_id, const s_hold_t *hold,
+                      const eda_item_t *items, size_t n)
 {
-    sqlite3_bind_text(self->res_put, 1, order_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(self->res_put, 2, state, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(self->res_put, 3, self->buf.data, (int)self->buf.size,
-                      SQLITE_STATIC);
-    return eda_store_exec(self->res_put);
+    sqlite3_stmt *q = self->res_put;
+    s_pack_items(self, items, n);
+    sqlite3_bind_text(q, 1, order_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, inventory_hold_name(hold->state), -1, SQLITE_STATIC);
+    sqlite3_bind_blob(q, 3, self->buf.data, (int)self->buf.size, SQLITE_STATIC);
+    if (hold->reason[0])
+        sqlite3_bind_text(q, 4, hold->reason, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(q, 4);
+    if (hold->sku[0])
+        sqlite3_bind_text(q, 5, hold->sku, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(q, 5);
+    return eda_store_exec(q);
 }
 
 /*  Moves qty between available and reserved for each line: +1 holds, -1
@@ -169,10 +203,18 @@ static int s_move(inventory_state_t *self, const eda_item_t *lines, int n, int s
     return 0;
 }
 
-/*  Holds stock for every merged line of the order, or refuses it, and
-    publishes StockReserved or StockRejected. */
+/*  A reservation's answer. */
+typedef struct {
+    bool reserved;
+    char reason[32];            /* when refused */
+    char sku[EDA_NAME_MAX + 1]; /* when refused: the first failing line, or "" */
+} s_outcome_t;
+
+/*  Holds stock for every merged line of a new order, or refuses it, records
+    the outcome, forgets the order's replica and publishes StockReserved or
+    StockRejected marked with `saga`. 0 with *out, or -1. */
 static int s_decide(inventory_state_t *self, eda_ctx_t *ctx, const char *order_id,
-                    const eda_item_t *lines, int n)
+                    const eda_item_t *lines, int n, const char *saga, s_outcome_t *out)
 {
     int64_t available[EDA_ITEMS_MAX];
     for (int i = 0; i < n; i++) {
@@ -183,8 +225,16 @@ static int s_decide(inventory_state_t *self, eda_ctx_t *ctx, const char *order_i
             available[i] = -1;
     }
     inventory_decision_t d = inventory_decide(lines, available, (size_t)n);
-    s_pack_items(self, lines, (size_t)n);
-    if (s_reservation_put(self, order_id, d.reserved ? "RESERVED" : "REJECTED") ||
+    s_hold_t hold = {.state =
+                         d.reserved ? INVENTORY_HOLD_RESERVED : INVENTORY_HOLD_REJECTED};
+    if (!d.reserved) {
+        snprintf(hold.reason, sizeof hold.reason, "%s", d.reason);
+        snprintf(hold.sku, sizeof hold.sku, "%s", lines[d.failed].sku);
+    }
+    *out = (s_outcome_t){.reserved = d.reserved};
+    snprintf(out->reason, sizeof out->reason, "%s", hold.reason);
+    snprintf(out->sku, sizeof out->sku, "%s", hold.sku);
+    if (s_hold_put(self, order_id, &hold, lines, (size_t)n) ||
         (d.reserved && s_move(self, lines, n, +1)))
         return -1;
     sqlite3_bind_text(self->replica_del, 1, order_id, -1, SQLITE_TRANSIENT);
@@ -197,7 +247,7 @@ static int s_decide(inventory_state_t *self, eda_ctx_t *ctx, const char *order_i
         msgpack_pack_map(pk, 3);
         eda_pack_kv_str(pk, "order_id", order_id);
         eda_pack_key(pk, "items");
-        eda_pack_raw(pk, self->buf.data, self->buf.size);
+        eda_pack_raw(pk, self->buf.data, self->buf.size); /* packed by s_hold_put */
     } else {
         msgpack_pack_map(pk, 6);
         eda_pack_kv_str(pk, "order_id", order_id);
@@ -206,8 +256,125 @@ static int s_decide(inventory_state_t *self, eda_ctx_t *ctx, const char *order_i
         eda_pack_kv_i64(pk, "requested", d.requested);
         eda_pack_kv_i64(pk, "available", d.available);
     }
-    eda_pack_kv_str(pk, "saga", "choreography");
+    eda_pack_kv_str(pk, "saga", saga);
     return eda_ctx_emit_end(ctx);
+}
+
+/*  The reservation rule, for the choreography (once both OrderCreated and
+    CreditReserved came) and ReserveStock: the first request for an order
+    decides (s_decide); any later one answers that first outcome, changing
+    and publishing nothing. 0 with the answer in *out, -1 on a database
+    error. */
+static int s_reserve(inventory_state_t *self, eda_ctx_t *ctx, const char *order_id,
+                     const eda_item_t *lines, int n, const char *saga, s_outcome_t *out)
+{
+    s_hold_t hold;
+    if (s_hold_get(self, order_id, &hold, NULL, NULL))
+        return -1;
+    if (hold.state == INVENTORY_HOLD_NONE)
+        return s_decide(self, ctx, order_id, lines, n, saga, out);
+    inventory_decision_t d = inventory_hold_repeat(hold.state, hold.reason);
+    *out = (s_outcome_t){.reserved = d.reserved};
+    if (!d.reserved) {
+        snprintf(out->reason, sizeof out->reason, "%s", d.reason);
+        snprintf(out->sku, sizeof out->sku, "%s", hold.sku);
+    }
+    return 0;
+}
+
+/*  The release rule, for OrderCancelled and ReleaseStock: gives back the
+    stock held for an order, once, and publishes StockReleased; a release of
+    an order never seen records a tombstone (VOIDED) so that a later
+    reservation is refused. 0 with *released (the order's stock was held and
+    is given back, now or before), 1 when the held items cannot be read
+    (nothing changed), -1 on a database error. */
+static int s_release(inventory_state_t *self, eda_ctx_t *ctx, const char *order_id,
+                     bool *released)
+{
+    s_hold_t hold;
+    eda_item_t lines[EDA_ITEMS_MAX];
+    int n;
+    if (s_hold_get(self, order_id, &hold, lines, &n))
+        return -1;
+    inventory_release_t r = inventory_hold_release(hold.state);
+    *released = r.released;
+    if (r.give_back && n <= 0)
+        return 1;
+    if (r.give_back && s_move(self, lines, n, -1))
+        return -1;
+    if (r.next != hold.state) {
+        hold.state = r.next;
+        if (s_hold_put(self, order_id, &hold, lines, n > 0 ? (size_t)n : 0))
+            return -1;
+    }
+    if (!r.give_back)
+        return 0;
+    msgpack_packer *pk = eda_ctx_emit(ctx, "StockReleased", order_id);
+    msgpack_pack_map(pk, 1);
+    eda_pack_kv_str(pk, "order_id", order_id);
+    return eda_ctx_emit_end(ctx);
+}
+
+/* --- commands of the orchestration ------------------------------------------ */
+
+/*  Reads data.order_id: a string of 1 to EDA_NAME_MAX bytes. 0 or -1. */
+static int s_get_order_id(eda_ctx_t *ctx, char order_id[EDA_NAME_MAX + 1])
+{
+    const msgpack_object *data = &eda_ctx_msg(ctx)->data;
+    if (eda_get_str(data, "order_id", order_id, EDA_NAME_MAX + 1) != 0)
+        return -1;
+    return order_id[0] ? 0 : -1;
+}
+
+/*  ReserveStock {order_id, items}: the orchestrator's step. */
+static int s_reserve_stock(void *state, eda_ctx_t *ctx)
+{
+    inventory_state_t *self = state;
+    char order_id[EDA_NAME_MAX + 1], why[128];
+    eda_item_t items[EDA_ITEMS_MAX], lines[EDA_ITEMS_MAX];
+    if (s_get_order_id(ctx, order_id))
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST,
+                             "order_id must be a string of 1 to %d bytes", EDA_NAME_MAX);
+    int n = eda_items_read(eda_map_get(&eda_ctx_msg(ctx)->data, "items"), false, items,
+                           why, sizeof why);
+    int m = n > 0 ? inventory_merge(items, (size_t)n, lines) : -1;
+    if (m < 0)
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST, "%s",
+                             n < 0 ? why : "items: the quantities of one sku overflow");
+    s_outcome_t out;
+    if (s_reserve(self, ctx, order_id, lines, m, "orchestration", &out))
+        return -1;
+    msgpack_packer *pk = eda_ctx_reply(ctx);
+    msgpack_pack_map(pk, out.reserved ? 2 : out.sku[0] ? 4 : 3);
+    eda_pack_kv_str(pk, "order_id", order_id);
+    eda_pack_kv_str(pk, "outcome", out.reserved ? "RESERVED" : "REJECTED");
+    if (!out.reserved)
+        eda_pack_kv_str(pk, "reason", out.reason);
+    if (!out.reserved && out.sku[0])
+        eda_pack_kv_str(pk, "sku", out.sku);
+    return 0;
+}
+
+/*  ReleaseStock {order_id}: the orchestrator's compensation. */
+static int s_release_stock(void *state, eda_ctx_t *ctx)
+{
+    inventory_state_t *self = state;
+    char order_id[EDA_NAME_MAX + 1];
+    bool released;
+    if (s_get_order_id(ctx, order_id))
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST,
+                             "order_id must be a string of 1 to %d bytes", EDA_NAME_MAX);
+    int rc = s_release(self, ctx, order_id, &released);
+    if (rc == 1)
+        return eda_ctx_error(ctx, EDA_INTERNAL, "the held items of %s cannot be read",
+                             order_id);
+    if (rc)
+        return -1;
+    msgpack_packer *pk = eda_ctx_reply(ctx);
+    msgpack_pack_map(pk, 2);
+    eda_pack_kv_str(pk, "order_id", order_id);
+    eda_pack_kv_bool(pk, "released", released);
+    return 0;
 }
 
 /* --- peers' events ------------------------------------------------------- */
@@ -247,29 +414,22 @@ static int s_replica_put(inventory_state_t *self, const char *order_id, bool has
 static int s_on_order_created(void *state, eda_ctx_t *ctx)
 {
     inventory_state_t *self = state;
-    char order_id[EDA_NAME_MAX + 1], why[128], res[16];
+    char order_id[EDA_NAME_MAX + 1], why[128];
     eda_item_t items[EDA_ITEMS_MAX], lines[EDA_ITEMS_MAX];
-    int mine = eda_ctx_choreography_order(ctx, order_id, sizeof order_id);
-    if (mine < 0)
+    if (eda_ctx_order_id(ctx, order_id, sizeof order_id))
         return eda_ctx_bad_event(ctx, "no order_id");
     int n = eda_items_read(eda_map_get(&eda_ctx_msg(ctx)->data, "items"), false, items,
                            why, sizeof why);
     int m = n > 0 ? inventory_merge(items, (size_t)n, lines) : -1;
     if (m < 0)
         return eda_ctx_bad_event(ctx, "items: %s", n < 0 ? why : "quantities overflow");
-    if (!mine)
-        return 0;
-    if (s_reservation(self, order_id, res, NULL, NULL))
-        return -1;
-    if (res[0])
-        return 0; /* decided already */
     bool credit_ok = false;
     int have_n;
-    int found = s_replica(self, order_id, &credit_ok, items, &have_n);
-    if (found < 0)
+    if (s_replica(self, order_id, &credit_ok, items, &have_n) < 0)
         return -1;
+    s_outcome_t out;
     if (credit_ok)
-        return s_decide(self, ctx, order_id, lines, m);
+        return s_reserve(self, ctx, order_id, lines, m, "choreography", &out);
     s_pack_items(self, lines, (size_t)m);
     return s_replica_put(self, order_id, true, false);
 }
@@ -277,24 +437,17 @@ static int s_on_order_created(void *state, eda_ctx_t *ctx)
 static int s_on_credit_reserved(void *state, eda_ctx_t *ctx)
 {
     inventory_state_t *self = state;
-    char order_id[EDA_NAME_MAX + 1], res[16];
+    char order_id[EDA_NAME_MAX + 1];
     eda_item_t lines[EDA_ITEMS_MAX];
-    int mine = eda_ctx_choreography_order(ctx, order_id, sizeof order_id);
-    if (mine < 0)
+    if (eda_ctx_order_id(ctx, order_id, sizeof order_id))
         return eda_ctx_bad_event(ctx, "no order_id");
-    if (!mine)
-        return 0;
-    if (s_reservation(self, order_id, res, NULL, NULL))
-        return -1;
-    if (res[0])
-        return 0;
     bool credit_ok = false;
     int n;
-    int found = s_replica(self, order_id, &credit_ok, lines, &n);
-    if (found < 0)
+    if (s_replica(self, order_id, &credit_ok, lines, &n) < 0)
         return -1;
+    s_outcome_t out;
     if (n > 0)
-        return s_decide(self, ctx, order_id, lines, n);
+        return s_reserve(self, ctx, order_id, lines, n, "choreography", &out);
     /* The OrderCreated has not come yet: remember the credit is held. */
     return s_replica_put(self, order_id, false, true);
 }
@@ -305,11 +458,8 @@ static int s_on_order_rejected(void *state, eda_ctx_t *ctx)
 {
     inventory_state_t *self = state;
     char order_id[EDA_NAME_MAX + 1];
-    int mine = eda_ctx_choreography_order(ctx, order_id, sizeof order_id);
-    if (mine < 0)
+    if (eda_ctx_order_id(ctx, order_id, sizeof order_id))
         return eda_ctx_bad_event(ctx, "no order_id");
-    if (!mine)
-        return 0;
     sqlite3_bind_text(self->replica_del, 1, order_id, -1, SQLITE_TRANSIENT);
     return eda_store_exec(self->replica_del);
 }
@@ -318,27 +468,14 @@ static int s_on_order_rejected(void *state, eda_ctx_t *ctx)
 static int s_on_order_cancelled(void *state, eda_ctx_t *ctx)
 {
     inventory_state_t *self = state;
-    char order_id[EDA_NAME_MAX + 1], res[16];
-    eda_item_t lines[EDA_ITEMS_MAX];
-    int n = 0;
-    int mine = eda_ctx_choreography_order(ctx, order_id, sizeof order_id);
-    if (mine < 0)
+    char order_id[EDA_NAME_MAX + 1];
+    bool released;
+    if (eda_ctx_order_id(ctx, order_id, sizeof order_id))
         return eda_ctx_bad_event(ctx, "no order_id");
-    if (!mine)
-        return 0;
-    if (s_reservation(self, order_id, res, lines, &n))
-        return -1;
-    if (strcmp(res, "RESERVED"))
-        return 0; /* nothing held: releasing nothing is a no-op */
-    if (n <= 0)
+    int rc = s_release(self, ctx, order_id, &released);
+    if (rc == 1)
         return eda_ctx_bad_event(ctx, "the held items of %s cannot be read", order_id);
-    s_pack_items(self, lines, (size_t)n);
-    if (s_move(self, lines, n, -1) || s_reservation_put(self, order_id, "RELEASED"))
-        return -1;
-    msgpack_packer *pk = eda_ctx_emit(ctx, "StockReleased", order_id);
-    msgpack_pack_map(pk, 1);
-    eda_pack_kv_str(pk, "order_id", order_id);
-    return eda_ctx_emit_end(ctx);
+    return rc;
 }
 
 /* --- start and stop ------------------------------------------------------ */
@@ -354,8 +491,37 @@ static void s_stop(void **state_p)
     *state_p = NULL;
 }
 
+/*  Adds column `column` (of SQL type `decl`) to `table` when the database,
+    made by an older version, lacks it. 0, or -1 on a database error. */
+static int s_add_column(eda_store_t *store, const char *table, const char *column,
+                        const char *decl)
+{
+    sqlite3 *db = eda_store_db(store);
+    sqlite3_stmt *q;
+    char sql[256];
+    snprintf(sql, sizeof sql, "PRAGMA table_info(%s)", table);
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+        return -1;
+    bool found = false;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        if (strcmp((const char *)sqlite3_column_text(q, 1), column) == 0)
+            found = true;
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE)
+        return -1;
+    if (found)
+        return 0;
+    snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s", table, column, decl);
+    return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
 static void *s_start(eda_service_t *svc)
 {
+    eda_store_t *store = eda_service_store(svc);
+    if (s_add_column(store, "stock_reservations", "reason", "TEXT") ||
+        s_add_column(store, "stock_reservations", "sku", "TEXT"))
+        return NULL;
     inventory_state_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
@@ -366,7 +532,6 @@ static void *s_start(eda_service_t *svc)
         free(self);
         return NULL;
     }
-    eda_store_t *store = eda_service_store(svc);
     self->add =
         eda_store_prepare(store, "INSERT INTO stock (sku, available) VALUES (?1, ?2)"
                                  " ON CONFLICT (sku) DO UPDATE"
@@ -383,10 +548,12 @@ static void *s_start(eda_service_t *svc)
         eda_store_prepare(store, "INSERT OR REPLACE INTO order_replicas VALUES (?,?,?)");
     self->replica_del =
         eda_store_prepare(store, "DELETE FROM order_replicas WHERE order_id = ?");
-    self->res_get = eda_store_prepare(
-        store, "SELECT state, items FROM stock_reservations WHERE order_id = ?");
+    self->res_get =
+        eda_store_prepare(store, "SELECT state, items, reason, sku"
+                                 " FROM stock_reservations WHERE order_id = ?");
     self->res_put = eda_store_prepare(
-        store, "INSERT OR REPLACE INTO stock_reservations VALUES (?,?,?)");
+        store, "INSERT OR REPLACE INTO stock_reservations"
+               " (order_id, state, items, reason, sku) VALUES (?,?,?,?,?)");
     if (!self->add || !self->get || !self->hold || !self->unhold || !self->replica_get ||
         !self->replica_put || !self->replica_del || !self->res_get || !self->res_put) {
         s_stop((void **)&self);
@@ -395,17 +562,21 @@ static void *s_start(eda_service_t *svc)
     return self;
 }
 
-static const eda_command_t s_commands[] = {
-    {"AddStock", s_add_stock}, {"GetStock", s_get_stock}, {NULL, NULL}};
+static const eda_command_t s_commands[] = {{"AddStock", s_add_stock},
+                                           {"GetStock", s_get_stock},
+                                           {"ReserveStock", s_reserve_stock},
+                                           {"ReleaseStock", s_release_stock},
+                                           {NULL, NULL}};
 
 static const eda_handler_t s_handlers[] = {
-    {"order-service", "OrderCreated", s_on_order_created},
-    {"order-service", "OrderRejected", s_on_order_rejected},
-    {"order-service", "OrderCancelled", s_on_order_cancelled},
-    {"customer-service", "CreditReserved", s_on_credit_reserved},
-    {NULL, NULL, NULL}};
+    {"order-service", "OrderCreated", s_on_order_created, "choreography"},
+    {"order-service", "OrderRejected", s_on_order_rejected, "choreography"},
+    {"order-service", "OrderCancelled", s_on_order_cancelled, "choreography"},
+    {"customer-service", "CreditReserved", s_on_credit_reserved, "choreography"},
+    {NULL, NULL, NULL, NULL}};
 
 const eda_service_def_t inventory_service_def = {.name = "inventory-service",
+                                                 .colour = "33",
                                                  .schema = s_schema,
                                                  .start = s_start,
                                                  .stop = s_stop,
