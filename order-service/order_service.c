@@ -1,11 +1,14 @@
 /*  order_service: accepts orders (PlaceOrder answers PENDING at once, never
-    waiting on a peer), publishes OrderCreated, and settles each order from
-    its peers' events: CreditRejected or StockRejected reject it,
-    StockReserved approves it.
+    waiting on a peer), publishes OrderCreated, and settles each order by
+    the saga pattern it names. Choreography: from its peers' events
+    (CreditRejected or StockRejected reject it, StockReserved approves it).
+    Orchestration: order_orchestrator drives the peers with commands.
+    CancelOrder cancels an APPROVED order in either pattern.
 */
 #include "order_service.h"
 
 #include "order_domain.h"
+#include "order_orchestrator.h"
 
 #include <string.h>
 
@@ -21,13 +24,14 @@ static const char s_schema[] =
     " items BLOB NOT NULL, request_id TEXT);"
     "CREATE UNIQUE INDEX IF NOT EXISTS orders_by_request ON orders (request_id)"
     " WHERE request_id IS NOT NULL;"
-    "CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status);";
+    "CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status);" ORDER_SAGA_SCHEMA;
 
 #define S_ORDER_COLUMNS                                                                  \
     "order_id, customer_id, status, reason, saga, items, total, created_ts"
 
 typedef struct {
     eda_service_t *svc;
+    order_orchestrator_t *orchestrator;
     sqlite3_stmt *insert, *by_id, *by_request, *list_all, *list_status, *set_status;
     char id_prefix[16]; /* "o-" and the first 12 characters of the epoch */
     int64_t next_number;
@@ -111,14 +115,11 @@ static int s_place_order(void *state, eda_ctx_t *ctx)
                              EDA_NAME_MAX);
     int sagarc = eda_get_str(data, "saga", saga, sizeof saga);
     if (sagarc == 1)
-        snprintf(saga, sizeof saga, "%s", eda_service_config(self->svc)->saga);
-    else if (sagarc < 0 ||
-             (strcmp(saga, "choreography") && strcmp(saga, "orchestration")))
+        snprintf(saga, sizeof saga, "%s",
+                 eda_config_option(eda_service_config(self->svc), "saga"));
+    else if (sagarc < 0 || !order_saga_pattern_valid(saga))
         return eda_ctx_error(ctx, EDA_BAD_REQUEST,
                              "saga must be choreography or orchestration");
-    if (strcmp(saga, "orchestration") == 0)
-        return eda_ctx_error(ctx, EDA_BAD_REQUEST,
-                             "saga orchestration is not available in this version");
 
     eda_item_t items[EDA_ITEMS_MAX];
     int64_t total;
@@ -155,7 +156,9 @@ static int s_place_order(void *state, eda_ctx_t *ctx)
     eda_pack_raw(pk, self->items.data, self->items.size);
     eda_pack_kv_i64(pk, "total", total);
     eda_pack_kv_str(pk, "saga", saga);
-    if (eda_ctx_emit_end(ctx))
+    if (eda_ctx_emit_end(ctx) ||
+        (streq(saga, "orchestration") &&
+         order_orchestrator_begin(self->orchestrator, ctx, order_id)))
         return -1;
 
     pk = eda_ctx_reply(ctx);
@@ -231,48 +234,80 @@ static int s_list_orders(void *state, eda_ctx_t *ctx)
 
 /* --- peers' events ------------------------------------------------------- */
 
-/*  Moves a PENDING choreography order to APPROVED or REJECTED and publishes
-    OrderApproved or OrderRejected. `reason` is NULL for an approval. */
-static int s_settle(order_state_t *self, eda_ctx_t *ctx, const char *reason)
+/*  Sets an order's status (and reason) and publishes the event that says
+    so: OrderApproved, OrderRejected or OrderCancelled of `saga`. 0 or -1. */
+static int s_record(order_state_t *self, eda_ctx_t *ctx, const char *order_id,
+                    order_status_t next, const char *reason, const char *saga)
 {
-    char order_id[EDA_NAME_MAX + 1] = "";
-    int mine = eda_ctx_choreography_order(ctx, order_id, sizeof order_id);
-    if (mine <= 0)
-        return mine < 0 ? eda_ctx_bad_event(ctx, "no order_id") : 0;
-    int found = s_find(self, order_id);
-    if (found < 0)
-        return -1;
-    if (found == 0) {
-        sqlite3_reset(self->by_id);
-        return eda_ctx_bad_event(ctx, "unknown order %s", order_id);
-    }
-    order_status_t status;
-    bool settled = order_status_parse((const char *)sqlite3_column_text(self->by_id, 2),
-                                      &status) != 0 ||
-                   !order_can_decide(status);
-    sqlite3_reset(self->by_id);
-    if (settled)
-        return 0; /* already decided: a second verdict changes nothing */
-
-    order_status_t next = reason ? ORDER_REJECTED : ORDER_APPROVED;
+    static const char *events[] = {[ORDER_APPROVED] = "OrderApproved",
+                                   [ORDER_REJECTED] = "OrderRejected",
+                                   [ORDER_CANCELLED] = "OrderCancelled"};
+    assert(next != ORDER_PENDING);
     sqlite3_stmt *up = self->set_status;
     sqlite3_bind_text(up, 1, order_status_name(next), -1, SQLITE_STATIC);
     if (reason)
-        sqlite3_bind_text(up, 2, reason, -1, SQLITE_STATIC);
+        sqlite3_bind_text(up, 2, reason, -1, SQLITE_TRANSIENT);
     else
         sqlite3_bind_null(up, 2);
-    sqlite3_bind_text(up, 3, order_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(up, 3, order_id, -1, SQLITE_TRANSIENT);
     if (eda_store_exec(up))
         return -1;
-
-    msgpack_packer *pk =
-        eda_ctx_emit(ctx, reason ? "OrderRejected" : "OrderApproved", order_id);
+    msgpack_packer *pk = eda_ctx_emit(ctx, events[next], order_id);
     msgpack_pack_map(pk, reason ? 3 : 2);
     eda_pack_kv_str(pk, "order_id", order_id);
     if (reason)
         eda_pack_kv_str(pk, "reason", reason);
-    eda_pack_kv_str(pk, "saga", "choreography");
+    eda_pack_kv_str(pk, "saga", saga);
     return eda_ctx_emit_end(ctx);
+}
+
+/*  Reads an order's status and saga pattern: 1 found, 0 not, -1 error. */
+static int s_status(order_state_t *self, const char *order_id, order_status_t *status,
+                    char *saga, size_t saga_size)
+{
+    int found = s_find(self, order_id);
+    if (found == 1) {
+        if (order_status_parse((const char *)sqlite3_column_text(self->by_id, 2), status))
+            *status = ORDER_CANCELLED; /* unreadable: treat as final */
+        snprintf(saga, saga_size, "%s",
+                 (const char *)sqlite3_column_text(self->by_id, 4));
+    }
+    sqlite3_reset(self->by_id);
+    return found;
+}
+
+/*  The orchestrator's verdicts (order_settle_fn). */
+static int s_settle_orchestrated(void *state, eda_ctx_t *ctx, const char *order_id,
+                                 order_status_t status, const char *reason)
+{
+    order_state_t *self = state;
+    order_status_t now;
+    char saga[32];
+    int found = s_status(self, order_id, &now, saga, sizeof saga);
+    if (found <= 0)
+        return found < 0 ? -1 : 0;
+    if (status != ORDER_CANCELLED && !order_can_decide(now))
+        return 0; /* decided already: a second verdict changes nothing */
+    return s_record(self, ctx, order_id, status, reason, "orchestration");
+}
+
+/*  Moves a PENDING choreography order to APPROVED or REJECTED from a peer's
+    event. `reason` is NULL for an approval. */
+static int s_settle(order_state_t *self, eda_ctx_t *ctx, const char *reason)
+{
+    char order_id[EDA_NAME_MAX + 1] = "", saga[32];
+    if (eda_ctx_order_id(ctx, order_id, sizeof order_id))
+        return eda_ctx_bad_event(ctx, "no order_id");
+    order_status_t status;
+    int found = s_status(self, order_id, &status, saga, sizeof saga);
+    if (found < 0)
+        return -1;
+    if (found == 0)
+        return eda_ctx_bad_event(ctx, "unknown order %s", order_id);
+    if (!order_can_decide(status) || !streq(saga, "choreography"))
+        return 0; /* decided already, or another pattern's order */
+    return s_record(self, ctx, order_id, reason ? ORDER_REJECTED : ORDER_APPROVED, reason,
+                    "choreography");
 }
 
 static int s_on_rejected(void *state, eda_ctx_t *ctx)
@@ -295,11 +330,61 @@ static int s_on_stock_reserved(void *state, eda_ctx_t *ctx)
 
 /* --- start and stop ------------------------------------------------------ */
 
+/* --- cancelling ------------------------------------------------------------ */
+
+static int s_cancel_order(void *state, eda_ctx_t *ctx)
+{
+    order_state_t *self = state;
+    char order_id[EDA_NAME_MAX + 1] = "", saga[32];
+    if (eda_ctx_order_id(ctx, order_id, sizeof order_id))
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST,
+                             "order_id must be a string of 1 to %d bytes", EDA_NAME_MAX);
+    order_status_t status;
+    int found = s_status(self, order_id, &status, saga, sizeof saga);
+    if (found < 0)
+        return -1;
+    if (found == 0)
+        return eda_ctx_error(ctx, EDA_NOT_FOUND, "no order %s", order_id);
+    if (status != ORDER_CANCELLED && !order_can_cancel(status))
+        return eda_ctx_error(ctx, EDA_CONFLICT,
+                             "order %s is %s: only an APPROVED order can be cancelled",
+                             order_id, order_status_name(status));
+    /* A repeat finds it CANCELLED and changes nothing. */
+    if (status == ORDER_APPROVED &&
+        (streq(saga, "orchestration")
+             ? order_orchestrator_cancel(self->orchestrator, ctx, order_id)
+             : s_record(self, ctx, order_id, ORDER_CANCELLED, NULL, saga)))
+        return -1;
+    msgpack_packer *pk = eda_ctx_reply(ctx);
+    msgpack_pack_map(pk, 2);
+    eda_pack_kv_str(pk, "order_id", order_id);
+    eda_pack_kv_str(pk, "status", "CANCELLED");
+    return 0;
+}
+
+/* --- the orchestrator's seams -------------------------------------------- */
+
+static int s_on_reply(void *state, eda_ctx_t *ctx)
+{
+    return order_orchestrator_on_reply(((order_state_t *)state)->orchestrator, ctx);
+}
+
+static int s_tick(void *state, eda_ctx_t *ctx)
+{
+    return order_orchestrator_tick(((order_state_t *)state)->orchestrator, ctx);
+}
+
+static void s_stats(void *state, msgpack_packer *pk)
+{
+    order_orchestrator_stats(((order_state_t *)state)->orchestrator, pk);
+}
+
 static void s_stop(void **state_p)
 {
     order_state_t *self = *state_p;
     if (!self)
         return;
+    order_orchestrator_destroy(&self->orchestrator);
     msgpack_sbuffer_destroy(&self->items);
     msgpack_sbuffer_destroy(&self->list);
     free(self);
@@ -308,11 +393,6 @@ static void s_stop(void **state_p)
 
 static void *s_start(eda_service_t *svc)
 {
-    if (streq(eda_service_config(svc)->saga, "orchestration")) {
-        eda_log_msg(eda_service_log(svc), EDA_LOG_ERROR,
-                    "--saga orchestration is not available in this version");
-        return NULL;
-    }
     order_state_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
@@ -347,8 +427,9 @@ static void *s_start(eda_service_t *svc)
     if (counted)
         self->next_number = sqlite3_column_int64(last, 0) + 1;
     sqlite3_finalize(last);
+    self->orchestrator = order_orchestrator_new(svc, s_settle_orchestrated, self);
     if (!self->insert || !self->by_id || !self->by_request || !self->list_all ||
-        !self->list_status || !self->set_status || !counted) {
+        !self->list_status || !self->set_status || !counted || !self->orchestrator) {
         s_stop((void **)&self);
         return NULL;
     }
@@ -359,17 +440,48 @@ static void *s_start(eda_service_t *svc)
 static const eda_command_t s_commands[] = {{"PlaceOrder", s_place_order},
                                            {"GetOrder", s_get_order},
                                            {"ListOrders", s_list_orders},
+                                           {"CancelOrder", s_cancel_order},
                                            {NULL, NULL}};
 
 static const eda_handler_t s_handlers[] = {
-    {"customer-service", "CreditRejected", s_on_rejected},
-    {"inventory-service", "StockRejected", s_on_rejected},
-    {"inventory-service", "StockReserved", s_on_stock_reserved},
+    {"customer-service", "CreditRejected", s_on_rejected, "choreography"},
+    {"inventory-service", "StockRejected", s_on_rejected, "choreography"},
+    {"inventory-service", "StockReserved", s_on_stock_reserved, "choreography"},
+    {NULL, NULL, NULL, NULL}};
+
+static const eda_reply_handler_t s_replies[] = {
+    {"customer-service", "ReserveCredit", s_on_reply},
+    {"customer-service", "ReleaseCredit", s_on_reply},
+    {"inventory-service", "ReserveStock", s_on_reply},
+    {"inventory-service", "ReleaseStock", s_on_reply},
     {NULL, NULL, NULL}};
 
+/*  Timeouts, retries and deadlines are looked at this often. */
+static const eda_timer_t s_timers[] = {{20, s_tick}, {0, NULL}};
+
+static int s_check_saga(const char *name, const char *value, char *why, size_t why_size)
+{
+    (void)name;
+    if (order_saga_pattern_valid(value))
+        return 0;
+    snprintf(why, why_size, "--%s must be choreography or orchestration, not '%s'", name,
+             value);
+    return -1;
+}
+
+static const eda_option_t s_options[] = {{"saga", "choreography", s_check_saga},
+                                         {"command-timeout", "1000", eda_config_check_ms},
+                                         {"saga-deadline", "30000", eda_config_check_ms},
+                                         {NULL, NULL, NULL}};
+
 const eda_service_def_t order_service_def = {.name = "order-service",
+                                             .colour = "36",
                                              .schema = s_schema,
                                              .start = s_start,
                                              .stop = s_stop,
                                              .commands = s_commands,
-                                             .handlers = s_handlers};
+                                             .handlers = s_handlers,
+                                             .replies = s_replies,
+                                             .timers = s_timers,
+                                             .options = s_options,
+                                             .stats = s_stats};
