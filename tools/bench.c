@@ -2,7 +2,7 @@
     It creates its own customer and stock item, keeps up to --window orders
     in flight (or paces them at --rate per second), and times each saga from
     the PlaceOrder sent to the OrderApproved or OrderRejected received on
-    order-service's event channel.
+    order-service's event channel. --saga picks the pattern of every order.
 */
 #include "bench.h"
 
@@ -17,6 +17,19 @@ typedef struct {
     int64_t sent_us;
     int64_t replied_us;
 } s_saga_t;
+
+/*  What the command line asked for. */
+typedef struct {
+    long orders;
+    long window;
+    long rate;        /* orders per second, 0 unpaced */
+    const char *saga; /* NULL: order-service's default */
+} s_args_t;
+
+bool bench_saga_valid(const char *saga)
+{
+    return saga && (streq(saga, "choreography") || streq(saga, "orchestration"));
+}
 
 static int s_cmp_i64(const void *a, const void *b)
 {
@@ -46,35 +59,91 @@ static int s_setup_call(eda_client_t *client, int timeout_ms, const char *what)
     return 0;
 }
 
-static int s_usage(void)
+static int s_usage(const char *why)
 {
-    fprintf(stderr, "usage: eda bench [--orders N] [--window W] [--rate PER_S]\n");
+    if (why)
+        fprintf(stderr, "eda bench: %s\n", why);
+    fprintf(stderr, "usage: eda bench [--orders N] [--window W] [--rate PER_S] "
+                    "[--saga choreography|orchestration]\n");
     return 2;
 }
 
-int bench_main(const eda_config_t *cfg, int timeout_ms, bool json, int argc, char **argv)
+/*  Reads the bench options into `args`. 0, or the usage error's exit code 2
+    (printed). */
+static int s_parse_args(int argc, char **argv, s_args_t *args)
 {
     static struct option longopts[] = {{"orders", required_argument, 0, 'n'},
                                        {"window", required_argument, 0, 'w'},
                                        {"rate", required_argument, 0, 'r'},
+                                       {"saga", required_argument, 0, 's'},
                                        {0, 0, 0, 0}};
-    long orders = 20000, window = 500, rate = 0;
+    *args = (s_args_t){.orders = 20000, .window = 500};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (c == 's') {
+            if (!bench_saga_valid(optarg))
+                return s_usage("--saga must be choreography or orchestration");
+            args->saga = optarg;
+            continue;
+        }
         char *end;
         long v = optarg ? strtol(optarg, &end, 10) : 0;
         if (c == '?' || !optarg || *end || v < 0 || v > 100000000)
-            return s_usage();
+            return s_usage(NULL);
         if (c == 'n')
-            orders = v;
+            args->orders = v;
         else if (c == 'w')
-            window = v;
+            args->window = v;
         else
-            rate = v;
+            args->rate = v;
     }
-    if (optind != argc || orders < 1 || window < 1)
-        return s_usage();
+    if (optind != argc || args->orders < 1 || args->window < 1)
+        return s_usage(NULL);
+    return 0;
+}
+
+/*  Prints the results: sorts `latency` (done_n sagas) and `reply_latency`
+    (`replied` replies) in place. */
+static void s_report(const s_args_t *args, bool json, double secs, long done_n,
+                     long approved, int64_t *latency, long replied,
+                     int64_t *reply_latency)
+{
+    qsort(latency, (size_t)done_n, sizeof *latency, s_cmp_i64);
+    qsort(reply_latency, (size_t)replied, sizeof *reply_latency, s_cmp_i64);
+    int64_t p50 = s_quantile(latency, (size_t)done_n, 0.5);
+    int64_t p99 = s_quantile(latency, (size_t)done_n, 0.99);
+    int64_t max = s_quantile(latency, (size_t)done_n, 1.0);
+    int64_t r50 = s_quantile(reply_latency, (size_t)replied, 0.5);
+    int64_t r99 = s_quantile(reply_latency, (size_t)replied, 0.99);
+    if (json) {
+        char saga[32] = "null"; /* no saga asked: order-service's default */
+        if (args->saga)
+            snprintf(saga, sizeof saga, "\"%s\"", args->saga);
+        printf("{\"orders\":%ld,\"approved\":%ld,\"seconds\":%.3f,\"sagas_per_s\":%.0f,"
+               "\"saga_p50_us\":%" PRId64 ",\"saga_p99_us\":%" PRId64
+               ",\"saga_max_us\":%" PRId64 ",\"reply_p50_us\":%" PRId64
+               ",\"reply_p99_us\":%" PRId64 ",\"window\":%ld,\"rate\":%ld,\"saga\":%s}\n",
+               done_n, approved, secs, (double)done_n / secs, p50, p99, max, r50, r99,
+               args->window, args->rate, saga);
+    } else
+        printf("%ld sagas (%ld approved) in %.2f s: %.0f sagas/s\n"
+               "saga latency   p50 %.2f ms  p99 %.2f ms  max %.2f ms\n"
+               "reply latency  p50 %.2f ms  p99 %.2f ms\n"
+               "(saga %s, window %ld, rate %s)\n",
+               done_n, approved, secs, (double)done_n / secs, (double)p50 / 1000,
+               (double)p99 / 1000, (double)max / 1000, (double)r50 / 1000,
+               (double)r99 / 1000, args->saga ? args->saga : "order-service's default",
+               args->window, args->rate ? "paced" : "unpaced");
+}
+
+int bench_main(const eda_config_t *cfg, int timeout_ms, bool json, int argc, char **argv)
+{
+    s_args_t args;
+    int usage = s_parse_args(argc, argv, &args);
+    if (usage)
+        return usage;
+    long orders = args.orders, window = args.window, rate = args.rate;
 
     const eda_endpoint_t *order = eda_config_peer(cfg, "order-service");
     const eda_endpoint_t *customer = eda_config_peer(cfg, "customer-service");
@@ -145,11 +214,13 @@ int bench_main(const eda_config_t *cfg, int timeout_ms, bool json, int argc, cha
             char request_id[48];
             snprintf(request_id, sizeof request_id, "%s-%ld", tag, sent);
             pk = eda_client_begin(oc, "PlaceOrder", NULL);
-            msgpack_pack_map(pk, 3);
+            msgpack_pack_map(pk, args.saga ? 4 : 3);
             eda_pack_kv_str(pk, "customer_id", customer_id);
             eda_pack_key(pk, "items");
             eda_items_pack(pk, &item, 1, true);
             eda_pack_kv_str(pk, "request_id", request_id);
+            if (args.saga)
+                eda_pack_kv_str(pk, "saga", args.saga);
             if (eda_client_send(oc))
                 break;
             sagas[sent++].sent_us = zclock_usecs();
@@ -201,36 +272,13 @@ int bench_main(const eda_config_t *cfg, int timeout_ms, bool json, int argc, cha
             zmsg_destroy(&msg);
         }
         if (zclock_usecs() - progress > (int64_t)timeout_ms * 1000) {
-            fprintf(stderr, "eda bench: stalled at %ld of %ld sagas\n", done_n, orders);
+            fprintf(stderr, "eda bench: stalled at %ld of %ld sagas (saga %s)\n", done_n,
+                    orders, args.saga ? args.saga : "order-service's default");
             goto done_decoder;
         }
     }
     double secs = (double)(zclock_usecs() - start) / 1e6;
-    qsort(latency, (size_t)done_n, sizeof *latency, s_cmp_i64);
-    qsort(reply_latency, (size_t)replied, sizeof *reply_latency, s_cmp_i64);
-    if (json)
-        printf("{\"orders\":%ld,\"approved\":%ld,\"seconds\":%.3f,\"sagas_per_s\":%.0f,"
-               "\"saga_p50_us\":%" PRId64 ",\"saga_p99_us\":%" PRId64
-               ",\"saga_max_us\":%" PRId64 ",\"reply_p50_us\":%" PRId64
-               ",\"reply_p99_us\":%" PRId64 ",\"window\":%ld,\"rate\":%ld}\n",
-               done_n, approved, secs, (double)done_n / secs,
-               s_quantile(latency, (size_t)done_n, 0.5),
-               s_quantile(latency, (size_t)done_n, 0.99),
-               s_quantile(latency, (size_t)done_n, 1.0),
-               s_quantile(reply_latency, (size_t)replied, 0.5),
-               s_quantile(reply_latency, (size_t)replied, 0.99), window, rate);
-    else
-        printf("%ld sagas (%ld approved) in %.2f s: %.0f sagas/s\n"
-               "saga latency   p50 %.2f ms  p99 %.2f ms  max %.2f ms\n"
-               "reply latency  p50 %.2f ms  p99 %.2f ms\n"
-               "(window %ld, rate %s)\n",
-               done_n, approved, secs, (double)done_n / secs,
-               (double)s_quantile(latency, (size_t)done_n, 0.5) / 1000,
-               (double)s_quantile(latency, (size_t)done_n, 0.99) / 1000,
-               (double)s_quantile(latency, (size_t)done_n, 1.0) / 1000,
-               (double)s_quantile(reply_latency, (size_t)replied, 0.5) / 1000,
-               (double)s_quantile(reply_latency, (size_t)replied, 0.99) / 1000, window,
-               rate ? "paced" : "unpaced");
+    s_report(&args, json, secs, done_n, approved, latency, replied, reply_latency);
     rc = done_n == orders ? 0 : 1;
 done_decoder:
     eda_decoder_destroy(&decoder);

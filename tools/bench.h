@@ -6,9 +6,15 @@
 
 #include <stdbool.h>
 
+/*  Tells whether `saga` names a saga pattern order-service knows:
+    "choreography" or "orchestration". Can't fail. */
+bool bench_saga_valid(const char *saga);
+
 /*  Runs the benchmark against the services of `cfg` and prints throughput
-    and latency (as one JSON line with `json`). Returns the exit code: 0 when
-    every saga completed, 1 otherwise, 2 on bad arguments. */
+    and latency (as one JSON line with `json`). With --saga every order is
+    placed with that saga; without it order-service's default applies.
+    Returns the exit code: 0 when every saga completed, 1 otherwise, 2 on
+    bad arguments. */
 int bench_main(const eda_config_t *cfg, int timeout_ms, bool json, int argc, char **argv);
 
 #endif

@@ -31,6 +31,7 @@ static const char *s_usage =
     "  order ID                  show one order\n"
     "  orders [--status S] [--limit N]\n"
     "                            list orders, oldest first\n"
+    "  cancel ORDER_ID           cancel an APPROVED order (exit 1 if refused)\n"
     "  customer create ID --name NAME --credit CENTS\n"
     "  customer show ID\n"
     "  stock add SKU QTY\n"
@@ -40,6 +41,7 @@ static const char *s_usage =
     "  watch [--count N] [--heartbeats]\n"
     "                            the live event flow, one lane per service\n"
     "  bench [--orders N] [--window W] [--rate PER_S]\n"
+    "        [--saga choreography|orchestration]\n"
     "                            drive N whole sagas and report sagas/s and\n"
     "                            latency (run the services with --log-level warn)\n"
     "  trace ORDER_ID [--mermaid]\n"
@@ -240,9 +242,11 @@ static int s_cmd_place_order(s_opts_t *o, int argc, char **argv)
             customer = optarg;
         else if (c == 'r')
             request_id = optarg;
-        else if (c == 's')
+        else if (c == 's') {
+            if (!bench_saga_valid(optarg))
+                return s_usage_error("--saga must be choreography or orchestration");
             saga = optarg;
-        else if (c == 'w')
+        } else if (c == 'w')
             wait = true;
         else if (c == 'i') {
             if (n == EDA_ITEMS_MAX)
@@ -357,6 +361,33 @@ static int s_cmd_orders(s_opts_t *o, int argc, char **argv)
                 s_print_order_line(&orders->via.array.ptr[i]);
         }
     }
+    eda_client_destroy(&client);
+    return rc;
+}
+
+/*  CancelOrder: only an APPROVED order can be cancelled (CONFLICT otherwise);
+    a repeat on a CANCELLED one is answered the same. */
+static int s_cmd_cancel(s_opts_t *o, int argc, char **argv)
+{
+    if (argc != 2)
+        return s_usage_error("usage: eda cancel ORDER_ID");
+    const char *order_id = argv[1];
+    eda_client_t *client = s_client(o, "order-service");
+    if (!client)
+        return 1;
+    msgpack_packer *pk = eda_client_begin(client, "CancelOrder", order_id);
+    msgpack_pack_map(pk, 1);
+    eda_pack_kv_str(pk, "order_id", order_id);
+    eda_envelope_t reply;
+    int rc = s_call(o, client, "order-service", &reply);
+    char status[16];
+    if (rc == 0 &&
+        !streq(s_str(&reply.data, "status", status, sizeof status), "CANCELLED"))
+        rc = s_fail("order-service: order %s is %s, not CANCELLED", order_id, status);
+    else if (rc == 0 && o->json)
+        s_print_json(&reply.data);
+    else if (rc == 0)
+        printf("order %s %s\n", order_id, status);
     eda_client_destroy(&client);
     return rc;
 }
@@ -777,6 +808,7 @@ static int s_cmd_bench(s_opts_t *o, int argc, char **argv)
 static const s_command_t s_commands[] = {{"place-order", s_cmd_place_order},
                                          {"order", s_cmd_order},
                                          {"orders", s_cmd_orders},
+                                         {"cancel", s_cmd_cancel},
                                          {"customer", s_cmd_customer},
                                          {"stock", s_cmd_stock},
                                          {"ping", s_cmd_ping},
