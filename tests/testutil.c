@@ -85,7 +85,30 @@ int tu_system_init(tu_system_t *sys)
         if (!sys->client[i])
             return s_fail(sys, "cannot connect a client to %s", sys->commands[i]);
     }
+    const char *saga = getenv("EDA_TEST_SAGA");
+    if (saga && *saga)
+        return tu_system_setenv(sys, TU_ORDER, "EDA_SAGA", saga);
     return 0;
+}
+
+const char *tu_saga(void)
+{
+    const char *saga = getenv("EDA_TEST_SAGA");
+    return saga && *saga ? saga : "choreography";
+}
+
+int tu_system_setenv(tu_system_t *sys, tu_service_t svc, const char *name,
+                     const char *value)
+{
+    for (int i = 0; i < TU_MAX_ENV; i++) {
+        char *slot = sys->env[svc][i];
+        size_t n = strlen(name);
+        if (slot[0] && !(strncmp(slot, name, n) == 0 && slot[n] == '='))
+            continue;
+        snprintf(slot, sizeof sys->env[svc][i], "%s=%s", name, value);
+        return 0;
+    }
+    return s_fail(sys, "more than %d variables for %s", TU_MAX_ENV, s_names[svc]);
 }
 
 /*  Fills ports[n] with distinct TCP ports on 127.0.0.1 that nothing uses
@@ -197,6 +220,9 @@ int tu_system_start(tu_system_t *sys, tu_service_t svc)
         dup2(fd, STDOUT_FILENO);
         dup2(fd, STDERR_FILENO);
         close(fd);
+        for (int i = 0; i < TU_MAX_ENV; i++)
+            if (sys->env[svc][i][0])
+                putenv(sys->env[svc][i]);
         execv(path, sys->config[0] ? config_argv : argv);
         _exit(127);
     }
@@ -644,6 +670,17 @@ int tu_stat(tu_system_t *sys, tu_service_t svc, const char *key, uint64_t *value
     return 0;
 }
 
+int tu_stat_own(tu_system_t *sys, tu_service_t svc, const char *key, int64_t *value)
+{
+    eda_envelope_t reply;
+    if (tu_call_empty(sys, svc, "Stats", &reply) || reply.ok != 1)
+        return s_fail(sys, "Stats of %s failed: %s", s_names[svc], sys->why);
+    const msgpack_object *own = eda_map_get(&reply.data, "own");
+    if (!own || eda_get_i64(own, key, value) != 0)
+        return s_fail(sys, "Stats of %s has no own.%s", s_names[svc], key);
+    return 0;
+}
+
 int tu_stat_self(tu_system_t *sys, tu_service_t svc, char *epoch, uint64_t *last_seq)
 {
     eda_envelope_t reply;
@@ -687,6 +724,13 @@ static int s_quiet_once(tu_system_t *sys)
             return -1;
         if (pending > 0) {
             s_fail(sys, "orders still PENDING");
+            return 0;
+        }
+        int64_t sagas = 0;
+        if (tu_stat_own(sys, TU_ORDER, "sagas_in_flight", &sagas))
+            return -1;
+        if (sagas > 0) {
+            s_fail(sys, "%" PRId64 " sagas still in flight", sagas);
             return 0;
         }
     }

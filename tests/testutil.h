@@ -32,6 +32,7 @@ typedef enum { TU_ORDER, TU_CUSTOMER, TU_INVENTORY, TU_NSERVICES } tu_service_t;
 #define TU_SETTLE_MS       20000 /* every order decided, every peer caught up */
 #define TU_MAX_SKUS        64
 #define TU_MAX_CUSTOMERS   64
+#define TU_MAX_ENV         4
 
 typedef struct {
     char dir[256];
@@ -41,6 +42,7 @@ typedef struct {
     char log[TU_NSERVICES][300];
     pid_t pid[TU_NSERVICES]; /* 0 when not running */
     char config[300];        /* when set, services get only --config FILE */
+    char env[TU_NSERVICES][TU_MAX_ENV][80]; /* NAME=VALUE for each start */
     eda_client_t *client[TU_NSERVICES];
     char why[1024];
     /* What the test put in, for the invariants. */
@@ -54,8 +56,20 @@ typedef struct {
 /*  Returns the binary name of a service, e.g. "order-service". */
 const char *tu_service_name(tu_service_t svc);
 
-/*  Makes the temp folder and the endpoints; starts nothing. 0 or -1. */
+/*  Makes the temp folder and the endpoints; starts nothing. 0 or -1. When
+    EDA_TEST_SAGA is set in the environment (choreography or orchestration),
+    order-service is started with that default saga: ctest runs the
+    end-to-end suites once for each pattern. */
 int tu_system_init(tu_system_t *sys);
+
+/*  Sets environment variable `name` (e.g. "EDA_SAGA_DEADLINE") to `value`
+    for every later start of `svc`, so a test gives one service an option.
+    0, or -1 when there are already TU_MAX_ENV. */
+int tu_system_setenv(tu_system_t *sys, tu_service_t svc, const char *name,
+                     const char *value);
+
+/*  The saga pattern order-service uses by default in this run. */
+const char *tu_saga(void);
 
 /*  Moves the deployment to tcp://127.0.0.1 on ports free at run time and
     writes the whole topology (endpoints and databases) to one ZPL file,
@@ -168,6 +182,10 @@ int tu_get_stock(tu_system_t *sys, const char *sku, int64_t *available,
 /*  Reads one unsigned counter of a service's Stats, e.g. "bad_input". */
 int tu_stat(tu_system_t *sys, tu_service_t svc, const char *key, uint64_t *value);
 
+/*  Reads one counter of the service's own Stats map ("own"), e.g.
+    order-service's "sagas_in_flight". */
+int tu_stat_own(tu_system_t *sys, tu_service_t svc, const char *key, int64_t *value);
+
 /*  Reads a service's own epoch and last_seq from Stats. */
 int tu_stat_self(tu_system_t *sys, tu_service_t svc, char *epoch, uint64_t *last_seq);
 
@@ -177,8 +195,9 @@ int tu_stat_peer(tu_system_t *sys, tu_service_t svc, tu_service_t peer, char *ep
 
 /* --- outcomes ------------------------------------------------------------------ */
 
-/*  Waits until no order is PENDING and every service has applied every event
-    its peers published (same epoch, same last seq): the system is quiet.
+/*  Waits until no order is PENDING, no orchestrated saga is in flight and
+    every service has applied every event its peers published (same epoch,
+    same last seq): the system is quiet.
     Polls every 20 ms; on timeout dumps the logs and returns -1. */
 int tu_wait_quiet(tu_system_t *sys, int timeout_ms);
 
