@@ -30,12 +30,12 @@ if ! git ls-files '*.c' '*.h' | xargs -r clang-format --dry-run --Werror; then
 fi
 
 echo "== normal build"
-eda_build build
+eda_build build -DEDA_WERROR=ON
 (cd build && ctest --output-on-failure -j 2) || status=1
 
 if [ "$quick" -eq 0 ]; then
     echo "== sanitizer build (ASan + UBSan)"
-    eda_build build-asan -DEDA_SANITIZE=ON
+    eda_build build-asan -DEDA_SANITIZE=ON -DEDA_WERROR=ON
     (cd build-asan &&
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
             ctest --output-on-failure -j 2) || status=1

@@ -323,3 +323,26 @@ int eda_store_inbox_put(eda_store_t *self, const char *peer, const char *epoch,
     sqlite3_bind_int64(self->inbox_put, 3, (sqlite3_int64)last_seq);
     return s_step(self->inbox_put);
 }
+
+int eda_store_add_column(eda_store_t *store, const char *table, const char *column,
+                         const char *decl)
+{
+    sqlite3 *db = eda_store_db(store);
+    sqlite3_stmt *q;
+    char sql[256];
+    snprintf(sql, sizeof sql, "PRAGMA table_info(%s)", table);
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+        return -1;
+    bool found = false;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        if (strcmp((const char *)sqlite3_column_text(q, 1), column) == 0)
+            found = true;
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE)
+        return -1;
+    if (found)
+        return 0;
+    snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s", table, column, decl);
+    return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}

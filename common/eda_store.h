@@ -41,6 +41,12 @@ sqlite3_stmt *eda_store_prepare(eda_store_t *self, const char *sql);
     resets it. Returns 0 when it ran to the end, -1 on an error. */
 int eda_store_exec(sqlite3_stmt *stmt);
 
+/*  Adds column `column` (of SQL type `decl`) to `table` when the database,
+    made by an older version, lacks it: a service's schema migration, run
+    from its start function. 0, or -1 on a database error. */
+int eda_store_add_column(eda_store_t *self, const char *table, const char *column,
+                         const char *decl);
+
 /*  Transaction control. Each returns 0 or -1 (the SQLite message is in
     eda_store_errmsg). begin and commit nest nothing; savepoints nest inside
     a transaction, one level is enough: one message at a time. */

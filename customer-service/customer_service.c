@@ -9,6 +9,7 @@
 #include "customer_service.h"
 
 #include "customer_domain.h"
+#include "eda_hold.h"
 
 #include <string.h>
 
@@ -54,8 +55,8 @@ static int s_set_reserved(customer_state_t *self, const char *customer_id,
 typedef struct {
     char customer_id[EDA_NAME_MAX + 1]; /* "" in a tombstone */
     int64_t amount;
-    customer_hold_t state; /* NONE when nothing is recorded */
-    char reason[32];       /* of a refusal */
+    eda_hold_t state; /* NONE when nothing is recorded */
+    char reason[32];  /* of a refusal */
 } s_hold_t;
 
 /*  Reads the record of an order (zeroed, state NONE, when there is none).
@@ -70,7 +71,7 @@ static int s_hold_get(customer_state_t *self, const char *order_id, s_hold_t *ho
         snprintf(hold->customer_id, sizeof hold->customer_id, "%s",
                  (const char *)sqlite3_column_text(q, 0));
         hold->amount = sqlite3_column_int64(q, 1);
-        hold->state = customer_hold_parse((const char *)sqlite3_column_text(q, 2));
+        hold->state = eda_hold_parse((const char *)sqlite3_column_text(q, 2));
         if (sqlite3_column_type(q, 3) != SQLITE_NULL)
             snprintf(hold->reason, sizeof hold->reason, "%s",
                      (const char *)sqlite3_column_text(q, 3));
@@ -85,7 +86,7 @@ static int s_hold_put(customer_state_t *self, const char *order_id, const s_hold
     sqlite3_bind_text(q, 1, order_id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(q, 2, hold->customer_id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(q, 3, hold->amount);
-    sqlite3_bind_text(q, 4, customer_hold_name(hold->state), -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 4, eda_hold_name(hold->state), -1, SQLITE_STATIC);
     if (hold->reason[0])
         sqlite3_bind_text(q, 5, hold->reason, -1, SQLITE_TRANSIENT);
     else
@@ -117,18 +118,20 @@ static int s_reserve(customer_state_t *self, eda_ctx_t *ctx, const char *order_i
     if (s_hold_get(self, order_id, &hold) ||
         (found = s_get(self, customer_id, NULL, 0, &credit)) < 0)
         return -1;
-    bool first = hold.state == CUSTOMER_HOLD_NONE;
-    customer_decision_t d = first ? customer_reserve(found ? &credit : NULL, amount)
-                                  : customer_hold_repeat(hold.state, hold.reason);
+    bool first = hold.state == EDA_HOLD_NONE;
+    customer_decision_t d = {0};
+    if (first)
+        d = customer_reserve(found ? &credit : NULL, amount);
+    else
+        d.reserved = eda_hold_repeat(hold.state, hold.reason, &d.reason);
     *out = (s_outcome_t){.reserved = d.reserved,
                          .available = customer_available(found ? &credit : NULL)};
     snprintf(out->reason, sizeof out->reason, "%s", d.reason ? d.reason : "");
     if (!first)
         return 0;
 
-    hold =
-        (s_hold_t){.amount = amount,
-                   .state = d.reserved ? CUSTOMER_HOLD_RESERVED : CUSTOMER_HOLD_REJECTED};
+    hold = (s_hold_t){.amount = amount,
+                      .state = d.reserved ? EDA_HOLD_RESERVED : EDA_HOLD_REJECTED};
     snprintf(hold.customer_id, sizeof hold.customer_id, "%s", customer_id);
     snprintf(hold.reason, sizeof hold.reason, "%s", out->reason);
     if (s_hold_put(self, order_id, &hold) ||
@@ -161,7 +164,7 @@ static int s_release(customer_state_t *self, eda_ctx_t *ctx, const char *order_i
     s_hold_t hold;
     if (s_hold_get(self, order_id, &hold))
         return -1;
-    customer_release_t r = customer_hold_release(hold.state);
+    eda_release_t r = eda_hold_release(hold.state);
     *released = r.released;
     if (r.give_back) {
         customer_credit_t credit;
@@ -352,35 +355,10 @@ static void s_stop(void **state_p)
     *state_p = NULL;
 }
 
-/*  Adds column `column` (of SQL type `decl`) to `table` when the database,
-    made by an older version, lacks it. 0, or -1 on a database error. */
-static int s_add_column(eda_store_t *store, const char *table, const char *column,
-                        const char *decl)
-{
-    sqlite3 *db = eda_store_db(store);
-    sqlite3_stmt *q;
-    char sql[256];
-    snprintf(sql, sizeof sql, "PRAGMA table_info(%s)", table);
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
-        return -1;
-    bool found = false;
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-        if (strcmp((const char *)sqlite3_column_text(q, 1), column) == 0)
-            found = true;
-    sqlite3_finalize(q);
-    if (rc != SQLITE_DONE)
-        return -1;
-    if (found)
-        return 0;
-    snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s", table, column, decl);
-    return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
-}
-
 static void *s_start(eda_service_t *svc)
 {
     eda_store_t *store = eda_service_store(svc);
-    if (s_add_column(store, "credit_reservations", "reason", "TEXT"))
+    if (eda_store_add_column(store, "credit_reservations", "reason", "TEXT"))
         return NULL;
     customer_state_t *self = calloc(1, sizeof *self);
     if (!self)

@@ -40,52 +40,6 @@ inventory_decision_t inventory_decide(const eda_item_t *lines, const int64_t *av
     return d;
 }
 
-static const char *s_hold_names[] = {"", "RESERVED", "REJECTED", "RELEASED", "VOIDED"};
-
-const char *inventory_hold_name(inventory_hold_t state)
-{
-    return s_hold_names[state];
-}
-
-inventory_hold_t inventory_hold_parse(const char *name)
-{
-    if (!name || !name[0])
-        return INVENTORY_HOLD_NONE;
-    for (int i = INVENTORY_HOLD_RESERVED; i <= INVENTORY_HOLD_VOIDED; i++)
-        if (strcmp(name, s_hold_names[i]) == 0)
-            return (inventory_hold_t)i;
-    return INVENTORY_HOLD_VOIDED;
-}
-
-inventory_decision_t inventory_hold_repeat(inventory_hold_t state, const char *reason)
-{
-    inventory_decision_t d = {0};
-    if (state == INVENTORY_HOLD_RESERVED || state == INVENTORY_HOLD_RELEASED)
-        d.reserved = true;
-    else if (state == INVENTORY_HOLD_REJECTED && reason && reason[0])
-        d.reason = reason;
-    else if (state == INVENTORY_HOLD_REJECTED)
-        d.reason = "REJECTED"; /* decided before reasons were kept */
-    else
-        d.reason = "ALREADY_RELEASED";
-    return d;
-}
-
-inventory_release_t inventory_hold_release(inventory_hold_t state)
-{
-    switch (state) {
-    case INVENTORY_HOLD_NONE:
-        return (inventory_release_t){.next = INVENTORY_HOLD_VOIDED};
-    case INVENTORY_HOLD_RESERVED:
-        return (inventory_release_t){
-            .next = INVENTORY_HOLD_RELEASED, .give_back = true, .released = true};
-    case INVENTORY_HOLD_RELEASED:
-        return (inventory_release_t){.next = state, .released = true};
-    default: /* REJECTED, VOIDED: nothing was ever held */
-        return (inventory_release_t){.next = state};
-    }
-}
-
 int inventory_validate_add(const char *sku, int64_t qty, int64_t current, char *why,
                            size_t why_size)
 {

@@ -12,6 +12,7 @@
 #include "inventory_service.h"
 
 #include "inventory_domain.h"
+#include "eda_hold.h"
 
 #include <string.h>
 
@@ -134,7 +135,7 @@ static int s_get_stock(void *state, eda_ctx_t *ctx)
 
 /*  What is recorded of one order's stock. */
 typedef struct {
-    inventory_hold_t state;     /* NONE when nothing is recorded */
+    eda_hold_t state;           /* NONE when nothing is recorded */
     char reason[32];            /* of a refusal */
     char sku[EDA_NAME_MAX + 1]; /* of a refusal: its first failing line */
 } s_hold_t;
@@ -153,7 +154,7 @@ static int s_hold_get(inventory_state_t *self, const char *order_id, s_hold_t *h
     sqlite3_bind_text(q, 1, order_id, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
-        hold->state = inventory_hold_parse((const char *)sqlite3_column_text(q, 0));
+        hold->state = eda_hold_parse((const char *)sqlite3_column_text(q, 0));
         if (items)
             *nitems = s_unpack_items(self, sqlite3_column_blob(q, 1),
                                      (size_t)sqlite3_column_bytes(q, 1), items);
@@ -176,7 +177,7 @@ static int s_hold_put(inventory_state_t *self, const char *order_id, const s_hol
     sqlite3_stmt *q = self->res_put;
     s_pack_items(self, items, n);
     sqlite3_bind_text(q, 1, order_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(q, 2, inventory_hold_name(hold->state), -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, eda_hold_name(hold->state), -1, SQLITE_STATIC);
     sqlite3_bind_blob(q, 3, self->buf.data, (int)self->buf.size, SQLITE_STATIC);
     if (hold->reason[0])
         sqlite3_bind_text(q, 4, hold->reason, -1, SQLITE_TRANSIENT);
@@ -225,8 +226,7 @@ static int s_decide(inventory_state_t *self, eda_ctx_t *ctx, const char *order_i
             available[i] = -1;
     }
     inventory_decision_t d = inventory_decide(lines, available, (size_t)n);
-    s_hold_t hold = {.state =
-                         d.reserved ? INVENTORY_HOLD_RESERVED : INVENTORY_HOLD_REJECTED};
+    s_hold_t hold = {.state = d.reserved ? EDA_HOLD_RESERVED : EDA_HOLD_REJECTED};
     if (!d.reserved) {
         snprintf(hold.reason, sizeof hold.reason, "%s", d.reason);
         snprintf(hold.sku, sizeof hold.sku, "%s", lines[d.failed].sku);
@@ -271,12 +271,12 @@ static int s_reserve(inventory_state_t *self, eda_ctx_t *ctx, const char *order_
     s_hold_t hold;
     if (s_hold_get(self, order_id, &hold, NULL, NULL))
         return -1;
-    if (hold.state == INVENTORY_HOLD_NONE)
+    if (hold.state == EDA_HOLD_NONE)
         return s_decide(self, ctx, order_id, lines, n, saga, out);
-    inventory_decision_t d = inventory_hold_repeat(hold.state, hold.reason);
-    *out = (s_outcome_t){.reserved = d.reserved};
-    if (!d.reserved) {
-        snprintf(out->reason, sizeof out->reason, "%s", d.reason);
+    const char *reason;
+    *out = (s_outcome_t){.reserved = eda_hold_repeat(hold.state, hold.reason, &reason)};
+    if (!out->reserved) {
+        snprintf(out->reason, sizeof out->reason, "%s", reason);
         snprintf(out->sku, sizeof out->sku, "%s", hold.sku);
     }
     return 0;
@@ -296,7 +296,7 @@ static int s_release(inventory_state_t *self, eda_ctx_t *ctx, const char *order_
     int n;
     if (s_hold_get(self, order_id, &hold, lines, &n))
         return -1;
-    inventory_release_t r = inventory_hold_release(hold.state);
+    eda_release_t r = eda_hold_release(hold.state);
     *released = r.released;
     if (r.give_back && n <= 0)
         return 1;
@@ -491,36 +491,11 @@ static void s_stop(void **state_p)
     *state_p = NULL;
 }
 
-/*  Adds column `column` (of SQL type `decl`) to `table` when the database,
-    made by an older version, lacks it. 0, or -1 on a database error. */
-static int s_add_column(eda_store_t *store, const char *table, const char *column,
-                        const char *decl)
-{
-    sqlite3 *db = eda_store_db(store);
-    sqlite3_stmt *q;
-    char sql[256];
-    snprintf(sql, sizeof sql, "PRAGMA table_info(%s)", table);
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
-        return -1;
-    bool found = false;
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-        if (strcmp((const char *)sqlite3_column_text(q, 1), column) == 0)
-            found = true;
-    sqlite3_finalize(q);
-    if (rc != SQLITE_DONE)
-        return -1;
-    if (found)
-        return 0;
-    snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s", table, column, decl);
-    return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
-}
-
 static void *s_start(eda_service_t *svc)
 {
     eda_store_t *store = eda_service_store(svc);
-    if (s_add_column(store, "stock_reservations", "reason", "TEXT") ||
-        s_add_column(store, "stock_reservations", "sku", "TEXT"))
+    if (eda_store_add_column(store, "stock_reservations", "reason", "TEXT") ||
+        eda_store_add_column(store, "stock_reservations", "sku", "TEXT"))
         return NULL;
     inventory_state_t *self = calloc(1, sizeof *self);
     if (!self)

@@ -241,37 +241,6 @@ static void s_expect_stock(const char *sku, int64_t available, int64_t reserved)
                  (long long)reserved);
 }
 
-/* --- the rules, without a network --------------------------------------------- */
-
-Test(participants, a_hold_answers_its_first_outcome_and_releases_once)
-{
-    customer_decision_t d = customer_hold_repeat(CUSTOMER_HOLD_RESERVED, NULL);
-    cr_assert(d.reserved);
-    cr_assert(customer_hold_repeat(CUSTOMER_HOLD_RELEASED, NULL).reserved);
-    d = customer_hold_repeat(CUSTOMER_HOLD_REJECTED, "UNKNOWN_CUSTOMER");
-    cr_assert_str_eq(d.reason, "UNKNOWN_CUSTOMER");
-    d = customer_hold_repeat(CUSTOMER_HOLD_VOIDED, NULL);
-    cr_assert_str_eq(d.reason, "ALREADY_RELEASED");
-
-    customer_release_t r = customer_hold_release(CUSTOMER_HOLD_NONE);
-    cr_assert(r.next == CUSTOMER_HOLD_VOIDED && !r.give_back && !r.released);
-    r = customer_hold_release(CUSTOMER_HOLD_RESERVED);
-    cr_assert(r.next == CUSTOMER_HOLD_RELEASED && r.give_back && r.released);
-    r = customer_hold_release(CUSTOMER_HOLD_RELEASED);
-    cr_assert(r.next == CUSTOMER_HOLD_RELEASED && !r.give_back && r.released);
-    r = customer_hold_release(CUSTOMER_HOLD_REJECTED);
-    cr_assert(r.next == CUSTOMER_HOLD_REJECTED && !r.give_back && !r.released);
-
-    inventory_release_t s = inventory_hold_release(INVENTORY_HOLD_NONE);
-    cr_assert(s.next == INVENTORY_HOLD_VOIDED && !s.give_back && !s.released);
-    cr_assert_str_eq(inventory_hold_repeat(INVENTORY_HOLD_VOIDED, NULL).reason,
-                     "ALREADY_RELEASED");
-    for (int i = CUSTOMER_HOLD_NONE; i <= CUSTOMER_HOLD_VOIDED; i++)
-        cr_assert_eq(customer_hold_parse(customer_hold_name(i)), i);
-    for (int i = INVENTORY_HOLD_NONE; i <= INVENTORY_HOLD_VOIDED; i++)
-        cr_assert_eq(inventory_hold_parse(inventory_hold_name(i)), i);
-}
-
 /* --- customer-service ------------------------------------------------------- */
 
 Test(participants, reserve_credit_holds_and_a_repeat_answers_the_first_outcome,

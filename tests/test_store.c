@@ -518,3 +518,21 @@ Test(store, inbox_get_truncates_to_the_buffer)
     cr_assert_eq(last, 5);
     eda_store_destroy(&store);
 }
+
+Test(store, add_column_migrates_an_older_table_once)
+{
+    char why[512] = "";
+    eda_store_t *store =
+        eda_store_new(s_path, "CREATE TABLE IF NOT EXISTS holds (id TEXT PRIMARY KEY);",
+                      why, sizeof why);
+    cr_assert_not_null(store, "%s", why);
+    cr_assert_null(eda_store_prepare(store, "SELECT reason FROM holds"),
+                   "an older table lacks the column");
+    cr_assert_eq(eda_store_add_column(store, "holds", "reason", "TEXT"), 0);
+    cr_assert_not_null(eda_store_prepare(store, "SELECT reason FROM holds"));
+    cr_assert_eq(eda_store_add_column(store, "holds", "reason", "TEXT"), 0,
+                 "a second run finds the column and changes nothing");
+    cr_assert_eq(eda_store_add_column(store, "nowhere", "reason", "TEXT"), -1,
+                 "a table that does not exist is an error");
+    eda_store_destroy(&store);
+}
