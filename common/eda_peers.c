@@ -86,14 +86,16 @@ static const eda_handler_t *s_find_handler(eda_service_t *svc, const char *peer,
 }
 
 /*  Whether the handler takes this event: 1 yes, 0 it belongs to another saga
-    pattern than the handler's, -1 its data.saga is not a short string. */
+    pattern than the handler's, -1 its data.saga is not a string. */
 static int s_saga_matches(const eda_handler_t *handler, const eda_envelope_t *env)
 {
-    char saga[32];
-    if (!handler->saga)
+    const msgpack_object *saga = eda_map_get(&env->data, "saga");
+    if (!handler->saga || !saga || saga->type == MSGPACK_OBJECT_NIL)
         return 1;
-    int rc = eda_get_str(&env->data, "saga", saga, sizeof saga);
-    return rc < 0 ? -1 : rc == 1 || streq(saga, handler->saga);
+    if (saga->type != MSGPACK_OBJECT_STR)
+        return -1;
+    return saga->via.str.size == strlen(handler->saga) &&
+           memcmp(saga->via.str.ptr, handler->saga, saga->via.str.size) == 0;
 }
 
 /*  Gives up on the request in flight: a fresh socket, so that a late answer

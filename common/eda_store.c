@@ -31,6 +31,7 @@ struct eda_store {
     uint64_t committed_seq; /* last seq in the log as committed */
     uint64_t next_seq;      /* seq the next append gets */
     uint64_t savepoint_seq; /* next_seq when the savepoint was taken */
+    char failure[256];      /* why the last commit failed, "" after a success */
 };
 
 static void s_random_hex(char *out, size_t nhex)
@@ -194,6 +195,8 @@ sqlite3 *eda_store_db(eda_store_t *self)
 
 const char *eda_store_errmsg(eda_store_t *self)
 {
+    if (self->failure[0])
+        return self->failure;
     return sqlite3_errmsg(self->db);
 }
 
@@ -220,9 +223,12 @@ int eda_store_commit(eda_store_t *self)
 {
     assert(self->in_txn);
     if (s_step(self->commit)) {
+        /* The rollback would overwrite SQLite's message: keep the reason. */
+        snprintf(self->failure, sizeof self->failure, "%s", sqlite3_errmsg(self->db));
         eda_store_rollback(self);
         return -1;
     }
+    self->failure[0] = '\0';
     self->in_txn = false;
     self->committed_seq = self->next_seq - 1;
     return 0;

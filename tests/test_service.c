@@ -1,8 +1,12 @@
 /*  test_service: the eda_service engine, with whole services started
     in-process as czmq actors on inproc:// endpoints: the actor contract
     (ready, status, $TERM), start failures, the built-in commands (Ping,
-    Stats, ReplayEvents), heartbeats, a file database across a restart, and
-    the choreography saga with all three services in one process.
+    Stats, ReplayEvents), heartbeats, a file database across a restart, the
+    choreography saga with all three services in one process and
+    order-service's two saga patterns. The engine's seams (timers, commands
+    to peers sent after the commit, reply handlers, the saga filter of
+    event handlers, a service's own options and Stats) are driven by two toy
+    services defined here, ponger and pinger.
 */
 #define _GNU_SOURCE /* RTLD_NEXT */
 #include "customer_service.h"
@@ -13,6 +17,7 @@
 
 #include <criterion/criterion.h>
 #include <dlfcn.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -417,16 +422,6 @@ Test(service, unopenable_database_fails)
     }
 }
 
-Test(service, order_service_refuses_orchestration_until_it_has_it)
-{
-    s_topo_t t;
-    s_topo_init(&t, ":memory:");
-    s_set(&t.cfg[S_ORDER], "saga", "orchestration");
-    zactor_t *actor;
-    cr_assert_eq(s_start(&order_service_def, &t.cfg[S_ORDER], &actor), -1);
-    s_stop(&actor);
-}
-
 /*  Starts one service alone on :memory: (its peers' endpoints named, not
     started) and returns a client to its commands. */
 static eda_client_t *s_start_alone(int svc)
@@ -468,13 +463,14 @@ Test(service, stats_has_the_documented_fields)
     s_call_empty(c, "Stats", &reply);
     s_expect_ok(&reply);
     const msgpack_object *d = &reply.data;
-    cr_assert_eq(d->via.map.size, 22, "Stats data has %u keys, not 22", d->via.map.size);
+    cr_assert_eq(d->via.map.size, 25, "Stats data has %u keys, not 25", d->via.map.size);
     const char *counters[] = {
         "last_seq",           "uptime_s",         "commands_in",    "replies_out",
         "replies_dropped",    "events_published", "events_applied", "events_ignored",
         "duplicates_dropped", "gaps_detected",    "gaps_repaired",  "replays_requested",
         "bad_input",          "commits_failed",   "batches",        "batch_max",
-        "batch_avg_x100",     "handler_us_avg",   "handler_us_max"};
+        "batch_avg_x100",     "handler_us_avg",   "handler_us_max", "commands_sent",
+        "commands_dropped",   "replies_received"};
     for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
         s_u64(d, counters[i]);
     char service[64], epoch[EDA_NAME_MAX + 1];
@@ -1008,4 +1004,658 @@ Test(service, full_disk_answers_internal_and_keeps_serving)
             s_expect_error(&reply, "NOT_FOUND");
     }
     s_stop(&actor);
+}
+
+/* --- order-service's saga patterns ------------------------------------------------ */
+
+/*  Places an order of one apple for alice with data.saga `saga` (absent when
+    NULL) and returns the reply. */
+static void s_place_saga(eda_client_t *c, const msgpack_object *saga,
+                         eda_envelope_t *reply)
+{
+    msgpack_packer *pk = eda_client_begin(c, "PlaceOrder", NULL);
+    msgpack_pack_map(pk, saga ? 3 : 2);
+    eda_pack_kv_str(pk, "customer_id", "alice");
+    eda_pack_key(pk, "items");
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_map(pk, 3);
+    eda_pack_kv_str(pk, "sku", "apple");
+    eda_pack_kv_i64(pk, "qty", 1);
+    eda_pack_kv_i64(pk, "price", 100);
+    if (saga) {
+        eda_pack_key(pk, "saga");
+        msgpack_pack_object(pk, *saga);
+    }
+    s_call(c, reply);
+}
+
+static msgpack_object s_str_obj(const char *s)
+{
+    return (msgpack_object){.type = MSGPACK_OBJECT_STR,
+                            .via.str = {.size = (uint32_t)strlen(s), .ptr = s}};
+}
+
+static msgpack_object s_uint_obj(uint64_t v)
+{
+    return (msgpack_object){.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = v};
+}
+
+Test(service, order_service_takes_both_saga_patterns_and_no_other)
+{
+    /* --saga: the two patterns, nothing else, refused when it is set. */
+    eda_config_t cfg;
+    eda_config_defaults(&cfg, "order-service");
+    eda_config_declare(&cfg, order_service_def.options);
+    cr_assert_str_eq(eda_config_option(&cfg, "saga"), "choreography");
+    const char *bad[] = {"dance", "Orchestration", "choreography ", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char why[256] = "";
+        cr_assert_eq(eda_config_set(&cfg, "saga", bad[i], why, sizeof why), -1,
+                     "--saga '%s' was accepted", bad[i]);
+        cr_assert_neq(why[0], '\0', "--saga '%s' refused without a reason", bad[i]);
+        cr_assert_str_eq(eda_config_option(&cfg, "saga"), "choreography");
+    }
+    s_set(&cfg, "saga", "orchestration");
+    cr_assert_str_eq(eda_config_option(&cfg, "saga"), "orchestration");
+
+    /* PlaceOrder: an orchestrated order is accepted and PENDING (its peers
+       are not running: it stays so), any other saga is a bad request. */
+    eda_client_t *c = s_start_alone(S_ORDER);
+    eda_envelope_t reply;
+    msgpack_object saga = s_str_obj("orchestration");
+    s_place_saga(c, &saga, &reply);
+    s_expect_ok(&reply);
+    char order_id[EDA_NAME_MAX + 1], status[16], got[32];
+    s_str(&reply.data, "order_id", order_id, sizeof order_id);
+    s_str(&reply.data, "status", status, sizeof status);
+    cr_assert_str_eq(status, "PENDING");
+    msgpack_packer *pk = eda_client_begin(c, "GetOrder", order_id);
+    msgpack_pack_map(pk, 1);
+    eda_pack_kv_str(pk, "order_id", order_id);
+    s_call(c, &reply);
+    s_expect_ok(&reply);
+    s_str(&reply.data, "saga", got, sizeof got);
+    cr_assert_str_eq(got, "orchestration");
+
+    msgpack_object others[] = {s_str_obj("dance"), s_str_obj("Choreography"),
+                               s_str_obj(""), s_uint_obj(7)};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        s_place_saga(c, &others[i], &reply);
+        s_expect_error(&reply, "BAD_REQUEST");
+    }
+    /* No saga: the default, choreography. */
+    s_place_saga(c, NULL, &reply);
+    s_expect_ok(&reply);
+}
+
+/*  Reads the unsigned integer at `path` (keys joined by '.') of `map`. */
+static uint64_t s_path_u64(const msgpack_object *map, const char *path)
+{
+    const msgpack_object *obj = map;
+    for (const char *p = path;;) {
+        char key[64];
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        cr_assert_lt(n, sizeof key);
+        memcpy(key, p, n);
+        key[n] = '\0';
+        if (!dot)
+            return s_u64(obj, key);
+        obj = eda_map_get(obj, key);
+        cr_assert_not_null(obj, "no '%s' on the way to '%s'", key, path);
+        p = dot + 1;
+    }
+}
+
+/*  Sends `type` with {} until the unsigned integer at `path` of its reply
+    reaches `want`, and returns it; fails the test after S_SETTLE_MS. */
+static uint64_t s_poll(eda_client_t *c, const char *type, const char *path, uint64_t want)
+{
+    int64_t deadline = zclock_mono() + S_SETTLE_MS;
+    while (true) {
+        eda_envelope_t reply;
+        s_call_empty(c, type, &reply);
+        s_expect_ok(&reply);
+        uint64_t v = s_path_u64(&reply.data, path);
+        if (v >= want)
+            return v;
+        cr_assert_lt(zclock_mono(), deadline, "%s %s is %llu after %d ms, not %llu", type,
+                     path, (unsigned long long)v, S_SETTLE_MS, (unsigned long long)want);
+        zclock_sleep(15); /* a poll interval, not a readiness guess */
+    }
+}
+
+/*  The unsigned integer at `path` of the reply to `type` with {}. */
+static uint64_t s_get(eda_client_t *c, const char *type, const char *path)
+{
+    return s_poll(c, type, path, 0);
+}
+
+Test(service, order_service_has_its_own_counters_in_stats)
+{
+    eda_client_t *c = s_start_alone(S_ORDER);
+    eda_envelope_t reply;
+    s_call_empty(c, "Stats", &reply);
+    s_expect_ok(&reply);
+    cr_assert_eq(reply.data.via.map.size, 26, "Stats data has %u keys, not 26",
+                 reply.data.via.map.size);
+    const msgpack_object *own = eda_map_get(&reply.data, "own");
+    cr_assert_not_null(own, "Stats has no 'own' map");
+    cr_assert_eq(own->type, MSGPACK_OBJECT_MAP);
+    cr_assert_eq(s_u64(own, "sagas_started"), 0);
+    cr_assert_eq(s_u64(own, "sagas_in_flight"), 0);
+
+    /* The counters are live: an orchestrated order starts a saga, which
+       stays in flight while customer-service is not running. */
+    msgpack_object saga = s_str_obj("orchestration");
+    s_place_saga(c, &saga, &reply);
+    s_expect_ok(&reply);
+    cr_assert_eq(s_get(c, "Stats", "own.sagas_started"), 1);
+    cr_assert_eq(s_get(c, "Stats", "own.sagas_in_flight"), 1);
+}
+
+/* --- the engine's seams, with two toy services -------------------------------------- */
+
+/*  ponger answers Echo {n} with {n}, counting them, and on Publish {saga?}
+    publishes an event Pong whose data.saga is the command's (any value, or
+    none). With its own option --witness PATH (the sender's database), each
+    Echo checks that its sender had committed the row of that command before
+    sending it, and counts those that came early. Its counters are its own
+    Stats map. */
+typedef struct {
+    eda_service_t *svc;
+    uint64_t echoes, early;
+    sqlite3 *witness;
+    sqlite3_stmt *seen;
+} s_ponger_t;
+
+/*  Whether the witness database has the row of command `id`, committed: 1
+    yes (also when there is no witness), 0 no, -1 when it cannot be read. */
+static int s_ponger_witness(s_ponger_t *self, const char *id)
+{
+    const char *path = eda_config_option(eda_service_config(self->svc), "witness");
+    if (!path || !path[0])
+        return 1;
+    if (!self->witness) {
+        if (sqlite3_open_v2(path, &self->witness, SQLITE_OPEN_READWRITE, NULL) !=
+            SQLITE_OK)
+            return -1;
+        sqlite3_busy_timeout(self->witness, 5000);
+    }
+    if (!self->seen &&
+        sqlite3_prepare_v2(self->witness, "SELECT 1 FROM sent WHERE id = ?", -1,
+                           &self->seen, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(self->seen, 1, id, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(self->seen);
+    sqlite3_reset(self->seen); /* no read transaction left open */
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int s_ponger_echo(void *state, eda_ctx_t *ctx)
+{
+    s_ponger_t *self = state;
+    const eda_envelope_t *cmd = eda_ctx_msg(ctx);
+    uint64_t n;
+    if (eda_get_u64(&cmd->data, "n", &n) != 0)
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST, "n must be an unsigned integer");
+    int seen = s_ponger_witness(self, cmd->id);
+    if (seen < 0)
+        return eda_ctx_error(ctx, EDA_INTERNAL, "witness: %s",
+                             self->witness ? sqlite3_errmsg(self->witness) : "no memory");
+    self->echoes++;
+    self->early += seen == 0;
+    msgpack_packer *pk = eda_ctx_reply(ctx);
+    msgpack_pack_map(pk, 1);
+    eda_pack_kv_u64(pk, "n", n);
+    return 0;
+}
+
+static int s_ponger_publish(void *state, eda_ctx_t *ctx)
+{
+    (void)state;
+    const msgpack_object *saga = eda_map_get(&eda_ctx_msg(ctx)->data, "saga");
+    msgpack_packer *pk = eda_ctx_emit(ctx, "Pong", NULL);
+    msgpack_pack_map(pk, saga ? 1 : 0);
+    if (saga) {
+        eda_pack_key(pk, "saga");
+        msgpack_pack_object(pk, *saga);
+    }
+    if (eda_ctx_emit_end(ctx))
+        return -1;
+    msgpack_pack_map(eda_ctx_reply(ctx), 0);
+    return 0;
+}
+
+static void s_ponger_stats(void *state, msgpack_packer *pk)
+{
+    s_ponger_t *self = state;
+    msgpack_pack_map(pk, 2);
+    eda_pack_kv_u64(pk, "echoes", self->echoes);
+    eda_pack_kv_u64(pk, "early", self->early);
+}
+
+static void *s_ponger_start(eda_service_t *svc)
+{
+    s_ponger_t *self = calloc(1, sizeof *self);
+    if (self)
+        self->svc = svc;
+    return self;
+}
+
+static void s_ponger_stop(void **state_p)
+{
+    s_ponger_t *self = *state_p;
+    if (!self)
+        return;
+    sqlite3_finalize(self->seen);
+    sqlite3_close(self->witness);
+    free(self);
+    *state_p = NULL;
+}
+
+static const eda_command_t s_ponger_commands[] = {
+    {"Echo", s_ponger_echo}, {"Publish", s_ponger_publish}, {NULL, NULL}};
+static const eda_handler_t s_ponger_handlers[] = {{NULL, NULL, NULL, NULL}};
+static const eda_option_t s_ponger_options[] = {{"witness", "", NULL},
+                                                {NULL, NULL, NULL}};
+
+static const eda_service_def_t s_ponger_def = {.name = "ponger",
+                                               .start = s_ponger_start,
+                                               .stop = s_ponger_stop,
+                                               .commands = s_ponger_commands,
+                                               .handlers = s_ponger_handlers,
+                                               .options = s_ponger_options,
+                                               .stats = s_ponger_stats};
+
+/*  pinger counts its timer's ticks; Fire {n, fail?, internal?, poison?}
+    sends n Echo commands to ponger, each recorded in table `sent`, then
+    answers ok, or an error (fail), or fails (internal: returns -1), or
+    answers ok but leaves a deferred foreign key broken so that the batch's
+    COMMIT fails (poison). Its reply handler counts each reply to an Echo it
+    sent and committed, once, with the n it carried; anything else is a
+    stray. Its Pong handler, for the choreography saga only, counts the
+    events and notes their saga ("-" for none). Count answers {ticks,
+    replies, strays, pongs, sagas}. All of it lives in its database, so
+    what it reports was committed. */
+#define S_TICK_MS 10
+
+static const char s_pinger_schema[] =
+    "CREATE TABLE IF NOT EXISTS pinger (id INTEGER PRIMARY KEY, ticks INTEGER NOT NULL,"
+    " replies INTEGER NOT NULL, strays INTEGER NOT NULL, pongs INTEGER NOT NULL,"
+    " sagas TEXT NOT NULL);"
+    "INSERT OR IGNORE INTO pinger VALUES (1, 0, 0, 0, 0, '');"
+    "CREATE TABLE IF NOT EXISTS sent (id TEXT PRIMARY KEY, n INTEGER NOT NULL,"
+    " answered INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS parent (id INTEGER PRIMARY KEY);"
+    "CREATE TABLE IF NOT EXISTS child (parent INTEGER REFERENCES parent (id)"
+    " DEFERRABLE INITIALLY DEFERRED);";
+
+typedef struct {
+    sqlite3 *db;
+    sqlite3_stmt *tick, *replied, *stray, *pong, *count, *sent, *answer, *poison;
+} s_pinger_t;
+
+static int s_pinger_tick(void *state, eda_ctx_t *ctx)
+{
+    s_pinger_t *self = state;
+    /* A timer has no message in hand: one that had would be a stray. */
+    return eda_store_exec(eda_ctx_msg(ctx) ? self->stray : self->tick);
+}
+
+static int s_pinger_fire(void *state, eda_ctx_t *ctx)
+{
+    s_pinger_t *self = state;
+    const msgpack_object *data = &eda_ctx_msg(ctx)->data;
+    uint64_t n = 0;
+    bool fail = false, internal = false, poison = false;
+    if (eda_get_u64(data, "n", &n) != 0 || n > 100 ||
+        eda_get_bool(data, "fail", &fail) < 0 ||
+        eda_get_bool(data, "internal", &internal) < 0 ||
+        eda_get_bool(data, "poison", &poison) < 0)
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST, "Fire wants {n: 0..100, flags}");
+    for (uint64_t i = 0; i < n; i++) {
+        msgpack_packer *pk = eda_ctx_command(ctx, "ponger", "Echo", NULL);
+        if (!pk) /* no reply handler for it: asserted in a debug build */
+            return -1;
+        msgpack_pack_map(pk, 1);
+        eda_pack_kv_u64(pk, "n", i);
+        sqlite3_bind_text(self->sent, 1, eda_ctx_command_id(ctx), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(self->sent, 2, (int64_t)i);
+        if (eda_store_exec(self->sent))
+            return -1;
+        eda_ctx_command_end(ctx);
+    }
+    if (internal)
+        return -1;
+    if (fail)
+        return eda_ctx_error(ctx, EDA_CONFLICT, "asked to fail after queueing %llu",
+                             (unsigned long long)n);
+    if (poison && eda_store_exec(self->poison))
+        return -1;
+    msgpack_packer *pk = eda_ctx_reply(ctx);
+    msgpack_pack_map(pk, 1);
+    eda_pack_kv_u64(pk, "queued", n);
+    return 0;
+}
+
+static int s_pinger_on_echo(void *state, eda_ctx_t *ctx)
+{
+    s_pinger_t *self = state;
+    const eda_envelope_t *reply = eda_ctx_msg(ctx);
+    uint64_t n = UINT64_MAX;
+    if (reply->ok != 1 || eda_get_u64(&reply->data, "n", &n) != 0)
+        return eda_store_exec(self->stray);
+    /* Its causation_id names a command we sent and committed, not yet
+       answered, with the same n. */
+    sqlite3_bind_text(self->answer, 1, reply->causation_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(self->answer, 2, (int64_t)n);
+    if (eda_store_exec(self->answer))
+        return -1;
+    return eda_store_exec(sqlite3_changes(self->db) == 1 ? self->replied : self->stray);
+}
+
+static int s_pinger_on_pong(void *state, eda_ctx_t *ctx)
+{
+    s_pinger_t *self = state;
+    char saga[32] = "-";
+    if (eda_get_str(&eda_ctx_msg(ctx)->data, "saga", saga, sizeof saga) < 0)
+        snprintf(saga, sizeof saga, "!"); /* the engine should have skipped it */
+    sqlite3_bind_text(self->pong, 1, saga, -1, SQLITE_TRANSIENT);
+    return eda_store_exec(self->pong);
+}
+
+static int s_pinger_count(void *state, eda_ctx_t *ctx)
+{
+    s_pinger_t *self = state;
+    sqlite3_stmt *q = self->count;
+    if (sqlite3_step(q) != SQLITE_ROW) {
+        sqlite3_reset(q);
+        return -1;
+    }
+    msgpack_packer *pk = eda_ctx_reply(ctx);
+    msgpack_pack_map(pk, 5);
+    eda_pack_kv_i64(pk, "ticks", sqlite3_column_int64(q, 0));
+    eda_pack_kv_i64(pk, "replies", sqlite3_column_int64(q, 1));
+    eda_pack_kv_i64(pk, "strays", sqlite3_column_int64(q, 2));
+    eda_pack_kv_i64(pk, "pongs", sqlite3_column_int64(q, 3));
+    eda_pack_kv_str(pk, "sagas", (const char *)sqlite3_column_text(q, 4));
+    sqlite3_reset(q);
+    return 0;
+}
+
+static void s_pinger_stop(void **state_p)
+{
+    free(*state_p); /* its statements belong to the store */
+    *state_p = NULL;
+}
+
+static void *s_pinger_start(eda_service_t *svc)
+{
+    eda_store_t *store = eda_service_store(svc);
+    /* Off by default; a deferred key is then checked at COMMIT only. */
+    if (sqlite3_exec(eda_store_db(store), "PRAGMA foreign_keys=ON", NULL, NULL, NULL))
+        return NULL;
+    s_pinger_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->db = eda_store_db(store);
+    self->tick = eda_store_prepare(store, "UPDATE pinger SET ticks = ticks + 1");
+    self->replied = eda_store_prepare(store, "UPDATE pinger SET replies = replies + 1");
+    self->stray = eda_store_prepare(store, "UPDATE pinger SET strays = strays + 1");
+    self->pong = eda_store_prepare(
+        store, "UPDATE pinger SET pongs = pongs + 1, sagas = sagas || ?1 || ';'");
+    self->count = eda_store_prepare(
+        store, "SELECT ticks, replies, strays, pongs, sagas FROM pinger");
+    self->sent = eda_store_prepare(store, "INSERT INTO sent (id, n) VALUES (?1, ?2)");
+    self->answer = eda_store_prepare(
+        store, "UPDATE sent SET answered = 1 WHERE id = ?1 AND n = ?2 AND answered = 0");
+    self->poison = eda_store_prepare(store, "INSERT INTO child VALUES (42)");
+    if (!self->tick || !self->replied || !self->stray || !self->pong || !self->count ||
+        !self->sent || !self->answer || !self->poison)
+        s_pinger_stop((void **)&self);
+    return self;
+}
+
+static const eda_command_t s_pinger_commands[] = {
+    {"Fire", s_pinger_fire}, {"Count", s_pinger_count}, {NULL, NULL}};
+static const eda_handler_t s_pinger_handlers[] = {
+    {"ponger", "Pong", s_pinger_on_pong, "choreography"}, {NULL, NULL, NULL, NULL}};
+static const eda_reply_handler_t s_pinger_replies[] = {
+    {"ponger", "Echo", s_pinger_on_echo}, {NULL, NULL, NULL}};
+static const eda_timer_t s_pinger_timers[] = {{S_TICK_MS, s_pinger_tick}, {0, NULL}};
+
+static const eda_service_def_t s_pinger_def = {.name = "pinger",
+                                               .schema = s_pinger_schema,
+                                               .start = s_pinger_start,
+                                               .stop = s_pinger_stop,
+                                               .commands = s_pinger_commands,
+                                               .handlers = s_pinger_handlers,
+                                               .replies = s_pinger_replies,
+                                               .timers = s_pinger_timers};
+
+enum { S_PONGER, S_PINGER, S_NTOYS };
+
+static const eda_service_def_t *s_toy_defs[S_NTOYS] = {&s_ponger_def, &s_pinger_def};
+
+typedef struct {
+    eda_config_t cfg[S_NTOYS];
+    char commands[S_NTOYS][128];
+    eda_client_t *client[S_NTOYS]; /* set by s_toy_start */
+} s_toys_t;
+
+/*  Configures ponger (its --witness, when not NULL) and pinger (database
+    `pinger_db`, ponger its peer); starts nothing. */
+static void s_toys_init(s_toys_t *t, const char *pinger_db, const char *witness)
+{
+    memset(t, 0, sizeof *t);
+    char events[S_NTOYS][128];
+    for (int i = 0; i < S_NTOYS; i++) {
+        eda_config_t *cfg = &t->cfg[i];
+        s_endpoint(events[i], sizeof events[i], "pub");
+        s_endpoint(t->commands[i], sizeof t->commands[i], "cmd");
+        eda_config_defaults(cfg, s_toy_defs[i]->name);
+        eda_config_declare(cfg, s_toy_defs[i]->options);
+        s_set(cfg, "events", events[i]);
+        s_set(cfg, "commands", t->commands[i]);
+        s_set(cfg, "db", i == S_PINGER ? pinger_db : ":memory:");
+        s_set(cfg, "log-level", "error");
+    }
+    char peer[400];
+    snprintf(peer, sizeof peer, "ponger=%s,%s", events[S_PONGER], t->commands[S_PONGER]);
+    s_set(&t->cfg[S_PINGER], "peer", peer);
+    if (witness)
+        s_set(&t->cfg[S_PONGER], "witness", witness);
+}
+
+static eda_client_t *s_toy_start(s_toys_t *t, int toy)
+{
+    cr_assert_eq(s_start(s_toy_defs[toy], &t->cfg[toy], NULL), 0, "%s did not start",
+                 s_toy_defs[toy]->name);
+    t->client[toy] = s_client(t->commands[toy]);
+    return t->client[toy];
+}
+
+/*  Starts ponger, then pinger. */
+static void s_toys_start(s_toys_t *t, const char *pinger_db, const char *witness)
+{
+    s_toys_init(t, pinger_db, witness);
+    s_toy_start(t, S_PONGER);
+    s_toy_start(t, S_PINGER);
+}
+
+/*  Sends Fire {n} (and `flag`: true, when not NULL) and returns the reply. */
+static void s_fire(eda_client_t *c, uint64_t n, const char *flag, eda_envelope_t *reply)
+{
+    msgpack_packer *pk = eda_client_begin(c, "Fire", NULL);
+    msgpack_pack_map(pk, flag ? 2 : 1);
+    eda_pack_kv_u64(pk, "n", n);
+    if (flag)
+        eda_pack_kv_bool(pk, flag, true);
+    s_call(c, reply);
+}
+
+/*  Publish on ponger: a Pong with data.saga `saga` (absent when NULL). */
+static void s_publish(eda_client_t *c, const msgpack_object *saga)
+{
+    msgpack_packer *pk = eda_client_begin(c, "Publish", NULL);
+    msgpack_pack_map(pk, saga ? 1 : 0);
+    if (saga) {
+        eda_pack_key(pk, "saga");
+        msgpack_pack_object(pk, *saga);
+    }
+    eda_envelope_t reply;
+    s_call(c, &reply);
+    s_expect_ok(&reply);
+}
+
+/*  pinger's committed tick count, read on a connection of our own: in WAL
+    mode it sees only committed transactions. */
+static uint64_t s_committed_ticks(const char *db)
+{
+    sqlite3 *reader = NULL;
+    sqlite3_stmt *q = NULL;
+    int64_t ticks = -1;
+    if (sqlite3_open_v2(db, &reader, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+        sqlite3_busy_timeout(reader, 5000) == SQLITE_OK &&
+        sqlite3_prepare_v2(reader, "SELECT ticks FROM pinger", -1, &q, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW)
+        ticks = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(reader);
+    cr_assert_geq(ticks, 0, "cannot read the ticks in %s", db);
+    return (uint64_t)ticks;
+}
+
+Test(service, a_timer_runs_repeatedly_and_its_work_commits)
+{
+    cr_assert_eq(tu_tempdir(s_dir, sizeof s_dir), 0);
+    char db[700];
+    snprintf(db, sizeof db, "%s/pinger.db", s_dir);
+    s_toys_t t;
+    s_toys_init(&t, db, NULL);
+    /* pinger alone: ponger is down, nothing reaches pinger, and only its
+       timer makes batches, which must commit on their own. */
+    s_toy_start(&t, S_PINGER);
+    int64_t deadline = zclock_mono() + S_SETTLE_MS;
+    uint64_t committed;
+    while ((committed = s_committed_ticks(db)) < 4) {
+        cr_assert_lt(zclock_mono(), deadline, "%llu ticks committed after %d ms",
+                     (unsigned long long)committed, S_SETTLE_MS);
+        zclock_sleep(15);
+    }
+    /* What it reports is at least what was committed, and it goes on. */
+    eda_client_t *pinger = t.client[S_PINGER];
+    uint64_t ticks = s_get(pinger, "Count", "ticks");
+    cr_assert_geq(ticks, committed);
+    s_poll(pinger, "Count", "ticks", ticks + 3);
+    cr_assert_geq(s_committed_ticks(db), ticks + 3);
+    cr_assert_eq(s_get(pinger, "Count", "strays"), 0, "a timer had a message in hand");
+}
+
+Test(service, commands_leave_after_the_commit_and_their_replies_come_back)
+{
+    cr_assert_eq(tu_tempdir(s_dir, sizeof s_dir), 0);
+    char db[700];
+    snprintf(db, sizeof db, "%s/pinger.db", s_dir);
+    s_toys_t t;
+    s_toys_start(&t, db, db); /* ponger checks pinger's committed rows */
+    eda_client_t *pinger = t.client[S_PINGER], *ponger = t.client[S_PONGER];
+
+    eda_envelope_t reply;
+    s_fire(pinger, 5, NULL, &reply);
+    s_expect_ok(&reply);
+    cr_assert_eq(s_u64(&reply.data, "queued"), 5);
+    cr_assert_eq(s_poll(pinger, "Count", "replies", 5), 5);
+    cr_assert_eq(s_get(ponger, "Stats", "own.echoes"), 5);
+    cr_assert_eq(s_get(ponger, "Stats", "own.early"), 0,
+                 "an Echo arrived before its sender had committed it");
+    cr_assert_eq(s_get(pinger, "Count", "strays"), 0,
+                 "a reply whose causation_id is no command sent, or one twice");
+    s_call_empty(pinger, "Stats", &reply);
+    s_expect_ok(&reply);
+    cr_assert_eq(s_u64(&reply.data, "commands_sent"), 5);
+    cr_assert_eq(s_u64(&reply.data, "commands_dropped"), 0);
+    cr_assert_eq(s_u64(&reply.data, "replies_received"), 5);
+    cr_assert_eq(s_u64(&reply.data, "bad_input"), 0);
+}
+
+Test(service, a_unit_that_is_undone_sends_none_of_its_commands)
+{
+    s_toys_t t;
+    s_toys_start(&t, ":memory:", NULL);
+    eda_client_t *pinger = t.client[S_PINGER], *ponger = t.client[S_PONGER];
+
+    eda_envelope_t reply;
+    s_fire(pinger, 3, "fail", &reply); /* queues, then answers an error */
+    s_expect_error(&reply, "CONFLICT");
+    s_fire(pinger, 2, "internal", &reply); /* queues, then returns -1 */
+    s_expect_error(&reply, "INTERNAL");
+
+    /* One more Fire: its one Echo goes on the same connection, behind any
+       that were sent before, so once it is answered ponger has seen them. */
+    s_fire(pinger, 1, NULL, &reply);
+    s_expect_ok(&reply);
+    cr_assert_eq(s_poll(pinger, "Count", "replies", 1), 1);
+    cr_assert_eq(s_get(ponger, "Stats", "own.echoes"), 1,
+                 "ponger got the commands of handlers that were undone");
+    cr_assert_eq(s_get(pinger, "Stats", "commands_sent"), 1);
+    cr_assert_eq(s_get(pinger, "Stats", "replies_received"), 1);
+    cr_assert_eq(s_get(pinger, "Count", "strays"), 0);
+}
+
+Test(service, commands_of_a_batch_that_does_not_commit_are_never_sent)
+{
+    s_toys_t t;
+    s_toys_start(&t, ":memory:", NULL);
+    eda_client_t *pinger = t.client[S_PINGER], *ponger = t.client[S_PONGER];
+
+    /* The handler succeeds and answers ok; the batch's COMMIT then fails
+       (a deferred foreign key): its reply becomes INTERNAL, and its two
+       commands must not leave. */
+    eda_envelope_t reply;
+    s_fire(pinger, 2, "poison", &reply);
+    s_expect_error(&reply, "INTERNAL");
+    cr_assert_eq(s_get(pinger, "Stats", "commits_failed"), 1);
+
+    s_fire(pinger, 1, NULL, &reply);
+    s_expect_ok(&reply);
+    cr_assert_eq(s_poll(pinger, "Count", "replies", 1), 1);
+    cr_assert_eq(s_get(ponger, "Stats", "own.echoes"), 1,
+                 "ponger got the commands of a batch that did not commit");
+    cr_assert_eq(s_get(pinger, "Stats", "commands_sent"), 1);
+    cr_assert_eq(s_get(pinger, "Count", "strays"), 0);
+}
+
+Test(service, an_event_handler_takes_only_its_own_saga)
+{
+    s_toys_t t;
+    s_toys_start(&t, ":memory:", NULL);
+    eda_client_t *pinger = t.client[S_PINGER], *ponger = t.client[S_PONGER];
+
+    msgpack_object mine = s_str_obj("choreography"), other = s_str_obj("orchestration");
+    msgpack_object number = s_uint_obj(7);
+    msgpack_object longer = s_str_obj("orchestration-of-a-much-longer-name-than-32");
+    s_publish(ponger, &mine);
+    s_publish(ponger, NULL);
+    s_publish(ponger, &other);
+    s_publish(ponger, &number);
+    s_publish(ponger, &longer);
+    cr_assert_eq(s_poll(pinger, "Stats", "peers.ponger.last_seq", 5), 5);
+
+    /* Applied: the choreography one and the one of no saga, in order. */
+    eda_envelope_t reply;
+    s_call_empty(pinger, "Count", &reply);
+    s_expect_ok(&reply);
+    char sagas[64];
+    s_str(&reply.data, "sagas", sagas, sizeof sagas);
+    cr_assert_str_eq(sagas, "choreography;-;");
+    cr_assert_eq(s_u64(&reply.data, "pongs"), 2);
+    s_call_empty(pinger, "Stats", &reply);
+    s_expect_ok(&reply);
+    cr_assert_eq(s_u64(&reply.data, "events_applied"), 2);
+    cr_assert_eq(s_u64(&reply.data, "events_ignored"), 2,
+                 "the orchestration one and the long one: other patterns");
+    cr_assert_eq(s_u64(&reply.data, "bad_input"), 1, "the saga that is not a string");
 }
