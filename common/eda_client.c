@@ -13,6 +13,7 @@ struct eda_client {
     msgpack_packer pk;
     eda_decoder_t *decoder;
     char last_id[EDA_NAME_MAX + 1];
+    bool immediate; /* queue only on a connection that is up */
 };
 
 void eda_new_id(char *out, size_t size)
@@ -33,12 +34,13 @@ void eda_new_id(char *out, size_t size)
              (unsigned long long)atomic_fetch_add(&counter, 1) + 1);
 }
 
-static zsock_t *s_connect(const char *endpoint)
+static zsock_t *s_connect(const char *endpoint, bool immediate)
 {
     zsock_t *sock = zsock_new(ZMQ_DEALER);
     if (!sock)
         return NULL;
     zsock_set_linger(sock, 0);
+    zsock_set_immediate(sock, immediate);
     zsock_set_maxmsgsize(sock, EDA_MAX_MSG + 4096);
     zsock_set_rcvhwm(sock, 10000);
     zsock_set_sndhwm(sock, 10000);
@@ -59,7 +61,7 @@ eda_client_t *eda_client_new(const char *endpoint, const char *source)
     msgpack_sbuffer_init(&self->buf);
     msgpack_packer_init(&self->pk, &self->buf, msgpack_sbuffer_write);
     self->decoder = eda_decoder_new();
-    self->sock = s_connect(endpoint);
+    self->sock = s_connect(endpoint, false);
     if (!self->decoder || !self->sock)
         eda_client_destroy(&self);
     return self;
@@ -133,8 +135,14 @@ int eda_client_recv(eda_client_t *self, eda_envelope_t *reply)
 int eda_client_reset(eda_client_t *self)
 {
     zsock_destroy(&self->sock);
-    self->sock = s_connect(self->endpoint);
+    self->sock = s_connect(self->endpoint, self->immediate);
     return self->sock ? 0 : -1;
+}
+
+int eda_client_set_immediate(eda_client_t *self, bool on)
+{
+    self->immediate = on;
+    return eda_client_reset(self);
 }
 
 int eda_client_call(eda_client_t *self, int timeout_ms, eda_envelope_t *reply, char *why,

@@ -47,6 +47,12 @@ int eda_client_recv(eda_client_t *self, eda_envelope_t *reply);
 /*  Closes and reopens the socket, dropping whatever was in flight. 0 or -1. */
 int eda_client_reset(eda_client_t *self);
 
+/*  With `on`, a command is queued only on a connection that is up: while the
+    service is down a send fails at once (eda_client_send returns -1) instead
+    of piling up to be delivered in a burst when it returns. Reconnects the
+    socket (eda_client_reset). 0 or -1. */
+int eda_client_set_immediate(eda_client_t *self, bool on);
+
 /*  The id of the last command begun. */
 const char *eda_client_last_id(eda_client_t *self);
 

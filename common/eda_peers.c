@@ -54,8 +54,11 @@ int eda_peers_open(eda_service_t *svc)
             return -1;
         if (!peer->commands) {
             const eda_endpoint_t *ep = eda_config_peer(&svc->cfg, r->peer);
+            /* Immediate: a command for a peer that is down is dropped at once
+               (its sender's timeout retries it) rather than queued, so a
+               returning peer is not met by a burst of stale retries. */
             peer->commands = eda_client_new(ep->commands, svc->def->name);
-            if (!peer->commands) {
+            if (!peer->commands || eda_client_set_immediate(peer->commands, true)) {
                 eda_log_msg(svc->log, EDA_LOG_ERROR, "cannot connect to %s",
                             ep->commands);
                 return -1;
@@ -355,16 +358,21 @@ void eda_peers_send_commands(eda_service_t *svc)
         uint32_t len;
         const char *body = eda_arena_get(&p, &len);
         zsock_t *sock = eda_client_sock(peer->commands);
-        /* Not queued (no socket after a failed reset, a full queue): the
+        /* Not queued (the peer is not connected, a full queue): the
            sender's timeout and retry cover it, as for a lost message. */
-        if (!sock || zmq_send(zsock_resolve(sock), body, len, ZMQ_DONTWAIT) < 0) {
+        bool sent = sock && zmq_send(zsock_resolve(sock), body, len, ZMQ_DONTWAIT) >= 0;
+        if (sent)
+            svc->stats.commands_sent++;
+        else
             svc->stats.commands_dropped++;
-            continue;
-        }
-        svc->stats.commands_sent++;
         eda_envelope_t env;
-        if (log && eda_decode(svc->log_decoder, body, len, &env, NULL, 0) == EDA_OK)
+        if (!log || eda_decode(svc->log_decoder, body, len, &env, NULL, 0) != EDA_OK)
+            continue;
+        if (sent)
             eda_log_flow(svc->log, EDA_FLOW_SENT, &env, NULL);
+        else
+            eda_log_msg(svc->log, EDA_LOG_INFO, "%s: %s not sent: %s is not connected",
+                        env.correlation_id, env.type, peer->name);
     }
     svc->commands.size = 0;
 }

@@ -161,26 +161,33 @@ int order_orchestrator_cancel(order_orchestrator_t *self, eda_ctx_t *ctx,
 
 /* --- replies and the clock ------------------------------------------------- */
 
-/*  Reads what a participant's reply says. `reason` gets the refusal's. */
+/*  Reads what a participant's reply to the command of `step` says; `reason`
+    gets a refusal's. An error reply, or a reservation's reply whose outcome
+    is neither RESERVED nor REJECTED, is a failure: the command is retried. */
 static order_saga_reply_t s_outcome(order_orchestrator_t *self, eda_ctx_t *ctx,
-                                    char *reason, size_t size)
+                                    order_saga_step_t step, char *reason, size_t size)
 {
     const eda_envelope_t *reply = eda_ctx_msg(ctx);
-    char outcome[16] = "";
-    if (reply->ok != 1) {
-        char code[32] = "";
-        eda_get_str(&reply->error, "code", code, sizeof code);
-        eda_log_msg(eda_ctx_log(ctx), EDA_LOG_WARN, "%s for %s failed at %s: %s: retry",
-                    reply->type, reply->correlation_id, reply->source, code);
-        self->failed_replies++;
-        return SAGA_REPLY_FAILED;
+    char outcome[16] = "", code[32] = "";
+    if (reply->ok == 1 && (step == SAGA_RELEASE_STOCK || step == SAGA_RELEASE_CREDIT))
+        return SAGA_REPLY_OK; /* a release is acknowledged, whatever it found */
+    if (reply->ok == 1 &&
+        eda_get_str(&reply->data, "outcome", outcome, sizeof outcome) == 0) {
+        if (streq(outcome, "RESERVED"))
+            return SAGA_REPLY_OK;
+        if (streq(outcome, "REJECTED")) {
+            if (eda_get_str(&reply->data, "reason", reason, size) != 0 || !reason[0])
+                snprintf(reason, size, "REJECTED");
+            return SAGA_REPLY_REFUSED;
+        }
     }
-    if (eda_get_str(&reply->data, "outcome", outcome, sizeof outcome) != 0 ||
-        !streq(outcome, "REJECTED"))
-        return SAGA_REPLY_OK; /* RESERVED, or a release (which has none) */
-    if (eda_get_str(&reply->data, "reason", reason, size) != 0 || !reason[0])
-        snprintf(reason, size, "REJECTED");
-    return SAGA_REPLY_REFUSED;
+    if (reply->ok != 1)
+        eda_get_str(&reply->error, "code", code, sizeof code);
+    eda_log_msg(eda_ctx_log(ctx), EDA_LOG_WARN, "%s for %s failed at %s: %s: retry",
+                reply->type, reply->correlation_id, reply->source,
+                code[0] ? code : "no outcome in the reply");
+    self->failed_replies++;
+    return SAGA_REPLY_FAILED;
 }
 
 int order_orchestrator_on_reply(order_orchestrator_t *self, eda_ctx_t *ctx)
@@ -197,7 +204,8 @@ int order_orchestrator_on_reply(order_orchestrator_t *self, eda_ctx_t *ctx)
         return found;
     }
     char reason[64] = "";
-    order_saga_reply_t outcome = s_outcome(self, ctx, reason, sizeof reason);
+    order_saga_reply_t outcome =
+        s_outcome(self, ctx, (order_saga_step_t)step, reason, sizeof reason);
     order_saga_action_t action = order_saga_reply(
         &saga, &self->cfg, s_now_ms(), (order_saga_step_t)step, outcome, reason);
     if (action.ignored) {
