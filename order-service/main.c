@@ -1,13 +1,18 @@
-/*  order-service: accepts orders and settles them from its peers' events. */
+/*  order-service: accepts orders and settles them, by choreography (its
+    peers' events) or by orchestration (its orchestrator's commands). */
 #include "order_service.h"
 
 static const char *s_usage =
     "usage: order-service [options]\n"
-    "Accepts orders (PlaceOrder, GetOrder, ListOrders) and publishes their\n"
-    "domain events; settles each order from customer-service's and\n"
-    "inventory-service's events.\n"
+    "Accepts orders (PlaceOrder, GetOrder, ListOrders, CancelOrder) and\n"
+    "publishes their domain events. Each order names its saga pattern:\n"
+    "choreography settles it from customer-service's and inventory-service's\n"
+    "events; orchestration drives them with commands (ReserveCredit,\n"
+    "ReserveStock, and the releases that compensate), retried until a deadline.\n"
     "options:\n"
-    "  --saga choreography|orchestration  default saga of new orders\n"
+    "  --saga choreography|orchestration\n"
+    "                         saga of orders that name none (default\n"
+    "                         choreography)\n"
     "  --command-timeout MS   orchestrator command timeout (default 1000)\n"
     "  --saga-deadline MS     orchestrator saga deadline (default 30000)\n";
 
