@@ -6,9 +6,13 @@ Usage: /usr/bin/python3 tests/protocol_client.py BUILD_DIR
 Starts the three real service binaries on ipc:// endpoints in a temporary
 directory, drives every command over a DEALER and over a REQ socket, follows
 every service's event stream exactly once (seq order, gap repair with
-ReplayEvents), checks the events of each choreography scenario field by
-field, and checks the error replies. Prints "N passed, M failed" last and
-exits non-zero on any failure. Needs Debian's python3-zmq and python3-msgpack.
+ReplayEvents), checks the events of each scenario field by field in both saga
+patterns (choreography, then orchestration), cancels an approved order of
+each pattern and checks that the balances come back, calls the participant
+commands (ReserveCredit, ReleaseCredit, ReserveStock, ReleaseStock) directly
+to check that a repeat answers the first outcome and publishes nothing, and
+checks the error replies. Prints "N passed, M failed" last and exits non-zero
+on any failure. Needs Debian's python3-zmq and python3-msgpack.
 """
 import itertools
 import os
@@ -369,6 +373,7 @@ EVENT_FIELDS = {
     "StockReserved": {"order_id", "items", "saga"},
     "StockRejected": {"order_id", "reason", "sku", "requested", "available", "saga"},
     "StockReleased": {"order_id"},
+    "OrderCancelled": {"order_id", "saga"},
 }
 
 ORDER_KEYS = {"order_id", "customer_id", "status", "reason", "saga", "items", "total",
@@ -378,7 +383,13 @@ STATS_KEYS = {"service", "epoch", "last_seq", "uptime_s", "commands_in", "replie
               "replies_dropped", "events_published", "events_applied", "events_ignored",
               "duplicates_dropped", "gaps_detected", "gaps_repaired", "replays_requested",
               "bad_input", "commits_failed", "batches", "batch_max", "batch_avg_x100",
-              "handler_us_avg", "handler_us_max", "peers"}
+              "handler_us_avg", "handler_us_max", "commands_sent", "commands_dropped",
+              "replies_received", "peers"}
+# order-service adds its orchestrator's counters as a map under "own".
+STATS_OWN = {"order-service"}
+OWN_KEYS = {"sagas_started", "sagas_in_flight", "saga_commands_sent", "saga_retries",
+            "saga_timeouts", "saga_failed_replies", "saga_late_replies",
+            "saga_deadlines_passed", "saga_compensations"}
 
 
 def run(ctx, eps, procs):
@@ -728,7 +739,8 @@ def _run(ctx, eps, procs, dealer, req, both, followers):
     for label, cl in both:
         for s in SERVICES:
             d = expect_ok(f"Stats {s} {label}", cl[s].call("Stats"))
-            check_eq(f"Stats {s} {label} keys", set(d), STATS_KEYS)
+            want = STATS_KEYS | ({"own"} if s in STATS_OWN else set())
+            check_eq(f"Stats {s} {label} keys", set(d), want)
             check_eq(f"Stats {s} {label} service", d.get("service"), s)
             check_eq(f"Stats {s} {label} epoch", d.get("epoch"), followers[s].epoch)
             check_eq(f"Stats {s} {label} last_seq", d.get("last_seq"), followers[s].last)
@@ -739,6 +751,16 @@ def _run(ctx, eps, procs, dealer, req, both, followers):
                          (followers[p].epoch, followers[p].last))
             check(f"Stats {s} {label} counters", all(isinstance(d[k], int) for k in STATS_KEYS
                                                       if k not in ("service", "epoch", "peers")))
+            if s in STATS_OWN:
+                own = d.get("own") or {}
+                check_eq(f"Stats {s} {label} own keys", set(own), OWN_KEYS)
+                check(f"Stats {s} {label} own counters",
+                      all(isinstance(v, int) for v in own.values()), repr(own))
+                check_eq(f"Stats {s} {label} no saga yet", own.get("sagas_started"), 0)
+            else:
+                check_eq(f"Stats {s} {label} sends no commands",
+                         (d.get("commands_sent"), d.get("commands_dropped"),
+                          d.get("replies_received")), (0, 0, 0))
 
     # --- errors ----------------------------------------------------------------------
     for label, cl in both:
@@ -750,9 +772,36 @@ def _run(ctx, eps, procs, dealer, req, both, followers):
         expect_error(f"unknown command {label}", r, "UNKNOWN_COMMAND")
         check_eq(f"unknown command {label} type echoed", r.get("type"), "NoSuchCommand")
         check_eq(f"unknown command {label} causation", r.get("causation_id"), env["id"])
-        env = command("CancelOrder", {"order_id": oa})
-        r = refused(env, "CancelOrder")
-        expect_error(f"CancelOrder not in this version {label}", r, "UNKNOWN_COMMAND")
+        # CancelOrder refusals (docs 5.1): unknown, not APPROVED, bad order_id.
+        expect_error(f"CancelOrder unknown {label}",
+                     c.call("CancelOrder", {"order_id": "o-none-1"}), "NOT_FOUND")
+        for key in ("credit", "nosku"):
+            expect_error(f"CancelOrder REJECTED {key} {label}",
+                         c.call("CancelOrder", {"order_id": orders[key][0]}), "CONFLICT")
+        for bad in ({}, {"order_id": ""}, {"order_id": 5}, {"order_id": None}):
+            expect_error(f"CancelOrder {bad} {label}", c.call("CancelOrder", bad), "BAD_REQUEST")
+        # Participant commands: validation (docs 5.2, 5.3).
+        cc, ic = cl["customer-service"], cl["inventory-service"]
+        for bad in ({}, {"customer_id": "alice", "amount": 1},
+                    {"order_id": "x-1", "amount": 1}, {"order_id": "x-1", "customer_id": "alice"},
+                    {"order_id": "x-1", "customer_id": "alice", "amount": -1},
+                    {"order_id": "x-1", "customer_id": "alice", "amount": "5"},
+                    {"order_id": "x-1", "customer_id": "alice", "amount": 1.5}):
+            expect_error(f"ReserveCredit {bad} {label}", cc.call("ReserveCredit", bad),
+                         "BAD_REQUEST")
+        for bad in ({}, {"order_id": ""}, {"order_id": 1}):
+            expect_error(f"ReleaseCredit {bad} {label}", cc.call("ReleaseCredit", bad),
+                         "BAD_REQUEST")
+            expect_error(f"ReleaseStock {bad} {label}", ic.call("ReleaseStock", bad),
+                         "BAD_REQUEST")
+        for bad in ({"items": [{"sku": "apple", "qty": 1}]}, {"order_id": "x-1"},
+                    {"order_id": "x-1", "items": []},
+                    {"order_id": "x-1", "items": [{"sku": "apple", "qty": 0}]},
+                    {"order_id": "x-1", "items": [{"qty": 1}]},
+                    {"order_id": "x-1", "items": [{"sku": "apple", "qty": 1, "price": -1}]},
+                    {"order_id": "x-1", "items": [{"sku": "apple", "qty": 1}] * 101}):
+            expect_error(f"ReserveStock {str(bad)[:50]} {label}", ic.call("ReserveStock", bad),
+                         "BAD_REQUEST")
         # Garbage bytes: BAD_REQUEST, causation nil, type Unknown.
         r = c.call_refused([b"\xc1garbage"], None, f"garbage bytes {label}")
         expect_error(f"garbage bytes {label}", r, "BAD_REQUEST")
@@ -841,7 +890,9 @@ def _run(ctx, eps, procs, dealer, req, both, followers):
                     {"customer_id": "alice", "items": [{"sku": "apple", "qty": 2,
                                                         "price": 2**62}]},
                     {"customer_id": "alice", "items": good, "saga": "other"},
-                    {"customer_id": "alice", "items": good, "saga": "orchestration"},
+                    {"customer_id": "alice", "items": good, "saga": "Orchestration"},
+                    {"customer_id": "alice", "items": good, "saga": ""},
+                    {"customer_id": "alice", "items": good, "saga": 7},
                     {"customer_id": "alice", "items": good, "request_id": "r" * 65}):
             expect_error(f"PlaceOrder invalid {str(bad)[:60]} {label}",
                          c.call("PlaceOrder", bad), "BAD_REQUEST")
@@ -860,9 +911,430 @@ def _run(ctx, eps, procs, dealer, req, both, followers):
         check(f"{s} bad input counted", s != "order-service" or d.get("bad_input", 0) > 0,
               repr(d.get("bad_input")))
 
+    _orchestration(dealer, req, followers, orders, place)
+    _cancel(dealer, req, followers, orders)
+    _participants(dealer, req, followers)
+    _final_checks(dealer, followers)
+
     # All three still alive.
     for s in SERVICES:
         check(f"{s} still running", procs[s].poll() is None)
+
+
+def last_seqs(dealer):
+    """Every service's last_seq, from Stats (events are committed before the reply)."""
+    return {s: dealer[s].call("Stats").get("data", {}).get("last_seq") for s in SERVICES}
+
+
+def settle(name, dealer, followers, oid):
+    def decided():
+        r = dealer["order-service"].call("GetOrder", {"order_id": oid})
+        if r.get("ok") and r["data"]["status"] != "PENDING":
+            return r["data"]
+        return None
+    return wait_until(f"{name} settles", decided, followers) or {}
+
+
+def wait_events(name, followers, expected):
+    """expected: {order_id: {service: [types]}}; waits, then a quiet period, then
+    checks the exact lists."""
+    def all_seen():
+        return all(len(followers[s].by_order(oid)) >= len(types)
+                   for oid, per in expected.items() for s, types in per.items())
+    wait_until(f"{name}: events arrive", all_seen, followers)
+    pump_all(followers, 1300)  # heartbeats find nothing more
+    for oid, per in expected.items():
+        for s, types in per.items():
+            check_eq(f"{name}: {oid} {s} events", [e["type"] for e in followers[s].by_order(oid)],
+                     types)
+
+
+def ev_of(followers, s, oid, type_):
+    for e in followers[s].by_order(oid):
+        if e["type"] == type_:
+            return e
+    return {"data": {}}
+
+
+def own_stats(dealer):
+    d = expect_ok("Stats order-service own", dealer["order-service"].call("Stats"))
+    return d, d.get("own") or {}
+
+
+def _orchestration(dealer, req, followers, orders, place):
+    """Orchestrated orders (docs 9): approved, refused for credit, for stock, for an
+    unknown customer and an unknown SKU; their events carry saga orchestration."""
+    O = "orchestration"
+    check_eq("CreateCustomer dora", expect_ok("CreateCustomer dora", dealer["customer-service"].call(
+        "CreateCustomer", {"customer_id": "dora", "name": "Dora", "credit_limit": 2000})),
+        {"customer_id": "dora"})
+    check_eq("AddStock kiwi", expect_ok("AddStock kiwi", req["inventory-service"].call(
+        "AddStock", {"sku": "kiwi", "qty": 10})), {"sku": "kiwi", "available": 10})
+
+    # One at a time, so that each decision sees the balances left by the one before.
+    plan = [
+        ("o_ok", dealer, {"customer_id": "dora", "saga": O, "request_id": "req-orch-ok",
+                          "items": [{"sku": "kiwi", "qty": 2, "price": 300},
+                                    {"sku": "kiwi", "qty": 1, "price": 300}]},
+         ("APPROVED", None)),
+        ("o_credit", req, {"customer_id": "dora", "saga": O,
+                           "items": [{"sku": "kiwi", "qty": 1, "price": 5000}]},
+         ("REJECTED", "CREDIT_LIMIT_EXCEEDED")),
+        ("o_stock", dealer, {"customer_id": "dora", "saga": O,
+                             "items": [{"sku": "kiwi", "qty": 5, "price": 10},
+                                       {"sku": "kiwi", "qty": 3, "price": 10}]},
+         ("REJECTED", "OUT_OF_STOCK")),
+        ("o_nocust", req, {"customer_id": "nobody", "saga": O,
+                           "items": [{"sku": "kiwi", "qty": 1, "price": 1}]},
+         ("REJECTED", "UNKNOWN_CUSTOMER")),
+        ("o_nosku", dealer, {"customer_id": "dora", "saga": O,
+                             "items": [{"sku": "ghost", "qty": 1, "price": 1}]},
+         ("REJECTED", "UNKNOWN_SKU")),
+    ]
+    for key, cl, data, (status, reason) in plan:
+        orders[key] = place(f"{key} (orchestration)", cl, data)
+        o = settle(key, dealer, followers, orders[key][0])
+        check_eq(f"{key} status", (o.get("status"), o.get("reason")), (status, reason))
+        check_eq(f"{key} saga", o.get("saga"), O)
+        check_eq(f"{key} order object keys", set(o), ORDER_KEYS)
+
+    d = expect_ok("PlaceOrder repeat request_id (orchestration)", dealer["order-service"].call(
+        "PlaceOrder", {"request_id": "req-orch-ok"}))
+    check_eq("PlaceOrder repeat (orchestration)", d,
+             {"order_id": orders["o_ok"][0], "status": "APPROVED"})
+
+    oid = {k: orders[k][0] for k, *_ in plan}
+    os_, cs, is_ = "order-service", "customer-service", "inventory-service"
+    wait_events("orchestration", followers, {
+        oid["o_ok"]: {os_: ["OrderCreated", "OrderApproved"], cs: ["CreditReserved"],
+                      is_: ["StockReserved"]},
+        oid["o_credit"]: {os_: ["OrderCreated", "OrderRejected"], cs: ["CreditRejected"],
+                          is_: []},
+        oid["o_stock"]: {os_: ["OrderCreated", "OrderRejected"],
+                         cs: ["CreditReserved", "CreditReleased"], is_: ["StockRejected"]},
+        oid["o_nocust"]: {os_: ["OrderCreated", "OrderRejected"], cs: ["CreditRejected"],
+                          is_: []},
+        oid["o_nosku"]: {os_: ["OrderCreated", "OrderRejected"],
+                         cs: ["CreditReserved", "CreditReleased"], is_: ["StockRejected"]},
+    })
+
+    def ev(key, s, type_):
+        return ev_of(followers, s, oid[key], type_)
+
+    o = oid["o_ok"]
+    oc = ev("o_ok", os_, "OrderCreated")
+    check_eq("orch OrderCreated data", oc["data"], {
+        "order_id": o, "customer_id": "dora", "total": 900, "saga": O,
+        "items": [{"sku": "kiwi", "qty": 2, "price": 300}, {"sku": "kiwi", "qty": 1, "price": 300}]})
+    check_eq("orch OrderCreated causation = PlaceOrder id", oc.get("causation_id"),
+             orders["o_ok"][1])
+    cr = ev("o_ok", cs, "CreditReserved")
+    check_eq("orch CreditReserved data", cr["data"],
+             {"order_id": o, "customer_id": "dora", "amount": 900, "saga": O})
+    event_ids = {e["id"] for f in followers.values() for e in f.events}
+    check("orch CreditReserved caused by a command, not an event",
+          isinstance(cr.get("causation_id"), str) and cr["causation_id"] not in event_ids,
+          repr(cr.get("causation_id")))
+    check_eq("orch CreditReserved correlation", cr.get("correlation_id"), o)
+    sr = ev("o_ok", is_, "StockReserved")
+    check_eq("orch StockReserved data", sr["data"],
+             {"order_id": o, "items": [{"sku": "kiwi", "qty": 3}], "saga": O})
+    check("orch StockReserved caused by a command, not an event",
+          isinstance(sr.get("causation_id"), str) and sr["causation_id"] not in event_ids,
+          repr(sr.get("causation_id")))
+    check_eq("orch OrderApproved data", ev("o_ok", os_, "OrderApproved")["data"],
+             {"order_id": o, "saga": O})
+
+    o = oid["o_credit"]
+    check_eq("orch CreditRejected (limit) data", ev("o_credit", cs, "CreditRejected")["data"],
+             {"order_id": o, "customer_id": "dora", "reason": "CREDIT_LIMIT_EXCEEDED",
+              "amount": 5000, "available": 1100, "saga": O})
+    check_eq("orch OrderRejected (limit) data", ev("o_credit", os_, "OrderRejected")["data"],
+             {"order_id": o, "reason": "CREDIT_LIMIT_EXCEEDED", "saga": O})
+
+    o = oid["o_stock"]
+    check_eq("orch CreditReserved (stock) data", ev("o_stock", cs, "CreditReserved")["data"],
+             {"order_id": o, "customer_id": "dora", "amount": 80, "saga": O})
+    check_eq("orch StockRejected data", ev("o_stock", is_, "StockRejected")["data"],
+             {"order_id": o, "reason": "OUT_OF_STOCK", "sku": "kiwi", "requested": 8,
+              "available": 7, "saga": O})
+    check_eq("orch OrderRejected (stock) data", ev("o_stock", os_, "OrderRejected")["data"],
+             {"order_id": o, "reason": "OUT_OF_STOCK", "saga": O})
+    check_eq("orch CreditReleased (compensation) data", ev("o_stock", cs, "CreditReleased")["data"],
+             {"order_id": o, "amount": 80})
+
+    o = oid["o_nocust"]
+    check_eq("orch CreditRejected (unknown) data", ev("o_nocust", cs, "CreditRejected")["data"],
+             {"order_id": o, "customer_id": "nobody", "reason": "UNKNOWN_CUSTOMER", "amount": 1,
+              "available": 0, "saga": O})
+    o = oid["o_nosku"]
+    check_eq("orch StockRejected (unknown sku) data", ev("o_nosku", is_, "StockRejected")["data"],
+             {"order_id": o, "reason": "UNKNOWN_SKU", "sku": "ghost", "requested": 1,
+              "available": 0, "saga": O})
+    check_eq("orch CreditReleased (unknown sku) data", ev("o_nosku", cs, "CreditReleased")["data"],
+             {"order_id": o, "amount": 1})
+
+    # Balances: only the approved order holds anything.
+    check_eq("dora after orchestration", expect_ok("GetCustomer dora", dealer[cs].call(
+        "GetCustomer", {"customer_id": "dora"})),
+        {"customer_id": "dora", "name": "Dora", "credit_limit": 2000, "reserved": 900,
+         "available": 1100})
+    check_eq("kiwi after orchestration", expect_ok("GetStock kiwi", dealer[is_].call(
+        "GetStock", {"sku": "kiwi"})), {"sku": "kiwi", "available": 7, "reserved": 3})
+
+    # The orchestrator's counters (docs 4): 10 first sends, 2 compensations.
+    wait_until("no saga in flight", lambda: own_stats(dealer)[1].get("sagas_in_flight") == 0,
+               followers)
+    d, own = own_stats(dealer)
+    check_eq("own sagas_started", own.get("sagas_started"), 5)
+    check_eq("own saga_compensations", own.get("saga_compensations"), 2)
+    check_eq("own saga_deadlines_passed", own.get("saga_deadlines_passed"), 0)
+    check_eq("own saga_commands_sent = first sends + retries", own.get("saga_commands_sent"),
+             10 + own.get("saga_retries", 0))
+    check_eq("commands_sent + commands_dropped = saga_commands_sent",
+             d.get("commands_sent", 0) + d.get("commands_dropped", 0),
+             own.get("saga_commands_sent"))
+    check("replies_received covers every first send", d.get("replies_received", 0) >= 10,
+          repr(d.get("replies_received")))
+
+
+def _cancel(dealer, req, followers, orders):
+    """CancelOrder in each pattern (docs 5.1, 8, 9): the balances come back."""
+    os_, cs, is_ = "order-service", "customer-service", "inventory-service"
+    targets = [("approved", dealer, "choreography", "alice", 550,
+                {"apple": (12, 3), "pear": (0, 1)}),
+               ("o_ok", req, "orchestration", "dora", 900, {"kiwi": (7, 3)})]
+    for key, cl, saga, customer, amount, stock in targets:
+        o = orders[key][0]
+        c = expect_ok(f"GetCustomer {customer} before cancel", dealer[cs].call(
+            "GetCustomer", {"customer_id": customer}))
+        check_eq(f"{customer} holds the order before cancel", c.get("reserved"), amount)
+        for sku, (avail, res) in stock.items():
+            check_eq(f"{sku} before cancel {key}", expect_ok(f"GetStock {sku}", dealer[is_].call(
+                "GetStock", {"sku": sku})), {"sku": sku, "available": avail, "reserved": res})
+        env = command("CancelOrder", {"order_id": o})
+        reply = cl[os_].call_env(env)
+        check_reply_envelope("CancelOrder", env, reply)
+        check_eq(f"CancelOrder {saga}", expect_ok(f"CancelOrder {saga}", reply),
+                 {"order_id": o, "status": "CANCELLED"})
+        wait_events(f"cancel {saga}", followers, {o: {
+            os_: ["OrderCreated", "OrderApproved", "OrderCancelled"],
+            cs: ["CreditReserved", "CreditReleased"],
+            is_: ["StockReserved", "StockReleased"]}})
+        ocx = ev_of(followers, os_, o, "OrderCancelled")
+        check_eq(f"OrderCancelled {saga} data", ocx["data"], {"order_id": o, "saga": saga})
+        check_eq(f"OrderCancelled {saga} causation = CancelOrder id", ocx.get("causation_id"),
+                 env["id"])
+        crl = ev_of(followers, cs, o, "CreditReleased")
+        srl = ev_of(followers, is_, o, "StockReleased")
+        check_eq(f"CreditReleased (cancel {saga}) data", crl["data"],
+                 {"order_id": o, "amount": amount})
+        check_eq(f"StockReleased (cancel {saga}) data", srl["data"], {"order_id": o})
+        if saga == "choreography":
+            check_eq("choreography: CreditReleased caused by OrderCancelled",
+                     crl.get("causation_id"), ocx.get("id"))
+            check_eq("choreography: StockReleased caused by OrderCancelled",
+                     srl.get("causation_id"), ocx.get("id"))
+        got = expect_ok(f"GetOrder cancelled {saga}", dealer[os_].call("GetOrder", {"order_id": o}))
+        check_eq(f"order {key} cancelled", (got.get("status"), got.get("reason"), got.get("saga")),
+                 ("CANCELLED", None, saga))
+        # The balances come back (the releases were published, then acknowledged).
+        c = expect_ok(f"GetCustomer {customer} after cancel", dealer[cs].call(
+            "GetCustomer", {"customer_id": customer}))
+        check_eq(f"{customer} credit back after cancel {saga}", c.get("reserved"), 0)
+        for sku, (avail, res) in stock.items():
+            check_eq(f"{sku} back after cancel {saga}", expect_ok(f"GetStock {sku}", dealer[is_].call(
+                "GetStock", {"sku": sku})), {"sku": sku, "available": avail + res, "reserved": 0})
+
+    # A repeat on a CANCELLED order is ok and changes nothing.
+    wait_until("cancel compensation acknowledged",
+               lambda: own_stats(dealer)[1].get("sagas_in_flight") == 0, followers)
+    before = last_seqs(dealer)
+    for key, cl, saga, *_ in targets:
+        for label, c in (("dealer", dealer), ("req", req)):
+            d = expect_ok(f"CancelOrder repeat {saga} {label}", c[os_].call(
+                "CancelOrder", {"order_id": orders[key][0]}))
+            check_eq(f"CancelOrder repeat {saga} {label}", d,
+                     {"order_id": orders[key][0], "status": "CANCELLED"})
+    expect_error("CancelOrder REJECTED orchestrated",
+                 dealer[os_].call("CancelOrder", {"order_id": orders["o_credit"][0]}), "CONFLICT")
+    check_eq("CancelOrder repeat publishes nothing", last_seqs(dealer), before)
+    d = expect_ok("ListOrders CANCELLED", req[os_].call("ListOrders", {"status": "CANCELLED"}))
+    check_eq("ListOrders CANCELLED", [o["order_id"] for o in d.get("orders", [])],
+             [orders["approved"][0], orders["o_ok"][0]])
+    _, own = own_stats(dealer)
+    check_eq("own after cancel: 2 more first sends", own.get("saga_commands_sent"),
+             12 + own.get("saga_retries", 0))
+    check_eq("own after cancel: no new compensation counted", own.get("saga_compensations"), 2)
+
+
+def _participants(dealer, req, followers):
+    """The four participant commands sent directly (docs 5.2, 5.3, 5.4)."""
+    cs, is_ = "customer-service", "inventory-service"
+    O = "orchestration"
+    ids = {}
+
+    def call(label, cl, s, type_, data, want, publishes):
+        before = last_seqs(dealer)
+        env = command(type_, data)
+        reply = cl[s].call_env(env)
+        check_reply_envelope(type_, env, reply)
+        check_eq(f"{label} reply", expect_ok(label, reply), want)
+        after = last_seqs(dealer)
+        want_seqs = dict(before)
+        if publishes:
+            want_seqs[s] = before[s] + 1
+        check_eq(f"{label} publishes {'one event' if publishes else 'nothing'}", after, want_seqs)
+        ids[label] = env["id"]
+
+    def balance(label, s, type_, data, want):
+        check_eq(label, expect_ok(label, dealer[s].call(type_, data)), want)
+
+    # --- credit ---
+    call("ReserveCredit c1", dealer, cs, "ReserveCredit",
+         {"order_id": "direct-c1", "customer_id": "alice", "amount": 100},
+         {"order_id": "direct-c1", "outcome": "RESERVED"}, True)
+    call("ReserveCredit c1 duplicate", req, cs, "ReserveCredit",
+         {"order_id": "direct-c1", "customer_id": "alice", "amount": 999},
+         {"order_id": "direct-c1", "outcome": "RESERVED"}, False)
+    balance("alice holds c1", cs, "GetCustomer", {"customer_id": "alice"},
+            {"customer_id": "alice", "name": "Alice", "credit_limit": 10000, "reserved": 100,
+             "available": 9900})
+    call("ReleaseCredit c1", req, cs, "ReleaseCredit", {"order_id": "direct-c1"},
+         {"order_id": "direct-c1", "released": True}, True)
+    call("ReleaseCredit c1 duplicate", dealer, cs, "ReleaseCredit", {"order_id": "direct-c1"},
+         {"order_id": "direct-c1", "released": True}, False)
+    call("ReserveCredit c1 after release", dealer, cs, "ReserveCredit",
+         {"order_id": "direct-c1", "customer_id": "alice", "amount": 100},
+         {"order_id": "direct-c1", "outcome": "RESERVED"}, False)
+    balance("alice after c1", cs, "GetCustomer", {"customer_id": "alice"},
+            {"customer_id": "alice", "name": "Alice", "credit_limit": 10000, "reserved": 0,
+             "available": 10000})
+    refused = {"order_id": "direct-c2", "outcome": "REJECTED", "reason": "CREDIT_LIMIT_EXCEEDED",
+               "available": 100}
+    call("ReserveCredit c2 over the limit", dealer, cs, "ReserveCredit",
+         {"order_id": "direct-c2", "customer_id": "bob", "amount": 101}, refused, True)
+    call("ReserveCredit c2 duplicate", req, cs, "ReserveCredit",
+         {"order_id": "direct-c2", "customer_id": "bob", "amount": 1}, refused, False)
+    call("ReleaseCredit c2 (refused: nothing held)", dealer, cs, "ReleaseCredit",
+         {"order_id": "direct-c2"}, {"order_id": "direct-c2", "released": False}, False)
+    call("ReserveCredit c2 after release", dealer, cs, "ReserveCredit",
+         {"order_id": "direct-c2", "customer_id": "bob", "amount": 101}, refused, False)
+    call("ReserveCredit c3 unknown customer", req, cs, "ReserveCredit",
+         {"order_id": "direct-c3", "customer_id": "ghost", "amount": 5},
+         {"order_id": "direct-c3", "outcome": "REJECTED", "reason": "UNKNOWN_CUSTOMER",
+          "available": 0}, True)
+    call("ReleaseCredit c4 before any reservation", dealer, cs, "ReleaseCredit",
+         {"order_id": "direct-c4"}, {"order_id": "direct-c4", "released": False}, False)
+    call("ReserveCredit c4 after its release", dealer, cs, "ReserveCredit",
+         {"order_id": "direct-c4", "customer_id": "alice", "amount": 1},
+         {"order_id": "direct-c4", "outcome": "REJECTED", "reason": "ALREADY_RELEASED",
+          "available": 10000}, False)
+    balance("alice after c4", cs, "GetCustomer", {"customer_id": "alice"},
+            {"customer_id": "alice", "name": "Alice", "credit_limit": 10000, "reserved": 0,
+             "available": 10000})
+    balance("bob untouched", cs, "GetCustomer", {"customer_id": "bob"},
+            {"customer_id": "bob", "name": "Bob", "credit_limit": 100, "reserved": 0,
+             "available": 100})
+
+    # --- stock ---
+    call("ReserveStock s1", dealer, is_, "ReserveStock",
+         {"order_id": "direct-s1", "items": [{"sku": "apple", "qty": 2},
+                                             {"sku": "apple", "qty": 1, "price": 5}]},
+         {"order_id": "direct-s1", "outcome": "RESERVED"}, True)
+    call("ReserveStock s1 duplicate", req, is_, "ReserveStock",
+         {"order_id": "direct-s1", "items": [{"sku": "pear", "qty": 1}]},
+         {"order_id": "direct-s1", "outcome": "RESERVED"}, False)
+    balance("apple holds s1", is_, "GetStock", {"sku": "apple"},
+            {"sku": "apple", "available": 12, "reserved": 3})
+    balance("pear untouched by the duplicate", is_, "GetStock", {"sku": "pear"},
+            {"sku": "pear", "available": 1, "reserved": 0})
+    call("ReleaseStock s1", req, is_, "ReleaseStock", {"order_id": "direct-s1"},
+         {"order_id": "direct-s1", "released": True}, True)
+    call("ReleaseStock s1 duplicate", dealer, is_, "ReleaseStock", {"order_id": "direct-s1"},
+         {"order_id": "direct-s1", "released": True}, False)
+    balance("apple after s1", is_, "GetStock", {"sku": "apple"},
+            {"sku": "apple", "available": 15, "reserved": 0})
+    out = {"order_id": "direct-s2", "outcome": "REJECTED", "reason": "OUT_OF_STOCK", "sku": "pear"}
+    call("ReserveStock s2 out of stock", dealer, is_, "ReserveStock",
+         {"order_id": "direct-s2", "items": [{"sku": "apple", "qty": 1}, {"sku": "pear", "qty": 5}]},
+         out, True)
+    call("ReserveStock s2 duplicate", req, is_, "ReserveStock",
+         {"order_id": "direct-s2", "items": [{"sku": "apple", "qty": 1}]}, out, False)
+    call("ReserveStock s3 unknown sku", dealer, is_, "ReserveStock",
+         {"order_id": "direct-s3", "items": [{"sku": "ghost", "qty": 2}]},
+         {"order_id": "direct-s3", "outcome": "REJECTED", "reason": "UNKNOWN_SKU", "sku": "ghost"},
+         True)
+    call("ReleaseStock s4 before any reservation", req, is_, "ReleaseStock",
+         {"order_id": "direct-s4"}, {"order_id": "direct-s4", "released": False}, False)
+    call("ReserveStock s4 after its release", dealer, is_, "ReserveStock",
+         {"order_id": "direct-s4", "items": [{"sku": "apple", "qty": 1}]},
+         {"order_id": "direct-s4", "outcome": "REJECTED", "reason": "ALREADY_RELEASED"}, False)
+    balance("apple after s4", is_, "GetStock", {"sku": "apple"},
+            {"sku": "apple", "available": 15, "reserved": 0})
+
+    # Their events, as the followers saw them; nobody reacted to them by choreography.
+    wait_events("participant commands", followers, {
+        "direct-c1": {cs: ["CreditReserved", "CreditReleased"], is_: [], "order-service": []},
+        "direct-c2": {cs: ["CreditRejected"]},
+        "direct-c3": {cs: ["CreditRejected"]},
+        "direct-c4": {cs: []},
+        "direct-s1": {is_: ["StockReserved", "StockReleased"], "order-service": []},
+        "direct-s2": {is_: ["StockRejected"], "order-service": []},
+        "direct-s3": {is_: ["StockRejected"]},
+        "direct-s4": {is_: []},
+    })
+    e = ev_of(followers, cs, "direct-c1", "CreditReserved")
+    check_eq("direct CreditReserved data", e["data"],
+             {"order_id": "direct-c1", "customer_id": "alice", "amount": 100, "saga": O})
+    check_eq("direct CreditReserved causation = the command", e.get("causation_id"),
+             ids["ReserveCredit c1"])
+    e = ev_of(followers, cs, "direct-c1", "CreditReleased")
+    check_eq("direct CreditReleased data", e["data"], {"order_id": "direct-c1", "amount": 100})
+    check_eq("direct CreditReleased causation = the command", e.get("causation_id"),
+             ids["ReleaseCredit c1"])
+    check_eq("direct CreditRejected data", ev_of(followers, cs, "direct-c2", "CreditRejected")["data"],
+             {"order_id": "direct-c2", "customer_id": "bob", "reason": "CREDIT_LIMIT_EXCEEDED",
+              "amount": 101, "available": 100, "saga": O})
+    check_eq("direct CreditRejected (unknown) data",
+             ev_of(followers, cs, "direct-c3", "CreditRejected")["data"],
+             {"order_id": "direct-c3", "customer_id": "ghost", "reason": "UNKNOWN_CUSTOMER",
+              "amount": 5, "available": 0, "saga": O})
+    e = ev_of(followers, is_, "direct-s1", "StockReserved")
+    check_eq("direct StockReserved data", e["data"],
+             {"order_id": "direct-s1", "items": [{"sku": "apple", "qty": 3}], "saga": O})
+    check_eq("direct StockReserved causation = the command", e.get("causation_id"),
+             ids["ReserveStock s1"])
+    check_eq("direct StockReleased data", ev_of(followers, is_, "direct-s1", "StockReleased")["data"],
+             {"order_id": "direct-s1"})
+    check_eq("direct StockRejected data", ev_of(followers, is_, "direct-s2", "StockRejected")["data"],
+             {"order_id": "direct-s2", "reason": "OUT_OF_STOCK", "sku": "pear", "requested": 5,
+              "available": 1, "saga": O})
+    check_eq("direct StockRejected (unknown) data",
+             ev_of(followers, is_, "direct-s3", "StockRejected")["data"],
+             {"order_id": "direct-s3", "reason": "UNKNOWN_SKU", "sku": "ghost", "requested": 2,
+              "available": 0, "saga": O})
+    check_eq("direct events: correlation = order_id",
+             {e.get("correlation_id") for s in (cs, is_) for e in followers[s].events
+              if str(e["data"].get("order_id", "")).startswith("direct-")},
+             {"direct-c1", "direct-c2", "direct-c3", "direct-s1", "direct-s2", "direct-s3"})
+
+
+def _final_checks(dealer, followers):
+    """Every event of the whole run: exact fields, every seq once, Stats agree."""
+    pump_all(followers, 1300)
+    for s, f in followers.items():
+        for e in f.events:
+            check_eq(f"final {s} {e['type']} #{e['seq']} data keys", set(e["data"]),
+                     EVENT_FIELDS.get(e["type"], set()))
+        check_eq(f"final {s} seqs 1..N once", [e["seq"] for e in f.events],
+                 list(range(1, len(f.events) + 1)))
+        check_eq(f"final {s} follower errors", f.errors, [])
+        d = expect_ok(f"final Stats {s}", dealer[s].call("Stats"))
+        check_eq(f"final Stats {s} last_seq", d.get("last_seq"), f.last)
+    _, own = own_stats(dealer)
+    check_eq("final sagas_in_flight", own.get("sagas_in_flight"), 0)
+    check_eq("final saga_deadlines_passed", own.get("saga_deadlines_passed"), 0)
 
 
 def main():
