@@ -80,69 +80,59 @@ static int s_reply_status(eda_ctx_t *ctx, sqlite3_stmt *stmt)
 
 /* --- commands ----------------------------------------------------------- */
 
-static int s_place_order(void *state, eda_ctx_t *ctx)
-{
-    order_state_t *self = state;
-    const msgpack_object *data = &eda_ctx_msg(ctx)->data;
-    char request_id[EDA_NAME_MAX + 1] = "", customer_id[EDA_NAME_MAX + 1] = "";
-    char saga[32] = "", why[256];
-
-    int has_request = eda_get_str(data, "request_id", request_id, sizeof request_id);
-    if (has_request < 0)
-        return eda_ctx_error(ctx, EDA_BAD_REQUEST,
-                             "request_id must be a string of at most %d bytes",
-                             EDA_NAME_MAX);
-    if (has_request == 0 && request_id[0]) {
-        /* A repeated request names the first order, whatever else it says. */
-        sqlite3_stmt *q = self->by_request;
-        sqlite3_reset(q);
-        sqlite3_bind_text(q, 1, request_id, -1, SQLITE_TRANSIENT);
-        int rc = sqlite3_step(q);
-        if (rc == SQLITE_ROW) {
-            s_reply_status(ctx, q);
-            sqlite3_reset(q);
-            return 0;
-        }
-        sqlite3_reset(q);
-        if (rc != SQLITE_DONE)
-            return -1;
-    }
-
-    if (eda_get_str(data, "customer_id", customer_id, sizeof customer_id) != 0 ||
-        !customer_id[0])
-        return eda_ctx_error(ctx, EDA_BAD_REQUEST,
-                             "customer_id must be a string of 1 to %d bytes",
-                             EDA_NAME_MAX);
-    int sagarc = eda_get_str(data, "saga", saga, sizeof saga);
-    if (sagarc == 1)
-        snprintf(saga, sizeof saga, "%s",
-                 eda_config_option(eda_service_config(self->svc), "saga"));
-    else if (sagarc < 0 || !order_saga_pattern_valid(saga))
-        return eda_ctx_error(ctx, EDA_BAD_REQUEST,
-                             "saga must be choreography or orchestration");
-
+/*  A PlaceOrder, read and checked. */
+typedef struct {
+    char request_id[EDA_NAME_MAX + 1]; /* "" when none */
+    char customer_id[EDA_NAME_MAX + 1];
+    char saga[32];
     eda_item_t items[EDA_ITEMS_MAX];
+    int nitems;
     int64_t total;
-    int n = eda_items_read(eda_map_get(data, "items"), true, items, why, sizeof why);
-    if (n < 0 || order_total(items, (size_t)n, &total, why, sizeof why))
-        return eda_ctx_error(ctx, EDA_BAD_REQUEST, "%s", why);
+} s_request_t;
 
-    char order_id[EDA_NAME_MAX + 1];
-    snprintf(order_id, sizeof order_id, "%s-%lld", self->id_prefix,
-             (long long)self->next_number++);
+/*  Reads the data of a PlaceOrder after its request_id. Returns 0, or -1
+    with a reason in why[]. */
+static int s_read_request(order_state_t *self, const msgpack_object *data,
+                          s_request_t *req, char *why, size_t size)
+{
+    if (eda_get_str(data, "customer_id", req->customer_id, sizeof req->customer_id) !=
+            0 ||
+        !req->customer_id[0]) {
+        snprintf(why, size, "customer_id must be a string of 1 to %d bytes",
+                 EDA_NAME_MAX);
+        return -1;
+    }
+    int sagarc = eda_get_str(data, "saga", req->saga, sizeof req->saga);
+    if (sagarc == 1)
+        snprintf(req->saga, sizeof req->saga, "%s",
+                 eda_config_option(eda_service_config(self->svc), "saga"));
+    else if (sagarc < 0 || !order_saga_pattern_valid(req->saga)) {
+        snprintf(why, size, "saga must be choreography or orchestration");
+        return -1;
+    }
+    req->nitems = eda_items_read(eda_map_get(data, "items"), true, req->items, why, size);
+    if (req->nitems < 0 ||
+        order_total(req->items, (size_t)req->nitems, &req->total, why, size))
+        return -1;
+    return 0;
+}
+
+/*  Writes the new order `order_id`, publishes OrderCreated and, for an
+    orchestrated one, begins its saga. 0, or -1 on a database error. */
+static int s_create(order_state_t *self, eda_ctx_t *ctx, const s_request_t *req,
+                    const char *order_id)
+{
     msgpack_sbuffer_clear(&self->items);
-    eda_items_pack(&self->items_pk, items, (size_t)n, true);
-    int64_t now = (int64_t)eda_now_us();
-
+    eda_items_pack(&self->items_pk, req->items, (size_t)req->nitems, true);
     sqlite3_stmt *ins = self->insert;
     sqlite3_bind_text(ins, 1, order_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 2, customer_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 3, saga, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(ins, 4, total);
-    sqlite3_bind_int64(ins, 5, now);
+    sqlite3_bind_text(ins, 2, req->customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 3, req->saga, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 4, req->total);
+    sqlite3_bind_int64(ins, 5, (int64_t)eda_now_us());
     sqlite3_bind_blob(ins, 6, self->items.data, (int)self->items.size, SQLITE_STATIC);
-    if (request_id[0])
-        sqlite3_bind_text(ins, 7, request_id, -1, SQLITE_STATIC);
+    if (req->request_id[0])
+        sqlite3_bind_text(ins, 7, req->request_id, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(ins, 7);
     if (eda_store_exec(ins))
@@ -151,17 +141,52 @@ static int s_place_order(void *state, eda_ctx_t *ctx)
     msgpack_packer *pk = eda_ctx_emit(ctx, "OrderCreated", order_id);
     msgpack_pack_map(pk, 5);
     eda_pack_kv_str(pk, "order_id", order_id);
-    eda_pack_kv_str(pk, "customer_id", customer_id);
+    eda_pack_kv_str(pk, "customer_id", req->customer_id);
     eda_pack_key(pk, "items");
     eda_pack_raw(pk, self->items.data, self->items.size);
-    eda_pack_kv_i64(pk, "total", total);
-    eda_pack_kv_str(pk, "saga", saga);
-    if (eda_ctx_emit_end(ctx) ||
-        (streq(saga, "orchestration") &&
-         order_orchestrator_begin(self->orchestrator, ctx, order_id)))
+    eda_pack_kv_i64(pk, "total", req->total);
+    eda_pack_kv_str(pk, "saga", req->saga);
+    if (eda_ctx_emit_end(ctx))
         return -1;
+    return streq(req->saga, "orchestration")
+               ? order_orchestrator_begin(self->orchestrator, ctx, order_id)
+               : 0;
+}
 
-    pk = eda_ctx_reply(ctx);
+static int s_place_order(void *state, eda_ctx_t *ctx)
+{
+    order_state_t *self = state;
+    const msgpack_object *data = &eda_ctx_msg(ctx)->data;
+    s_request_t req = {.nitems = 0};
+    char why[256];
+
+    int has_request =
+        eda_get_str(data, "request_id", req.request_id, sizeof req.request_id);
+    if (has_request < 0)
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST,
+                             "request_id must be a string of at most %d bytes",
+                             EDA_NAME_MAX);
+    if (has_request == 0 && req.request_id[0]) {
+        /* A repeated request names the first order, whatever else it says. */
+        sqlite3_stmt *q = self->by_request;
+        sqlite3_reset(q);
+        sqlite3_bind_text(q, 1, req.request_id, -1, SQLITE_TRANSIENT);
+        int rc = sqlite3_step(q);
+        if (rc == SQLITE_ROW)
+            s_reply_status(ctx, q);
+        sqlite3_reset(q);
+        if (rc != SQLITE_DONE)
+            return rc == SQLITE_ROW ? 0 : -1;
+    }
+    if (s_read_request(self, data, &req, why, sizeof why))
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST, "%s", why);
+
+    char order_id[EDA_NAME_MAX + 1];
+    snprintf(order_id, sizeof order_id, "%s-%lld", self->id_prefix,
+             (long long)self->next_number++);
+    if (s_create(self, ctx, &req, order_id))
+        return -1;
+    msgpack_packer *pk = eda_ctx_reply(ctx);
     msgpack_pack_map(pk, 2);
     eda_pack_kv_str(pk, "order_id", order_id);
     eda_pack_kv_str(pk, "status", "PENDING");
