@@ -394,8 +394,14 @@ int eda_peers_recv_reply(eda_service_t *svc, eda_peer_t *peer)
     eda_reply_fn *fn = rc == 0 ? s_find_reply(svc, peer->name, reply.type) : NULL;
     if (!fn) {
         svc->stats.bad_input++;
-        eda_log_msg(svc->log, EDA_LOG_WARN, "dropped an unexpected reply from %s",
-                    peer->name);
+        if (rc < 0)
+            eda_log_msg(svc->log, EDA_LOG_WARN,
+                        "dropped a reply from %s: not one frame holding a reply",
+                        peer->name);
+        else
+            eda_log_msg(svc->log, EDA_LOG_WARN,
+                        "dropped a reply from %s: %s is no command sent there",
+                        peer->name, reply.type[0] ? reply.type : "(no type)");
         return 1;
     }
     svc->stats.replies_received++;

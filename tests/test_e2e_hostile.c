@@ -2,7 +2,9 @@
     malformed command gets the reply DESIGN section 2 promises where one can
     be addressed (causation_id naming the command when its id was readable),
     is counted in Stats bad_input, and the service keeps serving: Ping still
-    answers and a real order still completes.
+    answers and a real order still completes. And a hostile participant: a
+    fake customer-service that answers order-service's saga commands with
+    garbage, or not at all.
 */
 #include "testutil.h"
 
@@ -32,8 +34,8 @@ static void s_teardown(void)
     tu_system_fini(&sys);
 }
 
-/*  A raw socket connected (or bound, for XPUB) to `endpoint`, destroyed in
-    teardown. */
+/*  A raw socket connected (or bound, for XPUB and ROUTER: a fake peer) to
+    `endpoint`, destroyed in teardown. */
 static zsock_t *s_raw(int type, const char *endpoint)
 {
     size_t i = 0;
@@ -43,8 +45,8 @@ static zsock_t *s_raw(int type, const char *endpoint)
     zsock_t *sock = zsock_new(type);
     cr_assert_not_null(sock);
     zsock_set_linger(sock, 0);
-    int rc = type == ZMQ_XPUB ? zsock_bind(sock, "%s", endpoint)
-                              : zsock_connect(sock, "%s", endpoint);
+    int rc = type == ZMQ_XPUB || type == ZMQ_ROUTER ? zsock_bind(sock, "%s", endpoint)
+                                                    : zsock_connect(sock, "%s", endpoint);
     cr_assert_neq(rc, -1, "cannot attach to %s", endpoint);
     s_socks[i] = sock;
     return sock;
@@ -542,5 +544,492 @@ Test(e2e_hostile, malformed_events_from_a_peer_are_dropped)
     cr_assert_eq(tu_call_empty(&sys, TU_CUSTOMER, "Ping", &reply), 0, "%s", sys.why);
     cr_assert_eq(tu_create_customer(&sys, "still-here", 1), 0, "%s", sys.why);
     s_raw_destroy(&pub);
+    cr_assert_eq(tu_system_shutdown(&sys), 0, "%s", sys.why);
+}
+
+/* --- a hostile participant ------------------------------------------------------ */
+
+/*  order-service orchestrates against a fake customer-service: a ROUTER of
+    ours bound on its command endpoint, no real participant running. The
+    fake answers each ReserveCredit with something order-service must not
+    believe; order-service counts it, keeps serving, sends the command
+    again, and settles the order only on a reply it can read. */
+
+typedef struct {
+    char identity[256]; /* order-service's DEALER, to route the answer */
+    size_t identity_size;
+    char type[EDA_NAME_MAX + 1];
+    char id[EDA_NAME_MAX + 1];
+    char correlation_id[EDA_NAME_MAX + 1];
+    char causation_id[EDA_NAME_MAX + 1];
+    char order_id[EDA_NAME_MAX + 1]; /* data.order_id */
+} s_command_t;
+
+/*  How long the fake waits for the next command: more than a timeout plus
+    the longest backoff, 5 s. */
+#define S_FAKE_WAIT_MS 15000
+
+/*  Binds the fake customer-service and starts order-service alone,
+    orchestrating with a 200 ms command timeout and `saga_deadline`. */
+static zsock_t *s_fake_customer(const char *saga_deadline)
+{
+    cr_assert_eq(tu_system_setenv(&sys, TU_ORDER, "EDA_SAGA", "orchestration"), 0, "%s",
+                 sys.why);
+    cr_assert_eq(tu_system_setenv(&sys, TU_ORDER, "EDA_COMMAND_TIMEOUT", "200"), 0, "%s",
+                 sys.why);
+    cr_assert_eq(tu_system_setenv(&sys, TU_ORDER, "EDA_SAGA_DEADLINE", saga_deadline), 0,
+                 "%s", sys.why);
+    zsock_t *router = s_raw(ZMQ_ROUTER, sys.commands[TU_CUSTOMER]);
+    zsock_set_router_mandatory(router, 1); /* an answer to nobody fails loudly */
+    cr_assert_eq(tu_system_start(&sys, TU_ORDER), 0, "%s", sys.why);
+    return router;
+}
+
+/*  Reads what order-service sends the fake until a saga command comes, within
+    `timeout_ms`. Its ReplayEvents (order-service catching up on
+    customer-service's events through the same endpoint) are left
+    unanswered. Returns false when no saga command came. */
+static bool s_fake_recv(zsock_t *router, int timeout_ms, s_command_t *cmd)
+{
+    int64_t deadline = zclock_mono() + timeout_ms;
+    while (1) {
+        int64_t left = deadline - zclock_mono();
+        zmq_msg_t got[4];
+        int n = s_recv(router, left > 0 ? (int)left : 0, got, 4);
+        if (n == 0)
+            return false;
+        cr_assert_eq(n, 2, "order-service sent a command of %d frames", n - 1);
+        eda_envelope_t env;
+        char why[256] = "";
+        eda_error_t rc = eda_decode(s_decoder, zmq_msg_data(&got[1]),
+                                    zmq_msg_size(&got[1]), &env, why, sizeof why);
+        cr_assert_eq(rc, EDA_OK, "order-service sent an undecodable command: %s", why);
+        cr_assert_eq(env.kind, EDA_KIND_COMMAND);
+        if (streq(env.type, "ReplayEvents")) {
+            s_close_all(got, n);
+            continue;
+        }
+        cr_assert_leq(zmq_msg_size(&got[0]), sizeof cmd->identity);
+        cmd->identity_size = zmq_msg_size(&got[0]);
+        memcpy(cmd->identity, zmq_msg_data(&got[0]), cmd->identity_size);
+        s_close_all(got, n);
+        snprintf(cmd->type, sizeof cmd->type, "%s", env.type);
+        snprintf(cmd->id, sizeof cmd->id, "%s", env.id);
+        snprintf(cmd->correlation_id, sizeof cmd->correlation_id, "%s",
+                 env.correlation_id);
+        snprintf(cmd->causation_id, sizeof cmd->causation_id, "%s", env.causation_id);
+        cmd->order_id[0] = '\0';
+        cr_assert_eq(
+            eda_get_str(&env.data, "order_id", cmd->order_id, sizeof cmd->order_id), 0,
+            "%s without an order_id", cmd->type);
+        cr_assert_str_eq(cmd->correlation_id, cmd->order_id,
+                         "%s: correlation_id is not the order", cmd->type);
+        return true;
+    }
+}
+
+/*  The next saga command, which must be `type` for `order_id`. */
+static void s_fake_expect(zsock_t *router, const char *type, const char *order_id,
+                          s_command_t *cmd, const char *what)
+{
+    cr_assert(s_fake_recv(router, S_FAKE_WAIT_MS, cmd),
+              "%s: order-service sent no %s within %d ms", what, type, S_FAKE_WAIT_MS);
+    cr_assert_str_eq(cmd->type, type, "%s: got %s, expected %s", what, cmd->type, type);
+    cr_assert_str_eq(cmd->order_id, order_id, "%s: %s for another order", what, type);
+}
+
+/*  Sends `frames` to the DEALER that sent `cmd`. */
+static void s_fake_send(zsock_t *router, const s_command_t *cmd, const s_frame_t *frames,
+                        int n)
+{
+    s_frame_t all[4] = {{cmd->identity, cmd->identity_size}};
+    cr_assert_lt(n, 4);
+    memcpy(all + 1, frames, (size_t)n * sizeof *frames);
+    s_send(router, all, n + 1);
+}
+
+/*  A reply envelope, every key spelled out so that any of them can be
+    wrong. Strings may be of any length. */
+typedef struct {
+    uint64_t v;
+    const char *kind;
+    const char *type;
+    const char *source;
+    const char *correlation_id;
+    const char *causation_id;
+    bool ok;
+    bool event_keys; /* seq and epoch too, so that kind "event" decodes */
+    /* data (ok): {order_id, outcome?, reason?, released?} */
+    const char *order_id;
+    const char *outcome;
+    const char *reason;
+    size_t reason_size;
+    bool released_key;
+    bool outcome_int; /* outcome: 7 */
+    /* error (not ok): {code, message} */
+    const char *code;
+} s_reply_t;
+
+static void s_pack_reply(msgpack_sbuffer *buf, const s_reply_t *r)
+{
+    msgpack_sbuffer_clear(buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 10 + (r->event_keys ? 2 : 0));
+    eda_pack_kv_u64(&pk, "v", r->v);
+    eda_pack_kv_str(&pk, "kind", r->kind);
+    eda_pack_kv_str(&pk, "type", r->type);
+    eda_pack_kv_str(&pk, "id", "fake-reply");
+    eda_pack_kv_str(&pk, "source", r->source);
+    eda_pack_kv_u64(&pk, "ts", eda_now_us());
+    eda_pack_kv_str(&pk, "correlation_id", r->correlation_id);
+    eda_pack_kv_str(&pk, "causation_id", r->causation_id);
+    if (r->event_keys) {
+        eda_pack_kv_u64(&pk, "seq", 1);
+        eda_pack_kv_str(&pk, "epoch", "fake-epoch");
+    }
+    eda_pack_kv_bool(&pk, "ok", r->ok);
+    if (!r->ok) {
+        eda_pack_key(&pk, "error");
+        msgpack_pack_map(&pk, 2);
+        eda_pack_kv_str(&pk, "code", r->code);
+        eda_pack_kv_str(&pk, "message", "the fake says no");
+        return;
+    }
+    eda_pack_key(&pk, "data");
+    msgpack_pack_map(&pk, 1 + (r->outcome || r->outcome_int) + (r->reason != NULL) +
+                              r->released_key);
+    eda_pack_kv_str(&pk, "order_id", r->order_id);
+    if (r->outcome_int)
+        eda_pack_kv_u64(&pk, "outcome", 7);
+    else if (r->outcome)
+        eda_pack_kv_str(&pk, "outcome", r->outcome);
+    if (r->reason)
+        eda_pack_kv_strn(&pk, "reason", r->reason,
+                         r->reason_size ? r->reason_size : strlen(r->reason));
+    if (r->released_key)
+        eda_pack_kv_bool(&pk, "released", false);
+}
+
+/*  The answer to `cmd` a well-behaved customer-service would give, with
+    `outcome` (NULL: a release's {released: false}). */
+static s_reply_t s_proper(const s_command_t *cmd, const char *outcome)
+{
+    return (s_reply_t){.v = 1,
+                       .kind = "reply",
+                       .type = cmd->type,
+                       .source = "customer-service",
+                       .correlation_id = cmd->correlation_id,
+                       .causation_id = cmd->id,
+                       .ok = true,
+                       .order_id = cmd->order_id,
+                       .outcome = outcome,
+                       .released_key = outcome == NULL};
+}
+
+typedef enum {
+    S_NOT_MSGPACK,
+    S_EMPTY,
+    S_TWO_FRAMES,
+    S_V2,
+    S_KIND_EVENT,
+    S_WRONG_TYPE,
+    S_UNKNOWN_ORDER,
+    S_HUGE_CORRELATION,
+    S_NO_OUTCOME,
+    S_MAYBE,
+    S_OUTCOME_NOT_STR,
+    S_ERROR,
+    S_BAD_REASON
+} s_hostile_t;
+
+static char s_huge[5001];
+
+/*  Answers `cmd` with the hostile reply `how`. Where order-service could
+    take the reply for a real one (every key readable but one), it says
+    RESERVED, so that believing it would move the saga on to ReserveStock. */
+static void s_answer_hostile(zsock_t *router, const s_command_t *cmd, s_hostile_t how)
+{
+    s_reply_t r = s_proper(cmd, "RESERVED");
+    switch (how) {
+    case S_NOT_MSGPACK:
+        s_fake_send(router, cmd, (s_frame_t[]){{"\xc1not msgpack at all", 19}}, 1);
+        return;
+    case S_EMPTY:
+        s_fake_send(router, cmd, (s_frame_t[]){{"", 0}}, 1);
+        return;
+    case S_TWO_FRAMES:
+        s_pack_reply(&s_buf, &r);
+        s_fake_send(router, cmd,
+                    (s_frame_t[]){{s_buf.data, s_buf.size}, {s_buf.data, s_buf.size}}, 2);
+        return;
+    case S_V2:
+        r.v = 2;
+        break;
+    case S_KIND_EVENT:
+        r.kind = "event";
+        r.event_keys = true;
+        break;
+    case S_WRONG_TYPE: /* never sent to customer-service */
+        r.type = "ReleaseStock";
+        break;
+    case S_UNKNOWN_ORDER:
+        r.correlation_id = r.order_id = "o-000000000000-424242";
+        break;
+    case S_HUGE_CORRELATION:
+        memset(s_huge, 'o', sizeof s_huge - 1);
+        r.correlation_id = s_huge;
+        break;
+    case S_NO_OUTCOME:
+        r.outcome = NULL;
+        break;
+    case S_MAYBE:
+        r.outcome = "MAYBE";
+        break;
+    case S_OUTCOME_NOT_STR:
+        r.outcome_int = true;
+        break;
+    case S_ERROR: /* with control characters where a log line shows them */
+        r.ok = false;
+        r.code = "INTERNAL\x1b[2J\r\n";
+        r.source = "customer-\x1b]0;owned\x07service";
+        break;
+    case S_BAD_REASON: {
+        static char reason[1000];
+        for (size_t i = 0; i < sizeof reason; i++)
+            reason[i] = "CREDIT\x1b[31m\n\r\x07\x7f\x01"[i % 16];
+        r.outcome = "REJECTED";
+        r.reason = reason;
+        r.reason_size = sizeof reason;
+        break;
+    }
+    }
+    s_pack_reply(&s_buf, &r);
+    s_fake_send(router, cmd, (s_frame_t[]){{s_buf.data, s_buf.size}}, 1);
+}
+
+/*  One of order-service's counters: own.`key` for the orchestrator's
+    (saga_..., sagas_...), else the engine's. */
+static int64_t s_counter(const char *key)
+{
+    int64_t value = -1;
+    if (strncmp(key, "saga", 4) == 0) {
+        cr_assert_eq(tu_stat_own(&sys, TU_ORDER, key, &value), 0, "%s", sys.why);
+        return value;
+    }
+    uint64_t u = 0;
+    cr_assert_eq(tu_stat(&sys, TU_ORDER, key, &u), 0, "%s", sys.why);
+    return (int64_t)u;
+}
+
+/*  Polls the counter `key` until it reaches `at_least`. */
+static void s_wait_counter(const char *key, int64_t at_least, const char *what)
+{
+    int64_t deadline = zclock_mono() + TU_SETTLE_MS, value = s_counter(key);
+    while (value < at_least && zclock_mono() < deadline) {
+        zclock_sleep(20); /* polling a counter */
+        value = s_counter(key);
+    }
+    cr_assert_geq(value, at_least, "%s: %s is %lld, expected %lld within %d ms", what,
+                  key, (long long)value, (long long)at_least, TU_SETTLE_MS);
+}
+
+/*  order-service still answers Ping, and GetOrder says `status`. */
+static void s_order_is(const char *order_id, const char *status, const char *what)
+{
+    eda_envelope_t reply;
+    cr_assert_eq(tu_call_empty(&sys, TU_ORDER, "Ping", &reply), 0, "%s: %s", what,
+                 sys.why);
+    cr_assert_eq(reply.ok, 1, "%s: Ping refused", what);
+    tu_order_t o;
+    cr_assert_eq(tu_get_order(&sys, order_id, &o), 0, "%s: %s", what, sys.why);
+    cr_assert_str_eq(o.status, status, "%s: the order is %s (%s), expected %s", what,
+                     o.status, o.reason, status);
+}
+
+typedef struct {
+    s_hostile_t how;
+    const char *counter; /* the one it must raise */
+    const char *what;
+} s_case_t;
+
+/*  Places an order for which the fake answers each ReserveCredit with the
+    next of `cases`, checking that order-service counts it, keeps serving
+    with the order PENDING, and sends ReserveCredit again; the last one is
+    answered properly: REJECTED CREDIT_LIMIT_EXCEEDED, which decides.
+    Returns the fake. */
+static zsock_t *s_hostile_replies(const s_case_t *cases, size_t n)
+{
+    zsock_t *router = s_fake_customer("60000"); /* past every retry's backoff */
+    const char *counted[] = {"bad_input", "saga_late_replies", "saga_failed_replies",
+                             "replies_received"};
+    int64_t before[4];
+    for (size_t i = 0; i < 4; i++)
+        before[i] = s_counter(counted[i]);
+    int64_t expected[4] = {0};
+
+    tu_item_t items[] = {{"apple", 2, 250}};
+    char id[EDA_NAME_MAX + 1], status[16];
+    cr_assert_eq(tu_place_order(&sys, "mallory", items, 1, NULL, id, status, NULL), 0,
+                 "%s", sys.why);
+    cr_assert_str_eq(status, "PENDING");
+    s_command_t cmd;
+    for (size_t i = 0; i < n; i++) {
+        s_fake_expect(router, "ReserveCredit", id, &cmd, cases[i].what);
+        int64_t was = s_counter(cases[i].counter);
+        s_answer_hostile(router, &cmd, cases[i].how);
+        s_wait_counter(cases[i].counter, was + 1, cases[i].what);
+        for (size_t k = 0; k < 4; k++)
+            expected[k] += streq(counted[k], cases[i].counter);
+        expected[3] += !streq(cases[i].counter, "bad_input"); /* it was read */
+        s_order_is(id, "PENDING", cases[i].what);
+    }
+    /* Sent again after the last hostile reply, then answered properly. */
+    s_fake_expect(router, "ReserveCredit", id, &cmd, "after the hostile replies");
+    s_reply_t r = s_proper(&cmd, "REJECTED");
+    r.reason = "CREDIT_LIMIT_EXCEEDED";
+    s_pack_reply(&s_buf, &r);
+    s_fake_send(router, &cmd, (s_frame_t[]){{s_buf.data, s_buf.size}}, 1);
+    expected[3]++;
+
+    tu_order_t o;
+    cr_assert_eq(tu_wait_order(&sys, id, TU_SETTLE_MS, &o), 0, "%s", sys.why);
+    cr_assert_str_eq(o.status, "REJECTED");
+    cr_assert_str_eq(o.reason, "CREDIT_LIMIT_EXCEEDED");
+    s_wait_counter("replies_received", before[3] + expected[3], "the proper reply");
+    for (size_t k = 0; k < 4; k++) {
+        int64_t rose = s_counter(counted[k]) - before[k];
+        cr_assert_eq(rose, expected[k], "%s rose by %lld, expected %lld", counted[k],
+                     (long long)rose, (long long)expected[k]);
+    }
+    cr_assert_geq(s_counter("saga_retries"), (int64_t)n, "a retry after each of %zu", n);
+    cr_assert_eq(s_counter("sagas_in_flight"), 0);
+    cr_assert_eq(s_counter("saga_deadlines_passed"), 0);
+    return router;
+}
+
+/*  Replies order-service cannot even route to a saga: dropped as bad input
+    (or late, for an order it does not know); the command times out and is
+    sent again. */
+Test(e2e_hostile, hostile_customer_unusable_replies)
+{
+    static const s_case_t cases[] = {
+        {S_NOT_MSGPACK, "bad_input", "not msgpack"},
+        {S_EMPTY, "bad_input", "an empty frame"},
+        {S_TWO_FRAMES, "bad_input", "two frames"},
+        {S_V2, "bad_input", "v 2"},
+        {S_KIND_EVENT, "bad_input", "kind event"},
+        {S_WRONG_TYPE, "bad_input", "type ReleaseStock"},
+        {S_UNKNOWN_ORDER, "saga_late_replies", "an unknown order"},
+        {S_HUGE_CORRELATION, "bad_input", "a 5000-byte correlation_id"},
+    };
+    s_hostile_replies(cases, sizeof cases / sizeof cases[0]);
+    cr_assert_eq(tu_system_shutdown(&sys), 0, "%s", sys.why);
+}
+
+/*  Replies order-service reads but cannot act on: each a failed attempt,
+    retried after its backoff. Then a refusal whose reason is 1000 bytes of
+    control characters decides another order, and nothing of it reaches
+    the order or the log unescaped. */
+Test(e2e_hostile, hostile_customer_failed_replies)
+{
+    static const s_case_t cases[] = {
+        {S_NO_OUTCOME, "saga_failed_replies", "ok without an outcome"},
+        {S_MAYBE, "saga_failed_replies", "outcome MAYBE"},
+        {S_OUTCOME_NOT_STR, "saga_failed_replies", "an outcome that is a number"},
+        {S_ERROR, "saga_failed_replies", "ok false, with control characters"},
+    };
+    zsock_t *router = s_hostile_replies(cases, sizeof cases / sizeof cases[0]);
+
+    tu_item_t items[] = {{"apple", 1, 100}};
+    char id[EDA_NAME_MAX + 1];
+    cr_assert_eq(tu_place_order(&sys, "mallory", items, 1, NULL, id, NULL, NULL), 0, "%s",
+                 sys.why);
+    s_command_t cmd;
+    s_fake_expect(router, "ReserveCredit", id, &cmd, "the second order");
+    s_answer_hostile(router, &cmd, S_BAD_REASON);
+    tu_order_t o;
+    cr_assert_eq(tu_wait_order(&sys, id, TU_SETTLE_MS, &o), 0, "%s", sys.why);
+    cr_assert_str_eq(o.status, "REJECTED", "a refusal with a wild reason");
+    cr_assert(o.reason[0], "a refusal without a reason");
+    for (const char *c = o.reason; *c; c++)
+        cr_assert((unsigned char)*c >= ' ' && *c != 0x7f,
+                  "a control character in the order's reason");
+    cr_assert_eq(s_counter("sagas_in_flight"), 0);
+
+    cr_assert_eq(tu_system_shutdown(&sys), 0, "%s", sys.why);
+    FILE *log = fopen(sys.log[TU_ORDER], "r");
+    cr_assert_not_null(log);
+    int c;
+    long at = 0;
+    while ((c = fgetc(log)) != EOF) {
+        cr_assert(c == '\n' || c == '\t' || (c >= ' ' && c != 0x7f),
+                  "order-service's log has byte 0x%02x at offset %ld", c, at);
+        at++;
+    }
+    fclose(log);
+}
+
+/*  A customer-service that never answers: the order is rejected
+    PARTICIPANT_UNAVAILABLE at the deadline, and ReleaseCredit is sent until
+    the fake acknowledges one; a reservation that comes after all that
+    changes nothing. */
+Test(e2e_hostile, silent_customer_gets_released_until_acknowledged)
+{
+    zsock_t *router = s_fake_customer("3000");
+    tu_item_t items[] = {{"apple", 1, 100}};
+    char id[EDA_NAME_MAX + 1];
+    cr_assert_eq(tu_place_order(&sys, "nobody", items, 1, NULL, id, NULL, NULL), 0, "%s",
+                 sys.why);
+    tu_order_t o;
+    cr_assert_eq(tu_wait_order(&sys, id, TU_SETTLE_MS, &o), 0, "%s", sys.why);
+    cr_assert_str_eq(o.status, "REJECTED");
+    cr_assert_str_eq(o.reason, "PARTICIPANT_UNAVAILABLE");
+    cr_assert_eq(s_counter("saga_deadlines_passed"), 1);
+    cr_assert_geq(s_counter("saga_timeouts"), 2);
+
+    /* The ReserveCredits queued while the fake was silent, then releases. */
+    s_command_t cmd, last_reserve = {0};
+    int reserves = 0, releases = 0;
+    char release_ids[3][EDA_NAME_MAX + 1];
+    while (releases < 3) {
+        cr_assert(s_fake_recv(router, S_FAKE_WAIT_MS, &cmd),
+                  "no ReleaseCredit within %d ms (%d so far)", S_FAKE_WAIT_MS, releases);
+        cr_assert_str_eq(cmd.order_id, id);
+        if (streq(cmd.type, "ReserveCredit")) {
+            cr_assert_eq(releases, 0, "ReserveCredit sent after a ReleaseCredit");
+            last_reserve = cmd;
+            reserves++;
+            continue;
+        }
+        cr_assert_str_eq(cmd.type, "ReleaseCredit");
+        snprintf(release_ids[releases], sizeof release_ids[releases], "%s", cmd.id);
+        for (int i = 0; i < releases; i++)
+            cr_assert_str_neq(release_ids[i], cmd.id, "a retry reuses its id");
+        releases++;
+        s_order_is(id, "REJECTED", "while the release is unanswered");
+        if (releases < 3)
+            cr_assert_eq(s_counter("sagas_in_flight"), 1, "the release ended unanswered");
+    }
+    cr_assert_geq(reserves, 2, "ReserveCredit was sent %d times before the deadline",
+                  reserves);
+    s_reply_t ack = s_proper(&cmd, NULL); /* {order_id, released: false} */
+    s_pack_reply(&s_buf, &ack);
+    s_fake_send(router, &cmd, (s_frame_t[]){{s_buf.data, s_buf.size}}, 1);
+    int64_t deadline = zclock_mono() + TU_SETTLE_MS, in_flight = 1;
+    while ((in_flight = s_counter("sagas_in_flight")) != 0 && zclock_mono() < deadline)
+        zclock_sleep(20); /* polling a counter */
+    cr_assert_eq(in_flight, 0, "the acknowledged release is still in flight");
+
+    /* A reservation that arrives after all that is late, and ignored. */
+    int64_t late = s_counter("saga_late_replies");
+    s_reply_t reserved = s_proper(&last_reserve, "RESERVED");
+    s_pack_reply(&s_buf, &reserved);
+    s_fake_send(router, &last_reserve, (s_frame_t[]){{s_buf.data, s_buf.size}}, 1);
+    s_wait_counter("saga_late_replies", late + 1, "RESERVED after the release");
+    s_order_is(id, "REJECTED", "after a late RESERVED");
+    cr_assert_eq(tu_get_order(&sys, id, &o), 0, "%s", sys.why);
+    cr_assert_str_eq(o.reason, "PARTICIPANT_UNAVAILABLE");
+    cr_assert_eq(s_counter("sagas_in_flight"), 0);
     cr_assert_eq(tu_system_shutdown(&sys), 0, "%s", sys.why);
 }
