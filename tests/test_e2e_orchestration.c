@@ -177,26 +177,6 @@ static void s_wait_steps(int64_t steps)
                   (long long)entered, (long long)steps);
 }
 
-static void s_expect_credit(const char *customer, int64_t reserved, int64_t available)
-{
-    int64_t r = -1, a = -1;
-    cr_assert_eq(tu_get_customer(&sys, customer, &r, &a), 0, "%s", sys.why);
-    cr_assert_eq(r, reserved, "%s reserved %lld, expected %lld", customer, (long long)r,
-                 (long long)reserved);
-    cr_assert_eq(a, available, "%s available %lld, expected %lld", customer, (long long)a,
-                 (long long)available);
-}
-
-static void s_expect_stock(const char *sku, int64_t available, int64_t reserved)
-{
-    int64_t a = -1, r = -1;
-    cr_assert_eq(tu_get_stock(&sys, sku, &a, &r), 0, "%s", sys.why);
-    cr_assert_eq(a, available, "%s available %lld, expected %lld", sku, (long long)a,
-                 (long long)available);
-    cr_assert_eq(r, reserved, "%s reserved %lld, expected %lld", sku, (long long)r,
-                 (long long)reserved);
-}
-
 static tu_order_t s_wait_decided(const char *order_id, int timeout_ms)
 {
     tu_order_t o;
@@ -309,8 +289,8 @@ Test(e2e_orchestration, each_order_runs_the_pattern_it_names)
         cr_assert_str_eq(tu_error_code(&reply, code, sizeof code), "BAD_REQUEST",
                          "saga '%s'", bad[i]);
     }
-    s_expect_credit("gus", 300, 9700);
-    s_expect_stock("apple", 7, 3);
+    cr_assert_eq(tu_expect_credit(&sys, "gus", 300, 9700), 0, "%s", sys.why);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 7, 3), 0, "%s", sys.why);
     s_finish(TU_SETTLE_MS);
 }
 
@@ -334,7 +314,7 @@ Test(e2e_orchestration, participant_down_then_back)
                  sys.why);
     cr_assert_str_eq(status, "PENDING");
     s_wait_steps(2); /* ReserveCredit answered, ReserveStock sent */
-    s_expect_credit("alice", 300, 9700);
+    cr_assert_eq(tu_expect_credit(&sys, "alice", 300, 9700), 0, "%s", sys.why);
     s_wait_own("saga_retries", s_own("saga_retries") + 2); /* of ReserveStock */
     cr_assert_geq(s_own("saga_timeouts"), 2);
     tu_order_t o;
@@ -348,8 +328,8 @@ Test(e2e_orchestration, participant_down_then_back)
     o = s_wait_decided(id, TU_SETTLE_MS);
     cr_assert_str_eq(o.status, "APPROVED");
     cr_assert_eq(tu_wait_quiet(&sys, TU_SETTLE_MS), 0, "%s", sys.why);
-    s_expect_credit("alice", 300, 9700);
-    s_expect_stock("apple", 7, 3);
+    cr_assert_eq(tu_expect_credit(&sys, "alice", 300, 9700), 0, "%s", sys.why);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 7, 3), 0, "%s", sys.why);
     cr_assert_geq(s_own("saga_commands_sent"), 4, "ReserveCredit, 3 x ReserveStock");
     cr_assert_eq(s_own("saga_deadlines_passed"), 0);
     cr_assert_eq(s_own("sagas_started"), 1);
@@ -378,13 +358,13 @@ static void s_down_past_the_deadline(tu_service_t victim)
     cr_assert_eq(s_own("sagas_in_flight"), 1, "the compensation ended while %s is down",
                  tu_service_name(victim));
     if (victim == TU_INVENTORY) /* reverse order: the credit goes back last */
-        s_expect_credit("bob", 300, 9700);
+        cr_assert_eq(tu_expect_credit(&sys, "bob", 300, 9700), 0, "%s", sys.why);
 
     cr_assert_eq(tu_system_start(&sys, victim), 0, "%s", sys.why);
     cr_assert_eq(tu_wait_quiet(&sys, TU_SETTLE_MS), 0, "%s", sys.why);
     cr_assert_eq(s_own("sagas_in_flight"), 0);
-    s_expect_credit("bob", 0, 10000);
-    s_expect_stock("apple", 10, 0);
+    cr_assert_eq(tu_expect_credit(&sys, "bob", 0, 10000), 0, "%s", sys.why);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 10, 0), 0, "%s", sys.why);
     cr_assert_eq(tu_get_order(&sys, id, &o), 0, "%s", sys.why);
     cr_assert_str_eq(o.status, "REJECTED", "a late reservation changed the verdict");
     cr_assert_str_eq(o.reason, "PARTICIPANT_UNAVAILABLE");
@@ -429,8 +409,8 @@ static void s_kill_mid_saga(tu_service_t participant)
     cr_assert_str_eq(o.status, "APPROVED");
     cr_assert_geq(s_own("saga_commands_sent"), 1, "the saga was not resumed");
     cr_assert_eq(tu_wait_quiet(&sys, TU_SETTLE_MS), 0, "%s", sys.why);
-    s_expect_credit("carol", 300, 9700);
-    s_expect_stock("apple", 8, 2);
+    cr_assert_eq(tu_expect_credit(&sys, "carol", 300, 9700), 0, "%s", sys.why);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 8, 2), 0, "%s", sys.why);
     s_finish(TU_SETTLE_MS);
 }
 
@@ -469,11 +449,12 @@ Test(e2e_orchestration, deadline_passes_while_order_service_is_down)
     cr_assert_str_eq(o.reason, "PARTICIPANT_UNAVAILABLE");
     cr_assert_eq(s_own("saga_deadlines_passed"), 1);
     cr_assert_eq(s_own("sagas_in_flight"), 1, "ReleaseStock cannot be acknowledged");
-    s_expect_credit("erin", 700, 9300); /* released after the stock */
+    cr_assert_eq(tu_expect_credit(&sys, "erin", 700, 9300), 0, "%s",
+                 sys.why); /* released after the stock */
     cr_assert_eq(tu_system_start(&sys, TU_INVENTORY), 0, "%s", sys.why);
     cr_assert_eq(tu_wait_quiet(&sys, TU_SETTLE_MS), 0, "%s", sys.why);
-    s_expect_credit("erin", 0, 10000);
-    s_expect_stock("apple", 10, 0);
+    cr_assert_eq(tu_expect_credit(&sys, "erin", 0, 10000), 0, "%s", sys.why);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 10, 0), 0, "%s", sys.why);
     s_finish(TU_SETTLE_MS);
 }
 
@@ -646,17 +627,17 @@ Test(e2e_orchestration, cancel_in_both_patterns)
         cr_assert_str_eq(o.reason, "CREDIT_LIMIT_EXCEEDED");
     }
     cr_assert_eq(tu_wait_quiet(&sys, TU_SETTLE_MS), 0, "%s", sys.why);
-    s_expect_credit("dave", 400, 9600);
-    s_expect_stock("apple", 6, 4);
+    cr_assert_eq(tu_expect_credit(&sys, "dave", 400, 9600), 0, "%s", sys.why);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 6, 4), 0, "%s", sys.why);
 
     cr_assert_str_eq(s_cancel(ids[0], code), "", "choreography: %s", code);
     cr_assert_eq(tu_wait_quiet(&sys, TU_SETTLE_MS), 0, "%s", sys.why);
-    s_expect_credit("dave", 200, 9800);
-    s_expect_stock("apple", 8, 2);
+    cr_assert_eq(tu_expect_credit(&sys, "dave", 200, 9800), 0, "%s", sys.why);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 8, 2), 0, "%s", sys.why);
     cr_assert_str_eq(s_cancel(ids[1], code), "", "orchestration: %s", code);
     cr_assert_eq(tu_wait_quiet(&sys, TU_SETTLE_MS), 0, "%s", sys.why);
-    s_expect_credit("dave", 0, 10000);
-    s_expect_stock("apple", 10, 0);
+    cr_assert_eq(tu_expect_credit(&sys, "dave", 0, 10000), 0, "%s", sys.why);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 10, 0), 0, "%s", sys.why);
     for (int p = 0; p < 2; p++) {
         tu_order_t o;
         cr_assert_eq(tu_get_order(&sys, ids[p], &o), 0, "%s", sys.why);
@@ -678,8 +659,8 @@ Test(e2e_orchestration, cancel_in_both_patterns)
         cr_assert_eq(after, before[i], "a repeated CancelOrder made %s publish",
                      tu_service_name((tu_service_t)i));
     }
-    s_expect_credit("dave", 0, 10000);
-    s_expect_stock("apple", 10, 0);
+    cr_assert_eq(tu_expect_credit(&sys, "dave", 0, 10000), 0, "%s", sys.why);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 10, 0), 0, "%s", sys.why);
 
     for (int p = 0; p < 2; p++)
         cr_assert_str_eq(s_cancel(refused[p], code), "CONFLICT", "%s", patterns[p]);
@@ -724,13 +705,13 @@ Test(e2e_orchestration, cancel_while_a_participant_is_down)
        does not have. */
     s_wait_own("saga_retries", s_own("saga_retries") + 4);
     cr_assert_eq(s_own("sagas_in_flight"), 1);
-    s_expect_credit("fay", 1000, 9000);
+    cr_assert_eq(tu_expect_credit(&sys, "fay", 1000, 9000), 0, "%s", sys.why);
     cr_assert_str_eq(s_cancel(id, code), "", "a repeat: %s", code);
 
     cr_assert_eq(tu_system_start(&sys, TU_INVENTORY), 0, "%s", sys.why);
     cr_assert_eq(tu_wait_quiet(&sys, TU_SETTLE_MS), 0, "%s", sys.why);
-    s_expect_credit("fay", 0, 10000);
-    s_expect_stock("apple", 10, 0);
+    cr_assert_eq(tu_expect_credit(&sys, "fay", 0, 10000), 0, "%s", sys.why);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 10, 0), 0, "%s", sys.why);
     cr_assert_eq(tu_get_order(&sys, id, &o), 0, "%s", sys.why);
     cr_assert_str_eq(o.status, "CANCELLED");
     s_finish(TU_SETTLE_MS);

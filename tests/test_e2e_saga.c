@@ -45,26 +45,6 @@ static tu_order_t s_order(const char *customer, const tu_item_t *items, size_t n
     return order;
 }
 
-static void s_expect_credit(const char *customer, int64_t reserved, int64_t available)
-{
-    int64_t r = -1, a = -1;
-    cr_assert_eq(tu_get_customer(&sys, customer, &r, &a), 0, "%s", sys.why);
-    cr_assert_eq(r, reserved, "%s reserved %lld, expected %lld", customer, (long long)r,
-                 (long long)reserved);
-    cr_assert_eq(a, available, "%s available %lld, expected %lld", customer, (long long)a,
-                 (long long)available);
-}
-
-static void s_expect_stock(const char *sku, int64_t available, int64_t reserved)
-{
-    int64_t a = -1, r = -1;
-    cr_assert_eq(tu_get_stock(&sys, sku, &a, &r), 0, "%s", sys.why);
-    cr_assert_eq(a, available, "%s available %lld, expected %lld", sku, (long long)a,
-                 (long long)available);
-    cr_assert_eq(r, reserved, "%s reserved %lld, expected %lld", sku, (long long)r,
-                 (long long)reserved);
-}
-
 Test(e2e_saga, approved_order_holds_credit_and_stock)
 {
     cr_assert_eq(tu_create_customer(&sys, "alice", 10000), 0, "%s", sys.why);
@@ -78,9 +58,10 @@ Test(e2e_saga, approved_order_holds_credit_and_stock)
     cr_assert_eq(o.nitems, 3);
     cr_assert_str_eq(o.customer_id, "alice");
     cr_assert_eq(tu_wait_quiet(&sys, TU_SETTLE_MS), 0, "%s", sys.why);
-    s_expect_credit("alice", 549, 10000 - 549);
-    s_expect_stock("apple", 7, 3); /* two lines of one SKU are summed */
-    s_expect_stock("pear", 4, 1);
+    cr_assert_eq(tu_expect_credit(&sys, "alice", 549, 10000 - 549), 0, "%s", sys.why);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 7, 3), 0, "%s",
+                 sys.why); /* two lines of one SKU are summed */
+    cr_assert_eq(tu_expect_stock(&sys, "pear", 4, 1), 0, "%s", sys.why);
     s_finish();
 }
 
@@ -93,8 +74,8 @@ Test(e2e_saga, refused_for_credit_holds_nothing)
     cr_assert_str_eq(o.status, "REJECTED");
     cr_assert_str_eq(o.reason, "CREDIT_LIMIT_EXCEEDED");
     cr_assert_eq(tu_wait_quiet(&sys, TU_SETTLE_MS), 0, "%s", sys.why);
-    s_expect_credit("bob", 0, 100);
-    s_expect_stock("apple", 10, 0);
+    cr_assert_eq(tu_expect_credit(&sys, "bob", 0, 100), 0, "%s", sys.why);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 10, 0), 0, "%s", sys.why);
 
     /* Exactly the limit is still within it. */
     tu_item_t exact[] = {{"apple", 1, 100}};
@@ -111,7 +92,7 @@ Test(e2e_saga, refused_for_stock_releases_the_credit)
     tu_item_t first[] = {{"apple", 4, 100}};
     cr_assert_str_eq(s_order("carol", first, 1).status, "APPROVED");
     cr_assert_eq(tu_wait_quiet(&sys, TU_SETTLE_MS), 0, "%s", sys.why);
-    s_expect_credit("carol", 400, 100000 - 400);
+    cr_assert_eq(tu_expect_credit(&sys, "carol", 400, 100000 - 400), 0, "%s", sys.why);
 
     /* pear is fine, apple is short: all or nothing. */
     tu_item_t items[] = {{"pear", 2, 100}, {"apple", 7, 100}};
@@ -119,9 +100,10 @@ Test(e2e_saga, refused_for_stock_releases_the_credit)
     cr_assert_str_eq(o.status, "REJECTED");
     cr_assert_str_eq(o.reason, "OUT_OF_STOCK");
     cr_assert_eq(tu_wait_quiet(&sys, TU_SETTLE_MS), 0, "%s", sys.why);
-    s_expect_credit("carol", 400, 100000 - 400); /* back to what it was before */
-    s_expect_stock("apple", 6, 4);
-    s_expect_stock("pear", 10, 0);
+    cr_assert_eq(tu_expect_credit(&sys, "carol", 400, 100000 - 400), 0, "%s",
+                 sys.why); /* back to what it was before */
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 6, 4), 0, "%s", sys.why);
+    cr_assert_eq(tu_expect_stock(&sys, "pear", 10, 0), 0, "%s", sys.why);
     s_finish();
 }
 
@@ -133,7 +115,7 @@ Test(e2e_saga, unknown_customer_is_rejected)
     cr_assert_str_eq(o.status, "REJECTED");
     cr_assert_str_eq(o.reason, "UNKNOWN_CUSTOMER");
     cr_assert_eq(tu_wait_quiet(&sys, TU_SETTLE_MS), 0, "%s", sys.why);
-    s_expect_stock("apple", 10, 0);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 10, 0), 0, "%s", sys.why);
     s_finish();
 }
 
@@ -146,8 +128,8 @@ Test(e2e_saga, unknown_sku_is_rejected_and_credit_released)
     cr_assert_str_eq(o.status, "REJECTED");
     cr_assert_str_eq(o.reason, "UNKNOWN_SKU");
     cr_assert_eq(tu_wait_quiet(&sys, TU_SETTLE_MS), 0, "%s", sys.why);
-    s_expect_credit("dave", 0, 5000);
-    s_expect_stock("apple", 10, 0);
+    cr_assert_eq(tu_expect_credit(&sys, "dave", 0, 5000), 0, "%s", sys.why);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 10, 0), 0, "%s", sys.why);
     s_finish();
 }
 
@@ -191,8 +173,8 @@ Test(e2e_saga, place_order_is_idempotent_by_request_id)
     tu_order_t all[8];
     cr_assert_eq(tu_list_orders(&sys, NULL, 0, all, 8), 2, "%s", sys.why);
     cr_assert_eq(tu_wait_quiet(&sys, TU_SETTLE_MS), 0, "%s", sys.why);
-    s_expect_credit("erin", 400, 10000 - 400);
-    s_expect_stock("apple", 6, 4);
+    cr_assert_eq(tu_expect_credit(&sys, "erin", 400, 10000 - 400), 0, "%s", sys.why);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 6, 4), 0, "%s", sys.why);
     s_finish();
 }
 
@@ -391,7 +373,8 @@ Test(e2e_saga, lookups_of_unknown_things_and_conflicts)
     cr_assert_eq(tu_create_customer(&sys, "hank", 10), 0, "%s", sys.why);
     cr_assert_eq(tu_create_customer(&sys, "hank", 20), -1);
     cr_assert(strstr(sys.why, "CONFLICT"), "%s", sys.why);
-    s_expect_credit("hank", 0, 10); /* the refused repeat changed nothing */
+    cr_assert_eq(tu_expect_credit(&sys, "hank", 0, 10), 0, "%s",
+                 sys.why); /* the refused repeat changed nothing */
     s_finish();
 }
 
@@ -471,9 +454,9 @@ Test(e2e_saga, stock_added_beyond_63_bits_counting_the_reserved_is_refused)
     tu_order_t o;
     cr_assert_eq(tu_wait_order(&sys, id, TU_SETTLE_MS, &o), 0, "%s", sys.why);
     cr_assert_str_eq(o.status, "APPROVED");
-    s_expect_stock("grain", 0, huge);
+    cr_assert_eq(tu_expect_stock(&sys, "grain", 0, huge), 0, "%s", sys.why);
     /* available is 0, but available + reserved + huge would overflow */
     cr_assert_eq(tu_add_stock(&sys, "grain", huge), -1, "the AddStock was accepted");
-    s_expect_stock("grain", 0, huge);
+    cr_assert_eq(tu_expect_stock(&sys, "grain", 0, huge), 0, "%s", sys.why);
     s_finish();
 }

@@ -221,26 +221,6 @@ static void s_expect_i64(const msgpack_object *data, const char *key, int64_t va
     cr_assert_eq(v, value, "%s is %lld, not %lld", key, (long long)v, (long long)value);
 }
 
-static void s_expect_credit(const char *customer, int64_t reserved, int64_t available)
-{
-    int64_t r = -1, a = -1;
-    cr_assert_eq(tu_get_customer(&sys, customer, &r, &a), 0, "%s", sys.why);
-    cr_assert_eq(r, reserved, "%s reserved %lld, expected %lld", customer, (long long)r,
-                 (long long)reserved);
-    cr_assert_eq(a, available, "%s available %lld, expected %lld", customer, (long long)a,
-                 (long long)available);
-}
-
-static void s_expect_stock(const char *sku, int64_t available, int64_t reserved)
-{
-    int64_t a = -1, r = -1;
-    cr_assert_eq(tu_get_stock(&sys, sku, &a, &r), 0, "%s", sys.why);
-    cr_assert_eq(a, available, "%s available %lld, expected %lld", sku, (long long)a,
-                 (long long)available);
-    cr_assert_eq(r, reserved, "%s reserved %lld, expected %lld", sku, (long long)r,
-                 (long long)reserved);
-}
-
 /* --- customer-service ------------------------------------------------------- */
 
 Test(participants, reserve_credit_holds_and_a_repeat_answers_the_first_outcome,
@@ -249,7 +229,7 @@ Test(participants, reserve_credit_holds_and_a_repeat_answers_the_first_outcome,
     cr_assert_eq(tu_create_customer(&sys, "alice", 10000), 0, "%s", sys.why);
     s_answer_t a = s_reserve_credit("o-1", "alice", 3000);
     s_expect_reserved(&a, "o-1");
-    s_expect_credit("alice", 3000, 7000);
+    cr_assert_eq(tu_expect_credit(&sys, "alice", 3000, 7000), 0, "%s", sys.why);
     uint64_t last = s_last_seq(TU_CUSTOMER);
 
     /* A retry after a lost reply, or a late duplicate, whatever its amount. */
@@ -257,7 +237,7 @@ Test(participants, reserve_credit_holds_and_a_repeat_answers_the_first_outcome,
     s_expect_reserved(&a, "o-1");
     a = s_reserve_credit("o-1", "alice", 99999);
     s_expect_reserved(&a, "o-1");
-    s_expect_credit("alice", 3000, 7000);
+    cr_assert_eq(tu_expect_credit(&sys, "alice", 3000, 7000), 0, "%s", sys.why);
     cr_assert_eq(s_last_seq(TU_CUSTOMER), last, "a repeat published something");
 
     /* A zero amount is held, even with nothing available. */
@@ -265,7 +245,7 @@ Test(participants, reserve_credit_holds_and_a_repeat_answers_the_first_outcome,
     s_expect_reserved(&a, "o-2");
     a = s_reserve_credit("o-3", "alice", 0);
     s_expect_reserved(&a, "o-3");
-    s_expect_credit("alice", 10000, 0);
+    cr_assert_eq(tu_expect_credit(&sys, "alice", 10000, 0), 0, "%s", sys.why);
     s_shutdown();
 }
 
@@ -281,7 +261,7 @@ Test(participants, credit_refusals_name_their_reason_and_hold_nothing, .init = s
     a = s_reserve_credit("o-2", "bob", 5001);
     s_expect_rejected(&a, "o-2", "CREDIT_LIMIT_EXCEEDED");
     cr_assert_eq(a.available, 5000);
-    s_expect_credit("bob", 0, 5000);
+    cr_assert_eq(tu_expect_credit(&sys, "bob", 0, 5000), 0, "%s", sys.why);
     uint64_t last = s_last_seq(TU_CUSTOMER);
 
     /* The first outcome stands, even when the same request would now pass. */
@@ -292,8 +272,8 @@ Test(participants, credit_refusals_name_their_reason_and_hold_nothing, .init = s
     a = s_reserve_credit("o-2", "bob", 1);
     s_expect_rejected(&a, "o-2", "CREDIT_LIMIT_EXCEEDED");
     cr_assert_eq(s_last_seq(TU_CUSTOMER), last, "a repeat published something");
-    s_expect_credit("bob", 0, 5000);
-    s_expect_credit("nobody", 0, 1000);
+    cr_assert_eq(tu_expect_credit(&sys, "bob", 0, 5000), 0, "%s", sys.why);
+    cr_assert_eq(tu_expect_credit(&sys, "nobody", 0, 1000), 0, "%s", sys.why);
     s_shutdown();
 }
 
@@ -306,7 +286,7 @@ Test(participants, release_credit_gives_it_back_once, .init = s_customer)
 
     a = s_release(TU_CUSTOMER, "o-1");
     s_expect_released(&a, "o-1", true);
-    s_expect_credit("carol", 0, 10000);
+    cr_assert_eq(tu_expect_credit(&sys, "carol", 0, 10000), 0, "%s", sys.why);
     cr_assert_eq(s_last_seq(TU_CUSTOMER), last + 1, "a release publishes one event");
     eda_envelope_t env;
     s_event(TU_CUSTOMER, last + 1, &env);
@@ -322,7 +302,7 @@ Test(participants, release_credit_gives_it_back_once, .init = s_customer)
     /* A late reservation answers its first outcome and holds nothing again. */
     a = s_reserve_credit("o-1", "carol", 4000);
     s_expect_reserved(&a, "o-1");
-    s_expect_credit("carol", 0, 10000);
+    cr_assert_eq(tu_expect_credit(&sys, "carol", 0, 10000), 0, "%s", sys.why);
     cr_assert_eq(s_last_seq(TU_CUSTOMER), last + 1, "a repeat published something");
     s_shutdown();
 }
@@ -336,7 +316,7 @@ Test(participants, credit_released_before_reserved_is_refused_later, .init = s_c
 
     a = s_reserve_credit("o-1", "dave", 100);
     s_expect_rejected(&a, "o-1", "ALREADY_RELEASED");
-    s_expect_credit("dave", 0, 10000);
+    cr_assert_eq(tu_expect_credit(&sys, "dave", 0, 10000), 0, "%s", sys.why);
     a = s_release(TU_CUSTOMER, "o-1");
     s_expect_released(&a, "o-1", false);
     a = s_reserve_credit("o-1", "dave", 100);
@@ -357,7 +337,8 @@ Test(participants, releasing_refused_credit_is_a_no_op, .init = s_customer)
 
     a = s_release(TU_CUSTOMER, "o-1");
     s_expect_released(&a, "o-1", false);
-    s_expect_credit("erin", 600, 400); /* the other order's hold is untouched */
+    cr_assert_eq(tu_expect_credit(&sys, "erin", 600, 400), 0, "%s",
+                 sys.why); /* the other order's hold is untouched */
     a = s_reserve_credit("o-1", "erin", 500);
     s_expect_rejected(&a, "o-1", "CREDIT_LIMIT_EXCEEDED");
     cr_assert_eq(s_last_seq(TU_CUSTOMER), last, "a no-op published something");
@@ -469,7 +450,7 @@ Test(participants, bad_credit_commands_are_refused_and_the_service_serves_on,
         s_expect_bad_request(&a, "order_id");
     }
     cr_assert_eq(s_last_seq(TU_CUSTOMER), last, "a refused command published something");
-    s_expect_credit("gus", 0, 1000);
+    cr_assert_eq(tu_expect_credit(&sys, "gus", 0, 1000), 0, "%s", sys.why);
 
     /* Nothing was recorded: the order can still be reserved, with the
        longest id there is. */
@@ -481,7 +462,7 @@ Test(participants, bad_credit_commands_are_refused_and_the_service_serves_on,
     s_expect_reserved(&a, longest);
     a = s_release(TU_CUSTOMER, longest);
     s_expect_released(&a, longest, true);
-    s_expect_credit("gus", 100, 900);
+    cr_assert_eq(tu_expect_credit(&sys, "gus", 100, 900), 0, "%s", sys.why);
     s_shutdown();
 }
 
@@ -507,7 +488,7 @@ Test(participants, an_old_credit_database_gains_the_reason_column)
         "INSERT INTO customers VALUES ('hal', 'Hal', 1000, 250);"
         "INSERT INTO credit_reservations VALUES ('o-old', 'hal', 250, 'RESERVED');");
     cr_assert_eq(tu_system_start(&sys, TU_CUSTOMER), 0, "%s", sys.why);
-    s_expect_credit("hal", 250, 750);
+    cr_assert_eq(tu_expect_credit(&sys, "hal", 250, 750), 0, "%s", sys.why);
     s_answer_t a = s_reserve_credit("o-1", "hal", 751);
     s_expect_rejected(&a, "o-1", "CREDIT_LIMIT_EXCEEDED");
 
@@ -520,7 +501,7 @@ Test(participants, an_old_credit_database_gains_the_reason_column)
     s_expect_reserved(&a, "o-old");
     a = s_release(TU_CUSTOMER, "o-old");
     s_expect_released(&a, "o-old", true);
-    s_expect_credit("hal", 0, 1000);
+    cr_assert_eq(tu_expect_credit(&sys, "hal", 0, 1000), 0, "%s", sys.why);
     s_shutdown();
 }
 
@@ -534,8 +515,8 @@ Test(participants, reserve_stock_holds_every_line_and_a_repeat_answers_the_first
     tu_item_t items[] = {{"apple", 2, 150}, {"pear", 1, -1}, {"apple", 1, 150}};
     s_answer_t a = s_reserve_stock("o-1", items, 3);
     s_expect_reserved(&a, "o-1");
-    s_expect_stock("apple", 7, 3);
-    s_expect_stock("pear", 4, 1);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 7, 3), 0, "%s", sys.why);
+    cr_assert_eq(tu_expect_stock(&sys, "pear", 4, 1), 0, "%s", sys.why);
     uint64_t last = s_last_seq(TU_INVENTORY);
 
     a = s_reserve_stock("o-1", items, 3);
@@ -543,8 +524,8 @@ Test(participants, reserve_stock_holds_every_line_and_a_repeat_answers_the_first
     tu_item_t other[] = {{"pear", 4, -1}};
     a = s_reserve_stock("o-1", other, 1);
     s_expect_reserved(&a, "o-1");
-    s_expect_stock("apple", 7, 3);
-    s_expect_stock("pear", 4, 1);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 7, 3), 0, "%s", sys.why);
+    cr_assert_eq(tu_expect_stock(&sys, "pear", 4, 1), 0, "%s", sys.why);
     cr_assert_eq(s_last_seq(TU_INVENTORY), last, "a repeat published something");
     s_shutdown();
 }
@@ -569,8 +550,8 @@ Test(participants, stock_refusals_report_the_first_failing_line, .init = s_inven
     a = s_reserve_stock("o-3", split, 3);
     s_expect_rejected(&a, "o-3", "OUT_OF_STOCK");
     cr_assert_str_eq(a.sku, "pear");
-    s_expect_stock("apple", 10, 0);
-    s_expect_stock("pear", 5, 0);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 10, 0), 0, "%s", sys.why);
+    cr_assert_eq(tu_expect_stock(&sys, "pear", 5, 0), 0, "%s", sys.why);
     uint64_t last = s_last_seq(TU_INVENTORY);
 
     /* The first outcome stands, even once there is stock enough. */
@@ -583,7 +564,7 @@ Test(participants, stock_refusals_report_the_first_failing_line, .init = s_inven
     s_expect_rejected(&a, "o-1", "UNKNOWN_SKU");
     cr_assert_str_eq(a.sku, "ghost");
     cr_assert_eq(s_last_seq(TU_INVENTORY), last, "a repeat published something");
-    s_expect_stock("pear", 105, 0);
+    cr_assert_eq(tu_expect_stock(&sys, "pear", 105, 0), 0, "%s", sys.why);
     s_shutdown();
 }
 
@@ -594,13 +575,13 @@ Test(participants, release_stock_gives_it_back_once, .init = s_inventory)
     tu_item_t items[] = {{"apple", 4, 10}, {"pear", 5, 20}};
     s_answer_t a = s_reserve_stock("o-1", items, 2);
     s_expect_reserved(&a, "o-1");
-    s_expect_stock("pear", 0, 5);
+    cr_assert_eq(tu_expect_stock(&sys, "pear", 0, 5), 0, "%s", sys.why);
     uint64_t last = s_last_seq(TU_INVENTORY);
 
     a = s_release(TU_INVENTORY, "o-1");
     s_expect_released(&a, "o-1", true);
-    s_expect_stock("apple", 10, 0);
-    s_expect_stock("pear", 5, 0);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 10, 0), 0, "%s", sys.why);
+    cr_assert_eq(tu_expect_stock(&sys, "pear", 5, 0), 0, "%s", sys.why);
     cr_assert_eq(s_last_seq(TU_INVENTORY), last + 1, "a release publishes one event");
     eda_envelope_t env;
     s_event(TU_INVENTORY, last + 1, &env);
@@ -613,8 +594,8 @@ Test(participants, release_stock_gives_it_back_once, .init = s_inventory)
     s_expect_released(&a, "o-1", true);
     a = s_reserve_stock("o-1", items, 2);
     s_expect_reserved(&a, "o-1");
-    s_expect_stock("apple", 10, 0);
-    s_expect_stock("pear", 5, 0);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 10, 0), 0, "%s", sys.why);
+    cr_assert_eq(tu_expect_stock(&sys, "pear", 5, 0), 0, "%s", sys.why);
     cr_assert_eq(s_last_seq(TU_INVENTORY), last + 1, "a repeat published something");
     s_shutdown();
 }
@@ -630,7 +611,7 @@ Test(participants, stock_released_before_reserved_is_refused_later, .init = s_in
     a = s_reserve_stock("o-1", items, 1);
     s_expect_rejected(&a, "o-1", "ALREADY_RELEASED");
     cr_assert_eq(a.nkeys, 3, "no failing line to name: {order_id, outcome, reason}");
-    s_expect_stock("apple", 10, 0);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 10, 0), 0, "%s", sys.why);
     a = s_release(TU_INVENTORY, "o-1");
     s_expect_released(&a, "o-1", false);
     cr_assert_eq(s_last_seq(TU_INVENTORY), last, "a tombstone published something");
@@ -650,7 +631,7 @@ Test(participants, releasing_refused_stock_is_a_no_op, .init = s_inventory)
 
     a = s_release(TU_INVENTORY, "o-1");
     s_expect_released(&a, "o-1", false);
-    s_expect_stock("apple", 1, 2);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 1, 2), 0, "%s", sys.why);
     cr_assert_eq(s_last_seq(TU_INVENTORY), last, "a no-op published something");
     s_shutdown();
 }
@@ -816,7 +797,7 @@ Test(participants, bad_stock_commands_are_refused_and_the_service_serves_on,
         }
     }
     cr_assert_eq(s_last_seq(TU_INVENTORY), last, "a refused command published something");
-    s_expect_stock("apple", 10, 0);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 10, 0), 0, "%s", sys.why);
 
     tu_item_t items[] = {{"apple", 1, -1}};
     s_answer_t a = s_reserve_stock("o-1", items, 1);
@@ -825,7 +806,7 @@ Test(participants, bad_stock_commands_are_refused_and_the_service_serves_on,
     snprintf(longest, sizeof longest, "%s", s_long(EDA_NAME_MAX));
     a = s_reserve_stock(longest, items, 1);
     s_expect_reserved(&a, longest);
-    s_expect_stock("apple", 8, 2);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 8, 2), 0, "%s", sys.why);
     s_shutdown();
 }
 
@@ -867,6 +848,6 @@ Test(participants, an_old_stock_database_gains_the_reason_column)
     cr_assert_str_eq(a.sku, "apple");
     a = s_release(TU_INVENTORY, "o-old");
     s_expect_released(&a, "o-old", true);
-    s_expect_stock("apple", 10, 0);
+    cr_assert_eq(tu_expect_stock(&sys, "apple", 10, 0), 0, "%s", sys.why);
     s_shutdown();
 }

@@ -660,6 +660,34 @@ int tu_get_stock(tu_system_t *sys, const char *sku, int64_t *available, int64_t 
     return 0;
 }
 
+int tu_expect_credit(tu_system_t *sys, const char *customer_id, int64_t reserved,
+                     int64_t available)
+{
+    int64_t r = -1, a = -1;
+    if (tu_get_customer(sys, customer_id, &r, &a))
+        return -1;
+    if (r != reserved || a != available)
+        return s_fail(sys,
+                      "%s: reserved %" PRId64 ", available %" PRId64 "; expected %" PRId64
+                      " and %" PRId64,
+                      customer_id, r, a, reserved, available);
+    return 0;
+}
+
+int tu_expect_stock(tu_system_t *sys, const char *sku, int64_t available,
+                    int64_t reserved)
+{
+    int64_t a = -1, r = -1;
+    if (tu_get_stock(sys, sku, &a, &r))
+        return -1;
+    if (a != available || r != reserved)
+        return s_fail(sys,
+                      "%s: available %" PRId64 ", reserved %" PRId64 "; expected %" PRId64
+                      " and %" PRId64,
+                      sku, a, r, available, reserved);
+    return 0;
+}
+
 int tu_stat(tu_system_t *sys, tu_service_t svc, const char *key, uint64_t *value)
 {
     eda_envelope_t reply;

@@ -179,6 +179,16 @@ int tu_get_customer(tu_system_t *sys, const char *customer_id, int64_t *reserved
 int tu_get_stock(tu_system_t *sys, const char *sku, int64_t *available,
                  int64_t *reserved);
 
+/*  Checks a customer's reserved and available credit: 0, or -1 saying what
+    differs. */
+int tu_expect_credit(tu_system_t *sys, const char *customer_id, int64_t reserved,
+                     int64_t available);
+
+/*  Checks a SKU's available and reserved stock: 0, or -1 saying what
+    differs. */
+int tu_expect_stock(tu_system_t *sys, const char *sku, int64_t available,
+                    int64_t reserved);
+
 /*  Reads one unsigned counter of a service's Stats, e.g. "bad_input". */
 int tu_stat(tu_system_t *sys, tu_service_t svc, const char *key, uint64_t *value);
 
