@@ -257,13 +257,6 @@ static int s_get_customer(void *state, eda_ctx_t *ctx)
     return 0;
 }
 
-/*  Reads data[key] as an id: a string of 1 to EDA_NAME_MAX bytes. 0 or -1. */
-static int s_get_id(const msgpack_object *data, const char *key,
-                    char out[EDA_NAME_MAX + 1])
-{
-    return eda_get_str(data, key, out, EDA_NAME_MAX + 1) == 0 && out[0] ? 0 : -1;
-}
-
 /*  ReserveCredit {order_id, customer_id, amount}: the orchestrator's step. */
 static int s_reserve_credit(void *state, eda_ctx_t *ctx)
 {
@@ -271,10 +264,11 @@ static int s_reserve_credit(void *state, eda_ctx_t *ctx)
     const msgpack_object *data = &eda_ctx_msg(ctx)->data;
     char order_id[EDA_NAME_MAX + 1], customer_id[EDA_NAME_MAX + 1];
     int64_t amount = -1;
-    if (s_get_id(data, "order_id", order_id))
+    if (eda_ctx_order_id(ctx, order_id, sizeof order_id))
         return eda_ctx_error(ctx, EDA_BAD_REQUEST,
                              "order_id must be a string of 1 to %d bytes", EDA_NAME_MAX);
-    if (s_get_id(data, "customer_id", customer_id))
+    if (eda_get_str(data, "customer_id", customer_id, sizeof customer_id) != 0 ||
+        !customer_id[0])
         return eda_ctx_error(ctx, EDA_BAD_REQUEST,
                              "customer_id must be a string of 1 to %d bytes",
                              EDA_NAME_MAX);
@@ -301,7 +295,7 @@ static int s_release_credit(void *state, eda_ctx_t *ctx)
     customer_state_t *self = state;
     char order_id[EDA_NAME_MAX + 1];
     bool released;
-    if (s_get_id(&eda_ctx_msg(ctx)->data, "order_id", order_id))
+    if (eda_ctx_order_id(ctx, order_id, sizeof order_id))
         return eda_ctx_error(ctx, EDA_BAD_REQUEST,
                              "order_id must be a string of 1 to %d bytes", EDA_NAME_MAX);
     int rc = s_release(self, ctx, order_id, &released);

@@ -317,22 +317,13 @@ static int s_release(inventory_state_t *self, eda_ctx_t *ctx, const char *order_
 
 /* --- commands of the orchestration ------------------------------------------ */
 
-/*  Reads data.order_id: a string of 1 to EDA_NAME_MAX bytes. 0 or -1. */
-static int s_get_order_id(eda_ctx_t *ctx, char order_id[EDA_NAME_MAX + 1])
-{
-    const msgpack_object *data = &eda_ctx_msg(ctx)->data;
-    if (eda_get_str(data, "order_id", order_id, EDA_NAME_MAX + 1) != 0)
-        return -1;
-    return order_id[0] ? 0 : -1;
-}
-
 /*  ReserveStock {order_id, items}: the orchestrator's step. */
 static int s_reserve_stock(void *state, eda_ctx_t *ctx)
 {
     inventory_state_t *self = state;
     char order_id[EDA_NAME_MAX + 1], why[128];
     eda_item_t items[EDA_ITEMS_MAX], lines[EDA_ITEMS_MAX];
-    if (s_get_order_id(ctx, order_id))
+    if (eda_ctx_order_id(ctx, order_id, sizeof order_id))
         return eda_ctx_error(ctx, EDA_BAD_REQUEST,
                              "order_id must be a string of 1 to %d bytes", EDA_NAME_MAX);
     int n = eda_items_read(eda_map_get(&eda_ctx_msg(ctx)->data, "items"), false, items,
@@ -361,7 +352,7 @@ static int s_release_stock(void *state, eda_ctx_t *ctx)
     inventory_state_t *self = state;
     char order_id[EDA_NAME_MAX + 1];
     bool released;
-    if (s_get_order_id(ctx, order_id))
+    if (eda_ctx_order_id(ctx, order_id, sizeof order_id))
         return eda_ctx_error(ctx, EDA_BAD_REQUEST,
                              "order_id must be a string of 1 to %d bytes", EDA_NAME_MAX);
     int rc = s_release(self, ctx, order_id, &released);
