@@ -13,7 +13,6 @@
 #define S_TICK_BATCH 256 /* sagas looked at per tick */
 
 struct order_orchestrator {
-    eda_service_t *svc;
     order_settle_fn *settle;
     void *settle_arg;
     order_saga_config_t cfg;
@@ -315,7 +314,7 @@ order_orchestrator_t *order_orchestrator_new(eda_service_t *svc, order_settle_fn
     if (!self)
         return NULL;
     *self = (order_orchestrator_t){
-        .svc = svc, .settle = settle, .settle_arg = settle_arg, .resuming = true};
+        .settle = settle, .settle_arg = settle_arg, .resuming = true};
     if (eda_config_parse_ms("command-timeout", eda_config_option(cfg, "command-timeout"),
                             &self->cfg.timeout_ms, why, sizeof why) ||
         eda_config_parse_ms("saga-deadline", eda_config_option(cfg, "saga-deadline"),
