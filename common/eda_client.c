@@ -13,7 +13,9 @@ struct eda_client {
     msgpack_packer pk;
     eda_decoder_t *decoder;
     char last_id[EDA_NAME_MAX + 1];
-    bool immediate; /* queue only on a connection that is up */
+    bool immediate;   /* queue only on a connection that is up */
+    eda_keys_t *keys; /* CURVE, or NULL; not owned */
+    char server[64];  /* whose public key the keys folder holds */
 };
 
 void eda_new_id(char *out, size_t size)
@@ -34,17 +36,22 @@ void eda_new_id(char *out, size_t size)
              (unsigned long long)atomic_fetch_add(&counter, 1) + 1);
 }
 
-static zsock_t *s_connect(const char *endpoint, bool immediate)
+static zsock_t *s_connect(eda_client_t *self)
 {
     zsock_t *sock = zsock_new(ZMQ_DEALER);
     if (!sock)
         return NULL;
     zsock_set_linger(sock, 0);
-    zsock_set_immediate(sock, immediate);
+    zsock_set_immediate(sock, self->immediate);
+    char why[256];
+    if (self->keys && eda_keys_client(self->keys, sock, self->server, why, sizeof why)) {
+        zsock_destroy(&sock);
+        return NULL;
+    }
     zsock_set_maxmsgsize(sock, EDA_MAX_MSG + 4096);
     zsock_set_rcvhwm(sock, 10000);
     zsock_set_sndhwm(sock, 10000);
-    if (zsock_connect(sock, "%s", endpoint)) {
+    if (zsock_connect(sock, "%s", self->endpoint)) {
         zsock_destroy(&sock);
         return NULL;
     }
@@ -61,7 +68,7 @@ eda_client_t *eda_client_new(const char *endpoint, const char *source)
     msgpack_sbuffer_init(&self->buf);
     msgpack_packer_init(&self->pk, &self->buf, msgpack_sbuffer_write);
     self->decoder = eda_decoder_new();
-    self->sock = s_connect(endpoint, false);
+    self->sock = s_connect(self);
     if (!self->decoder || !self->sock)
         eda_client_destroy(&self);
     return self;
@@ -135,13 +142,20 @@ int eda_client_recv(eda_client_t *self, eda_envelope_t *reply)
 int eda_client_reset(eda_client_t *self)
 {
     zsock_destroy(&self->sock);
-    self->sock = s_connect(self->endpoint, self->immediate);
+    self->sock = s_connect(self);
     return self->sock ? 0 : -1;
 }
 
 int eda_client_set_immediate(eda_client_t *self, bool on)
 {
     self->immediate = on;
+    return eda_client_reset(self);
+}
+
+int eda_client_secure(eda_client_t *self, eda_keys_t *keys, const char *server)
+{
+    self->keys = keys;
+    snprintf(self->server, sizeof self->server, "%s", server);
     return eda_client_reset(self);
 }
 

@@ -9,6 +9,7 @@
 #define EDA_CLIENT_H_INCLUDED
 
 #include "eda_envelope.h"
+#include "eda_keys.h"
 
 #include <czmq.h>
 
@@ -52,6 +53,11 @@ int eda_client_reset(eda_client_t *self);
     of piling up to be delivered in a burst when it returns. Reconnects the
     socket (eda_client_reset). 0 or -1. */
 int eda_client_set_immediate(eda_client_t *self, bool on);
+
+/*  Speaks CURVE to service `server` from now on, with `keys` (kept by
+    pointer: they must outlive the client). Reconnects the socket. 0, or -1
+    when the server's public certificate cannot be read. */
+int eda_client_secure(eda_client_t *self, eda_keys_t *keys, const char *server);
 
 /*  The id of the last command begun. */
 const char *eda_client_last_id(eda_client_t *self);

@@ -19,6 +19,8 @@ const char *eda_config_common_usage =
     "  --config FILE          settings and topology from a ZPL file\n"
     "  --log-format text|json event-flow lines as text (default) or JSON\n"
     "  --log-level LEVEL      error, warn, info (default), debug\n"
+    "  --keys DIR             CURVE security: its own secret certificate and the\n"
+    "                         public ones it trusts (made by `eda keys init DIR`)\n"
     "  --help, --version\n"
     "Every option can also be set as EDA_<OPTION> in the environment\n"
     "(EDA_PEER holds several peers separated by ';'). Flags win over the\n"
@@ -171,6 +173,8 @@ int eda_config_set(eda_config_t *cfg, const char *name, const char *value, char 
     }
     if (streq(name, "db"))
         return s_copy(cfg->db, sizeof cfg->db, value, "--db", why, why_size);
+    if (streq(name, "keys"))
+        return s_copy(cfg->keys, sizeof cfg->keys, value, "--keys", why, why_size);
     if (streq(name, "peer"))
         return s_set_peer(cfg, value, why, why_size);
     if (streq(name, "log-format")) {
@@ -212,6 +216,14 @@ int eda_config_load_file(eda_config_t *cfg, const char *path, char *why, size_t 
     for (zconfig_t *section = zconfig_child(root); section && rc == 0;
          section = zconfig_next(section)) {
         const char *name = zconfig_name(section);
+        if (streq(name, "keys") && zconfig_value(section)) {
+            /* top level: every process's keys folder, unless its section
+               says otherwise (read later, so it wins) */
+            if (!cfg->keys[0])
+                rc = s_copy(cfg->keys, sizeof cfg->keys, zconfig_value(section), "keys",
+                            why, why_size);
+            continue;
+        }
         bool own = cfg->service[0] && streq(name, cfg->service);
         eda_endpoint_t *slot = own ? NULL : s_peer_slot(cfg, name);
         for (zconfig_t *item = zconfig_child(section); item && rc == 0;

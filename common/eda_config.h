@@ -36,6 +36,7 @@ typedef enum { EDA_LOG_ERROR, EDA_LOG_WARN, EDA_LOG_INFO, EDA_LOG_DEBUG } eda_lo
 typedef struct {
     char service[64]; /* own name; "" for a client */
     char db[EDA_PATH_MAX];
+    char keys[EDA_PATH_MAX];             /* CURVE keys folder; "" for plain sockets */
     eda_endpoint_t peers[EDA_PEERS_MAX]; /* every known service, own included:
                                             --events and --commands set own */
     size_t npeers;
@@ -73,12 +74,13 @@ int eda_config_set(eda_config_t *cfg, const char *name, const char *value, char 
                    size_t why_size);
 
 /*  Reads a ZPL file: the service's own section for its settings, every
-    section for the topology. 0, or -1 with a reason. */
+    section for the topology, and a top-level `keys = DIR` for every process
+    (a service's own section may override it). 0, or -1 with a reason. */
 int eda_config_load_file(eda_config_t *cfg, const char *path, char *why, size_t why_size);
 
 /*  Applies EDA_EVENTS, EDA_COMMANDS, EDA_DB, EDA_PEER (peers separated by
-    ';'), EDA_LOG_FORMAT, EDA_LOG_LEVEL and EDA_<NAME> of each declared
-    option. 0, or -1 with a reason. */
+    ';'), EDA_LOG_FORMAT, EDA_LOG_LEVEL, EDA_KEYS and EDA_<NAME> of each
+    declared option. 0, or -1 with a reason. */
 int eda_config_load_env(eda_config_t *cfg, char *why, size_t why_size);
 
 /*  Loads everything for a service binary: defaults and its own `options`

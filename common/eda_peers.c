@@ -31,8 +31,10 @@ static eda_peer_t *s_peer(eda_service_t *svc, const char *name)
             return NULL;
         memcpy(peer->committed_epoch, peer->epoch, sizeof peer->epoch);
         peer->committed_seq = peer->last_seq;
-        peer->sub = eda_svc_socket(svc, ZMQ_SUB, ep->events, false);
+        peer->sub = eda_svc_socket(svc, ZMQ_SUB, ep->events, false, name);
         peer->client = eda_client_new(ep->commands, svc->def->name);
+        if (peer->client && eda_svc_secure_client(svc, peer->client, name))
+            return NULL;
         if (!peer->sub || !peer->client) {
             if (!peer->client)
                 eda_log_msg(svc->log, EDA_LOG_ERROR, "cannot connect to %s",
@@ -58,7 +60,8 @@ int eda_peers_open(eda_service_t *svc)
                (its sender's timeout retries it) rather than queued, so a
                returning peer is not met by a burst of stale retries. */
             peer->commands = eda_client_new(ep->commands, svc->def->name);
-            if (!peer->commands || eda_client_set_immediate(peer->commands, true)) {
+            if (!peer->commands || eda_client_set_immediate(peer->commands, true) ||
+                eda_svc_secure_client(svc, peer->commands, r->peer)) {
                 eda_log_msg(svc->log, EDA_LOG_ERROR, "cannot connect to %s",
                             ep->commands);
                 return -1;

@@ -310,7 +310,8 @@ static void s_loop(eda_service_t *svc)
 
 /* --- start and stop --------------------------------------------------------- */
 
-zsock_t *eda_svc_socket(eda_service_t *svc, int type, const char *endpoint, bool bind)
+zsock_t *eda_svc_socket(eda_service_t *svc, int type, const char *endpoint, bool bind,
+                        const char *server)
 {
     zsock_t *sock = zsock_new(type);
     if (!sock)
@@ -321,14 +322,50 @@ zsock_t *eda_svc_socket(eda_service_t *svc, int type, const char *endpoint, bool
     zsock_set_rcvhwm(sock, type == ZMQ_ROUTER ? EDA_SVC_COMMAND_HWM : EDA_SVC_HWM);
     if (type == ZMQ_SUB)
         zsock_set_subscribe(sock, "");
+    char why[512];
+    if (svc->keys && bind)
+        eda_keys_server(svc->keys, sock);
+    else if (svc->keys && eda_keys_client(svc->keys, sock, server, why, sizeof why)) {
+        eda_log_msg(svc->log, EDA_LOG_ERROR, "%s", why);
+        zsock_destroy(&sock);
+        return NULL;
+    }
     int rc =
         bind ? zsock_bind(sock, "%s", endpoint) : zsock_connect(sock, "%s", endpoint);
     if (rc == -1) {
         eda_log_msg(svc->log, EDA_LOG_ERROR, "cannot %s %s: %s",
                     bind ? "bind" : "connect to", endpoint, zmq_strerror(errno));
         zsock_destroy(&sock);
-    }
+    } else if (bind && !svc->keys && !eda_endpoint_is_local(endpoint))
+        eda_log_msg(svc->log, EDA_LOG_WARN,
+                    "%s is reachable from other hosts and --keys is not set: anyone who "
+                    "can reach it can command, subscribe and publish",
+                    endpoint);
     return sock;
+}
+
+int eda_svc_secure_client(eda_service_t *svc, eda_client_t *client, const char *server)
+{
+    if (!svc->keys || eda_client_secure(client, svc->keys, server) == 0)
+        return 0;
+    eda_log_msg(svc->log, EDA_LOG_ERROR,
+                "cannot speak CURVE to %s: no readable %s/%s.cert", server, svc->cfg.keys,
+                server);
+    return -1;
+}
+
+/*  Loads the service's keys and starts the authenticator, when --keys is
+    set. 0, or -1 (logged). */
+static int s_secure(eda_service_t *svc)
+{
+    char why[1024];
+    if (!svc->cfg.keys[0])
+        return 0;
+    svc->keys = eda_keys_new(svc->cfg.keys, svc->def->name, why, sizeof why);
+    if (svc->keys && eda_keys_authenticate(svc->keys, why, sizeof why) == 0)
+        return 0;
+    eda_log_msg(svc->log, EDA_LOG_ERROR, "%s", why);
+    return -1;
 }
 
 /*  Unbinds, then closes: libzmq frees an endpoint that is only closed a
@@ -356,6 +393,7 @@ static void s_destroy(eda_service_t **self_p)
     s_close_bound(&svc->router);
     s_close_bound(&svc->pub);
     eda_store_destroy(&svc->store);
+    eda_keys_destroy(&svc->keys);
     eda_decoder_destroy(&svc->decoder);
     eda_decoder_destroy(&svc->log_decoder);
     msgpack_sbuffer_destroy(&svc->reply_buf);
@@ -412,8 +450,10 @@ static eda_service_t *s_new(const eda_service_def_t *def, const eda_config_t *cf
         eda_log_msg(svc->log, EDA_LOG_ERROR, "%s", why);
     else if (!self)
         eda_log_msg(svc->log, EDA_LOG_ERROR, "no endpoints for %s", def->name);
-    else if ((svc->pub = eda_svc_socket(svc, ZMQ_PUB, self->events, true)) &&
-             (svc->router = eda_svc_socket(svc, ZMQ_ROUTER, self->commands, true)) &&
+    else if (s_secure(svc) == 0 &&
+             (svc->pub = eda_svc_socket(svc, ZMQ_PUB, self->events, true, NULL)) &&
+             (svc->router =
+                  eda_svc_socket(svc, ZMQ_ROUTER, self->commands, true, NULL)) &&
              eda_peers_open(svc) == 0) {
         if ((svc->state = def->start(svc)))
             return svc;

@@ -72,6 +72,7 @@ struct eda_service {
     eda_config_t cfg;
     eda_log_t *log;
     eda_store_t *store;
+    eda_keys_t *keys;           /* CURVE, or NULL for plain sockets */
     eda_decoder_t *decoder;     /* incoming messages */
     eda_decoder_t *log_decoder; /* our own output, for the flow log */
     zsock_t *pipe, *router, *pub;
@@ -138,8 +139,14 @@ int eda_svc_batch_begin(eda_service_t *svc);
 void eda_svc_count_latency(eda_service_t *svc, int64_t start);
 
 /*  A socket of `type` with the engine's options, bound or connected to
-    `endpoint`; NULL (logged) when that fails. */
-zsock_t *eda_svc_socket(eda_service_t *svc, int type, const char *endpoint, bool bind);
+    `endpoint`: with keys, a CURVE server when bound, a CURVE client of
+    service `server` when connected. NULL (logged) when that fails. */
+zsock_t *eda_svc_socket(eda_service_t *svc, int type, const char *endpoint, bool bind,
+                        const char *server);
+
+/*  Makes a peer's client speak CURVE when the service has keys. 0 or -1
+    (logged). */
+int eda_svc_secure_client(eda_service_t *svc, eda_client_t *client, const char *server);
 
 /* --- eda_intake.c: commands in, replies out ---------------------------------- */
 

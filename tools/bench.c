@@ -137,7 +137,8 @@ static void s_report(const s_args_t *args, bool json, double secs, long done_n,
                args->window, args->rate ? "paced" : "unpaced");
 }
 
-int bench_main(const eda_config_t *cfg, int timeout_ms, bool json, int argc, char **argv)
+int bench_main(const eda_config_t *cfg, eda_keys_t *keys, int timeout_ms, bool json,
+               int argc, char **argv)
 {
     s_args_t args;
     int usage = s_parse_args(argc, argv, &args);
@@ -168,6 +169,14 @@ int bench_main(const eda_config_t *cfg, int timeout_ms, bool json, int argc, cha
     if (!cc || !ic || !oc || !sub || !sagas || !latency || !reply_latency || !by_order ||
         !early)
         goto done;
+    char why[512];
+    if (keys && (eda_client_secure(cc, keys, "customer-service") ||
+                 eda_client_secure(ic, keys, "inventory-service") ||
+                 eda_client_secure(oc, keys, "order-service") ||
+                 eda_keys_client(keys, sub, "order-service", why, sizeof why))) {
+        fprintf(stderr, "eda bench: cannot use the keys in %s\n", cfg->keys);
+        goto done;
+    }
     msgpack_packer *pk = eda_client_begin(cc, "CreateCustomer", NULL);
     msgpack_pack_map(pk, 3);
     eda_pack_kv_str(pk, "customer_id", customer_id);

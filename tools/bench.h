@@ -3,6 +3,7 @@
 #define EDA_BENCH_H_INCLUDED
 
 #include "eda_config.h"
+#include "eda_keys.h"
 
 #include <stdbool.h>
 
@@ -10,11 +11,13 @@
     "choreography" or "orchestration". Can't fail. */
 bool bench_saga_valid(const char *saga);
 
-/*  Runs the benchmark against the services of `cfg` and prints throughput
+/*  Runs the benchmark against the services of `cfg` (CURVE with `keys`, may
+    be NULL) and prints throughput
     and latency (as one JSON line with `json`). With --saga every order is
     placed with that saga; without it order-service's default applies.
     Returns the exit code: 0 when every saga completed, 1 otherwise, 2 on
     bad arguments. */
-int bench_main(const eda_config_t *cfg, int timeout_ms, bool json, int argc, char **argv);
+int bench_main(const eda_config_t *cfg, eda_keys_t *keys, int timeout_ms, bool json,
+               int argc, char **argv);
 
 #endif

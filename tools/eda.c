@@ -44,6 +44,8 @@ static const char *s_usage =
     "        [--saga choreography|orchestration]\n"
     "                            drive N whole sagas and report sagas/s and\n"
     "                            latency (run the services with --log-level warn)\n"
+    "  keys init DIR             make CURVE certificates for the three services\n"
+    "                            and the client in DIR (see --keys)\n"
     "  trace ORDER_ID [--mermaid]\n"
     "                            one order's events from every event log, in\n"
     "                            causal order; --mermaid writes a sequence diagram\n"
@@ -51,6 +53,8 @@ static const char *s_usage =
     "global options:\n"
     "  --peer NAME=EVENTS_EP,COMMANDS_EP   where a service is (repeatable)\n"
     "  --config FILE             the topology from a ZPL file\n"
+    "  --keys DIR                speak CURVE with DIR's client certificate (also\n"
+    "                            EDA_KEYS, or keys = DIR in the ZPL file)\n"
     "  --timeout MS              how long to wait for a reply (default 2000)\n"
     "  --json                    print replies and events as JSON\n"
     "  --help, --version\n"
@@ -61,6 +65,7 @@ typedef struct {
     eda_config_t cfg;
     int timeout_ms;
     bool json;
+    eda_keys_t *keys; /* the "client" certificate with --keys, else NULL */
 } s_opts_t;
 
 /*  Prints a one-line error and returns the exit code 1. */
@@ -93,6 +98,8 @@ static eda_client_t *s_client(s_opts_t *o, const char *service)
 {
     const eda_endpoint_t *ep = s_endpoint(o, service);
     eda_client_t *client = ep ? eda_client_new(ep->commands, "eda") : NULL;
+    if (client && o->keys && eda_client_secure(client, o->keys, service))
+        eda_client_destroy(&client);
     if (!client)
         s_fail("cannot connect to %s at %s", service,
                ep ? ep->commands : "(no endpoint)");
@@ -598,10 +605,14 @@ static int s_cmd_watch(s_opts_t *o, int argc, char **argv)
     zsock_set_subscribe(sub, "");
     zsock_set_maxmsgsize(sub, EDA_MAX_MSG);
     for (int i = 0; i < S_SERVICES; i++) {
+        /* One SUB, several servers: each one's key is set before its connect. */
         const eda_endpoint_t *ep = s_endpoint(o, s_services[i]);
-        if (ep && zsock_connect(sub, "%s", ep->events)) {
+        char why[512] = "";
+        if (ep &&
+            ((o->keys && eda_keys_client(o->keys, sub, s_services[i], why, sizeof why)) ||
+             zsock_connect(sub, "%s", ep->events))) {
             zsock_destroy(&sub);
-            return s_fail("cannot connect to %s", ep->events);
+            return s_fail("cannot connect to %s %s", ep->events, why);
         }
     }
     bool colour = !o->json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
@@ -802,7 +813,22 @@ static int s_cmd_stats(s_opts_t *o, int argc, char **argv)
 
 static int s_cmd_bench(s_opts_t *o, int argc, char **argv)
 {
-    return bench_main(&o->cfg, o->timeout_ms, o->json, argc, argv);
+    return bench_main(&o->cfg, o->keys, o->timeout_ms, o->json, argc, argv);
+}
+
+static int s_cmd_keys(s_opts_t *o, int argc, char **argv)
+{
+    (void)o;
+    if (argc != 3 || !streq(argv[1], "init"))
+        return s_usage_error("usage: eda keys init DIR");
+    char why[1200];
+    if (eda_keys_init(argv[2], why, sizeof why))
+        return s_fail("%s", why);
+    printf("keys for order-service, customer-service, inventory-service and client "
+           "in %s\n"
+           "give each host its own NAME.cert_secret and every NAME.cert\n",
+           argv[2]);
+    return 0;
 }
 
 static const s_command_t s_commands[] = {{"place-order", s_cmd_place_order},
@@ -816,6 +842,7 @@ static const s_command_t s_commands[] = {{"place-order", s_cmd_place_order},
                                          {"watch", s_cmd_watch},
                                          {"trace", s_cmd_trace},
                                          {"bench", s_cmd_bench},
+                                         {"keys", s_cmd_keys},
                                          {NULL, NULL}};
 
 int main(int argc, char **argv)
@@ -861,8 +888,8 @@ int main(int argc, char **argv)
             if (s_parse_i64(value, 1, 3600000, &ms))
                 return s_usage_error("--timeout must be milliseconds from 1 to 3600000");
             o.timeout_ms = (int)ms;
-        } else if (streq(arg, "--peer")) {
-            if (eda_config_set(&o.cfg, "peer", value, why, sizeof why))
+        } else if (streq(arg, "--peer") || streq(arg, "--keys")) {
+            if (eda_config_set(&o.cfg, arg + 2, value, why, sizeof why))
                 return s_usage_error(why);
         } else {
             snprintf(why, sizeof why, "unknown option '%s'", arg);
@@ -879,9 +906,17 @@ int main(int argc, char **argv)
             printf("%s", s_usage);
             return 0;
         }
+    char keys_why[1200];
+    if (o.cfg.keys[0] && !streq(argv[i], "keys") &&
+        !(o.keys = eda_keys_new(o.cfg.keys, "client", keys_why, sizeof keys_why)))
+        return s_fail("%s", keys_why);
     for (const s_command_t *c = s_commands; c->name; c++)
-        if (streq(c->name, argv[i]))
-            return c->fn(&o, argc - i, argv + i);
+        if (streq(c->name, argv[i])) {
+            int rc = c->fn(&o, argc - i, argv + i);
+            eda_keys_destroy(&o.keys);
+            return rc;
+        }
+    eda_keys_destroy(&o.keys);
     snprintf(why, sizeof why, "unknown command '%s'", argv[i]);
     return s_usage_error(why);
 }
