@@ -268,7 +268,8 @@ static int s_load_env_one(eda_config_t *cfg, const char *name, char *why, size_t
 
 int eda_config_load_env(eda_config_t *cfg, char *why, size_t why_size)
 {
-    static const char *names[] = {"events", "commands", "db", "log-format", "log-level"};
+    static const char *names[] = {"events",     "commands",  "db",
+                                  "log-format", "log-level", "keys"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (s_load_env_one(cfg, names[i], why, why_size))
             return -1;

@@ -585,3 +585,34 @@ Test(config, help_and_version_return_1, .init = cr_redirect_stdout)
     cr_assert_stdout_eq_str("usage: test\nusage: test\norder-service " EDA_VERSION
                             "\nusage: test\n");
 }
+
+Test(config, keys_come_from_flag_env_file_top_level_and_own_section)
+{
+    eda_config_t cfg;
+    char why[256];
+    const char *none[] = {NULL};
+    cr_assert_eq(s_from_args(&cfg, "order-service", none, why, sizeof why), 0, "%s", why);
+    cr_assert_str_eq(cfg.keys, "", "plain sockets unless asked");
+
+    const char *path = s_write_file("keys = /all/keys\n"
+                                    "order-service\n    events = tcp://127.0.0.1:7101\n"
+                                    "customer-service\n    keys = /customer/keys\n");
+    const char *file[] = {"--config", path, NULL};
+    cr_assert_eq(s_from_args(&cfg, "order-service", file, why, sizeof why), 0, "%s", why);
+    cr_assert_str_eq(cfg.keys, "/all/keys", "the top-level keys apply to every process");
+    cr_assert_null(eda_config_peer(&cfg, "keys"), "a top-level setting is no peer");
+    cr_assert_eq(s_from_args(&cfg, "customer-service", file, why, sizeof why), 0, "%s",
+                 why);
+    cr_assert_str_eq(cfg.keys, "/customer/keys", "its own section wins");
+    eda_config_defaults(&cfg, "");
+    cr_assert_eq(eda_config_load_file(&cfg, path, why, sizeof why), 0, "%s", why);
+    cr_assert_str_eq(cfg.keys, "/all/keys", "a client reads the top level too");
+
+    setenv("EDA_KEYS", "/env/keys", 1);
+    cr_assert_eq(s_from_args(&cfg, "order-service", file, why, sizeof why), 0, "%s", why);
+    cr_assert_str_eq(cfg.keys, "/env/keys", "the environment wins over the file");
+    const char *flag[] = {"--config", path, "--keys", "/flag/keys", NULL};
+    cr_assert_eq(s_from_args(&cfg, "order-service", flag, why, sizeof why), 0, "%s", why);
+    unsetenv("EDA_KEYS");
+    cr_assert_str_eq(cfg.keys, "/flag/keys", "a flag wins over both");
+}

@@ -68,6 +68,18 @@ const char *tu_service_name(tu_service_t svc)
     return (size_t)svc < TU_NSERVICES ? s_names[svc] : "?";
 }
 
+/*  A new client of service i, secured when the deployment is. 0 or -1. */
+static int s_new_client(tu_system_t *sys, int i)
+{
+    eda_client_destroy(&sys->client[i]);
+    sys->client[i] = eda_client_new(sys->commands[i], "e2e-test");
+    if (!sys->client[i])
+        return s_fail(sys, "cannot connect a client to %s", sys->commands[i]);
+    if (sys->keys && eda_client_secure(sys->client[i], sys->keys, s_names[i]))
+        return s_fail(sys, "cannot secure the client of %s", s_names[i]);
+    return 0;
+}
+
 int tu_system_init(tu_system_t *sys)
 {
     memset(sys, 0, sizeof *sys);
@@ -81,13 +93,27 @@ int tu_system_init(tu_system_t *sys)
                  s_short[i][0]);
         snprintf(sys->db[i], sizeof sys->db[i], "%s/%s.db", sys->dir, s_short[i]);
         snprintf(sys->log[i], sizeof sys->log[i], "%s/%s.log", sys->dir, s_short[i]);
-        sys->client[i] = eda_client_new(sys->commands[i], "e2e-test");
-        if (!sys->client[i])
-            return s_fail(sys, "cannot connect a client to %s", sys->commands[i]);
+        if (s_new_client(sys, i))
+            return -1;
     }
     const char *saga = getenv("EDA_TEST_SAGA");
-    if (saga && *saga)
-        return tu_system_setenv(sys, TU_ORDER, "EDA_SAGA", saga);
+    if (saga && *saga && tu_system_setenv(sys, TU_ORDER, "EDA_SAGA", saga))
+        return -1;
+    const char *keys = getenv("EDA_TEST_KEYS");
+    return keys && *keys ? tu_system_secure(sys) : 0;
+}
+
+int tu_system_secure(tu_system_t *sys)
+{
+    char why[1200];
+    snprintf(sys->keys_dir, sizeof sys->keys_dir, "%s/keys", sys->dir);
+    if (eda_keys_init(sys->keys_dir, why, sizeof why) ||
+        !(sys->keys = eda_keys_new(sys->keys_dir, "client", why, sizeof why)))
+        return s_fail(sys, "%s", why);
+    for (int i = 0; i < TU_NSERVICES; i++)
+        if (tu_system_setenv(sys, (tu_service_t)i, "EDA_KEYS", sys->keys_dir) ||
+            s_new_client(sys, i))
+            return -1;
     return 0;
 }
 
@@ -152,11 +178,9 @@ int tu_system_use_config(tu_system_t *sys)
                  ports[2 * i + 1]);
         fprintf(file, "%s\n    events = %s\n    commands = %s\n    db = %s\n", s_names[i],
                 sys->events[i], sys->commands[i], sys->db[i]);
-        eda_client_destroy(&sys->client[i]);
-        sys->client[i] = eda_client_new(sys->commands[i], "e2e-test");
-        if (!sys->client[i]) {
+        if (s_new_client(sys, i)) {
             fclose(file);
-            return s_fail(sys, "cannot connect a client to %s", sys->commands[i]);
+            return -1;
         }
     }
     return fclose(file) == 0 ? 0 : s_fail(sys, "cannot write %s", sys->config);
@@ -352,6 +376,7 @@ void tu_system_fini(tu_system_t *sys)
             tu_system_stop(sys, (tu_service_t)i);
         eda_client_destroy(&sys->client[i]);
     }
+    eda_keys_destroy(&sys->keys);
     if (sys->dir[0]) {
         const char *keep = getenv("EDA_TEST_KEEP");
         if (keep && *keep)

@@ -32,7 +32,7 @@ typedef enum { TU_ORDER, TU_CUSTOMER, TU_INVENTORY, TU_NSERVICES } tu_service_t;
 #define TU_SETTLE_MS       20000 /* every order decided, every peer caught up */
 #define TU_MAX_SKUS        64
 #define TU_MAX_CUSTOMERS   64
-#define TU_MAX_ENV         4
+#define TU_MAX_ENV         6
 
 typedef struct {
     char dir[256];
@@ -42,7 +42,9 @@ typedef struct {
     char log[TU_NSERVICES][300];
     pid_t pid[TU_NSERVICES]; /* 0 when not running */
     char config[300];        /* when set, services get only --config FILE */
-    char env[TU_NSERVICES][TU_MAX_ENV][80]; /* NAME=VALUE for each start */
+    char env[TU_NSERVICES][TU_MAX_ENV][360]; /* NAME=VALUE for each start */
+    char keys_dir[300];                      /* "" unless secured */
+    eda_keys_t *keys;                        /* the client certificate, or NULL */
     eda_client_t *client[TU_NSERVICES];
     char why[1024];
     /* What the test put in, for the invariants. */
@@ -61,6 +63,12 @@ const char *tu_service_name(tu_service_t svc);
     order-service is started with that default saga: ctest runs the
     end-to-end suites once for each pattern. */
 int tu_system_init(tu_system_t *sys);
+
+/*  Secures the deployment: makes a keys folder in the temp folder (eda keys
+    init), starts every service with EDA_KEYS, and makes the test's clients
+    speak CURVE with the "client" certificate. tu_system_init calls it when
+    EDA_TEST_KEYS is set, so ctest runs suites secured too. 0 or -1. */
+int tu_system_secure(tu_system_t *sys);
 
 /*  Sets environment variable `name` (e.g. "EDA_SAGA_DEADLINE") to `value`
     for every later start of `svc`, so a test gives one service an option.
