@@ -33,7 +33,9 @@ void eda_log_flush(eda_log_t *self);
 /*  True when lines of `level` are written. */
 bool eda_log_enabled(eda_log_t *self, eda_log_level_t level);
 
-/*  Writes a plain line at `level`. */
+/*  Writes a plain line at `level`. The formatted text is escaped whole
+    (eda_escape: control characters as \xNN; JSON escapes in JSON lines),
+    so arguments that came from the wire may be passed as they are. */
 void eda_log_msg(eda_log_t *self, eda_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -46,13 +48,17 @@ typedef enum {
 } eda_flow_t;
 
 /*  Writes an event-flow line at info level for envelope `env`: for a command
-    answered, `reply` is the reply envelope (its data or error is shown). */
+    answered, `reply` is the reply envelope (its data or error is shown).
+    Every string of the envelopes is escaped as eda_text says. */
 void eda_log_flow(eda_log_t *self, eda_flow_t dir, const eda_envelope_t *env,
                   const eda_envelope_t *reply);
 
 /*  Renders one data map as text: `key=value` pairs separated by spaces,
-    strings bare, nested values as JSON, `skip` left out (may be NULL).
-    Returns the length written into out[size]. Can't fail. */
+    `skip` left out (may be NULL). A key or string value goes bare when it is
+    printable with no space, quote or backslash (nor '=' in a key), else
+    between quotes, escaped (eda_escape_quoted); nested values go as JSON
+    (eda_json). Nothing from the map reaches out raw. Returns the length
+    written into out[size]. Can't fail. */
 size_t eda_log_fields(const msgpack_object *data, const char *skip, char *out,
                       size_t size);
 

@@ -2,7 +2,10 @@
     makes a repeated reservation or release change nothing. */
 #include "customer_domain.h"
 
+#include "eda_text.h"
+
 #include <stdio.h>
+#include <string.h>
 
 int64_t customer_available(const customer_credit_t *credit)
 {
@@ -33,6 +36,9 @@ int customer_validate(const char *customer_id, const char *name, int64_t credit_
 {
     if (!customer_id[0])
         snprintf(why, why_size, "customer_id must be a string of 1 to 64 bytes");
+    else if (!eda_printable(customer_id, strlen(customer_id)))
+        snprintf(why, why_size,
+                 "customer_id must be UTF-8 text without control characters");
     else if (!name[0])
         snprintf(why, why_size, "name must be a string of 1 to 64 bytes");
     else if (credit_limit < 0)

@@ -28,8 +28,10 @@ customer_decision_t customer_reserve(customer_credit_t *credit, int64_t amount);
 /*  Gives back `amount` held for an order. Can't fail. */
 void customer_release(customer_credit_t *credit, int64_t amount);
 
-/*  Checks a new customer: id and name 1 to 64 bytes, credit_limit >= 0.
-    Returns 0, or -1 with a reason. */
+/*  Checks a new customer: id and name 1 to 64 bytes, the id UTF-8 text
+    without control characters (eda_printable; a name may hold anything, it
+    is escaped wherever shown), credit_limit >= 0. Returns 0, or -1 with a
+    reason. */
 int customer_validate(const char *customer_id, const char *name, int64_t credit_limit,
                       char *why, size_t why_size);
 

@@ -3,6 +3,8 @@
     nothing. */
 #include "inventory_domain.h"
 
+#include "eda_text.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -46,6 +48,8 @@ int inventory_validate_add(const char *sku, int64_t qty, int64_t current, char *
     int64_t sum;
     if (!sku[0])
         snprintf(why, why_size, "sku must be a string of 1 to 64 bytes");
+    else if (!eda_printable(sku, strlen(sku)))
+        snprintf(why, why_size, "sku must be UTF-8 text without control characters");
     else if (qty < 1)
         snprintf(why, why_size, "qty must be an integer >= 1");
     else if (__builtin_add_overflow(current, qty, &sum))

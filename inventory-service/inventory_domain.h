@@ -28,8 +28,9 @@ inventory_decision_t inventory_decide(const eda_item_t *lines, const int64_t *av
                                       size_t n);
 
 /*  Checks an AddStock of `qty` to an item holding `current` in all
-    (available + reserved): sku 1 to 64 bytes, qty >= 1, and the new total
-    within 63 bits. 0, or -1 with a reason. */
+    (available + reserved): sku 1 to 64 bytes of UTF-8 text without control
+    characters (eda_printable), qty >= 1, and the new total within 63 bits.
+    0, or -1 with a reason. */
 int inventory_validate_add(const char *sku, int64_t qty, int64_t current, char *why,
                            size_t why_size);
 

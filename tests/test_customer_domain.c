@@ -56,3 +56,31 @@ Test(customer_domain, validate_new_customer)
     cr_assert_eq(customer_validate("c1", "Ann", -1, why, sizeof why), -1);
     cr_assert(strstr(why, "credit_limit"));
 }
+
+/*  An id is refused with a control character in it (it would reach every
+    log line and terminal that names the customer); a name is kept, and
+    escaped wherever it is shown. */
+Test(customer_domain, validate_refuses_control_characters_in_the_id_only)
+{
+    static const char *bad[] = {"c\n1",
+                                "c\x1b[2J",
+                                "\x07",
+                                "c\x7f",
+                                "c\xc2\x9b"
+                                "1",
+                                "c\xff",
+                                "c\t1"};
+    char why[128];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why[0] = '\0';
+        cr_assert_eq(customer_validate(bad[i], "Ann", 0, why, sizeof why), -1, "id %zu",
+                     i);
+        cr_assert(strstr(why, "customer_id") && strstr(why, "control characters"),
+                  "id %zu: %s", i, why);
+    }
+    cr_assert_eq(customer_validate("Zo\xc3\xab-1", "Ann", 0, why, sizeof why), 0,
+                 "UTF-8 ids are fine: %s", why);
+    cr_assert_eq(
+        customer_validate("c1", "\x1b]0;pwned\x07\x1b[2J\nFAKE LINE", 0, why, sizeof why),
+        0, "a name may hold anything: %s", why);
+}

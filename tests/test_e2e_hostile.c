@@ -6,10 +6,17 @@
     fake customer-service that answers order-service's saga commands with
     garbage, or not at all.
 */
+#include "eda_items.h"
+#include "eda_text.h"
 #include "testutil.h"
 
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static tu_system_t sys;
 /*  Shared by the helpers, and freed in teardown even when an assertion
@@ -1032,4 +1039,455 @@ Test(e2e_hostile, silent_customer_gets_released_until_acknowledged)
     cr_assert_str_eq(o.reason, "PARTICIPANT_UNAVAILABLE");
     cr_assert_eq(s_counter("sagas_in_flight"), 0);
     cr_assert_eq(tu_system_shutdown(&sys), 0, "%s", sys.why);
+}
+
+/* --- names with control characters, on the terminal and in the logs -------- */
+
+/*  The name of the issue: a window title, a screen clear and a forged line. */
+static const char s_evil[] = "\x1b]0;pwned\x07\x1b[2J\nFAKE LINE";
+#define S_EVIL_SHOWN "\\x1b]0;pwned\\x07\\x1b[2J\\x0aFAKE LINE"
+
+/*  Starts `svc` as tu_system_start does but at --log-level info (testutil
+    passes warn, which no variable overrides), so that its event-flow lines,
+    every command's data and its keys included, reach its log. testutil
+    stops it like its own. */
+static void s_start_at_info(tu_service_t svc)
+{
+    char path[512], peers[TU_NSERVICES][700];
+    const char *name = tu_service_name(svc);
+    snprintf(path, sizeof path, "%s/%s/%s", EDA_BIN_DIR, name, name);
+    for (int i = 0; i < TU_NSERVICES; i++)
+        snprintf(peers[i], sizeof peers[i], "%s=%s,%s", tu_service_name((tu_service_t)i),
+                 sys.events[i], sys.commands[i]);
+    char *argv[] = {
+        path,     "--events",  sys.events[svc], "--commands",  sys.commands[svc],
+        "--db",   sys.db[svc], "--peer",        peers[0],      "--peer",
+        peers[1], "--peer",    peers[2],        "--log-level", "info",
+        NULL};
+    int fd = open(sys.log[svc], O_WRONLY | O_CREAT | O_APPEND, 0644);
+    cr_assert_geq(fd, 0, "cannot open %s", sys.log[svc]);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* dies with the test worker */
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+        for (int i = 0; i < TU_MAX_ENV; i++)
+            if (sys.env[svc][i][0])
+                putenv(sys.env[svc][i]);
+        execv(path, argv);
+        _exit(127);
+    }
+    close(fd);
+    sys.pid[svc] = pid;
+    int64_t deadline = zclock_mono() + 10000;
+    eda_envelope_t reply;
+    while (tu_call_empty(&sys, svc, "Ping", &reply) != 0 || reply.ok != 1) {
+        int st;
+        cr_assert_eq(waitpid(pid, &st, WNOHANG), 0, "%s exited before it answered Ping",
+                     name);
+        cr_assert_lt(zclock_mono(), deadline, "%s did not answer Ping", name);
+    }
+}
+
+/*  Starts the real eda client with `args` after the --peer options of this
+    deployment (and --keys when it is secured); its stdout and stderr go to
+    the pipe *fd. Returns its pid. */
+static pid_t s_eda_spawn(const char *const *args, int *fd)
+{
+    char path[512], peers[TU_NSERVICES][700];
+    snprintf(path, sizeof path, "%s/tools/eda", EDA_BIN_DIR);
+    const char *argv[32] = {path};
+    int n = 1;
+    for (int i = 0; i < TU_NSERVICES; i++) {
+        snprintf(peers[i], sizeof peers[i], "%s=%s,%s", tu_service_name((tu_service_t)i),
+                 sys.events[i], sys.commands[i]);
+        argv[n++] = "--peer";
+        argv[n++] = peers[i];
+    }
+    if (sys.keys_dir[0]) {
+        argv[n++] = "--keys";
+        argv[n++] = sys.keys_dir;
+    }
+    for (; *args && n < 31; args++)
+        argv[n++] = *args;
+    argv[n] = NULL;
+    int pipefd[2];
+    cr_assert_eq(pipe(pipefd), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(pipefd[1], STDOUT_FILENO);
+        dup2(pipefd[1], STDERR_FILENO);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    *fd = pipefd[0];
+    return pid;
+}
+
+/*  Reads what the client printed until it exits, into out[size]. Returns
+    its exit status. */
+static int s_eda_collect(pid_t pid, int fd, char *out, size_t size)
+{
+    size_t len = 0;
+    ssize_t got;
+    char sink[4096];
+    while ((got = read(fd, len + 1 < size ? out + len : sink,
+                       len + 1 < size ? size - 1 - len : sizeof sink)) > 0)
+        if (len + 1 < size)
+            len += (size_t)got;
+    out[len] = '\0';
+    close(fd);
+    int st = 0;
+    pid_t rc;
+    while ((rc = waitpid(pid, &st, 0)) < 0 && errno == EINTR)
+        ;
+    cr_assert_eq(rc, pid, "waitpid: %s", strerror(errno));
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/*  Runs eda with `args` (NULL-terminated) and returns its exit status. */
+static int s_eda(char *out, size_t size, const char *const *args)
+{
+    int fd;
+    pid_t pid = s_eda_spawn(args, &fd);
+    return s_eda_collect(pid, fd, out, size);
+}
+
+static size_t s_count_lines(const char *text)
+{
+    size_t n = 0;
+    for (; *text; text++)
+        n += *text == '\n';
+    return n;
+}
+
+/*  What a terminal got from `what`: every line valid UTF-8 with no control
+    character (no ESC, no BEL, no C1), and no line that a name forged. */
+static void s_clean_output(const char *out, const char *what)
+{
+    static char shown[1 << 17];
+    eda_escape(shown, sizeof shown, out, strlen(out));
+    for (const char *line = out; *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        cr_assert(eda_printable(line, len), "eda %s printed a raw control character: %s",
+                  what, shown);
+        cr_assert_neq(strncmp(line, "FAKE LINE", 9), 0,
+                      "eda %s printed a forged line: %s", what, shown);
+        line += len + (nl != NULL);
+    }
+}
+
+/*  Every line of `out` is JSON (python3's json module). */
+static void s_json_lines(const char *out, const char *what)
+{
+    FILE *p = popen("/usr/bin/python3 -c 'import json,sys; "
+                    "raw=sys.stdin.buffer.read().decode(\"utf-8\"); "
+                    "[json.loads(l) for l in raw.split(\"\\n\") if l]'",
+                    "w");
+    cr_assert_not_null(p);
+    fputs(out, p);
+    static char shown[1 << 17];
+    eda_escape(shown, sizeof shown, out, strlen(out));
+    cr_assert_eq(pclose(p), 0, "eda --json %s printed what is not JSON: %s", what, shown);
+}
+
+/*  CreateCustomer `id` named `name`; returns the reply's error code ("" ok). */
+static const char *s_create_named(const char *id, const char *name)
+{
+    static char code[32];
+    msgpack_packer *pk = tu_begin(&sys, TU_CUSTOMER, "CreateCustomer");
+    msgpack_pack_map(pk, 3);
+    eda_pack_kv_str(pk, "customer_id", id);
+    eda_pack_kv_str(pk, "name", name);
+    eda_pack_kv_i64(pk, "credit_limit", 100000);
+    eda_envelope_t reply;
+    cr_assert_eq(tu_call(&sys, TU_CUSTOMER, &reply), 0, "%s", sys.why);
+    return tu_error_code(&reply, code, sizeof code);
+}
+
+/*  Ids with control characters are refused with BAD_REQUEST (DESIGN
+    section 2): a customer_id, a sku, a request_id. */
+static void s_ids_with_controls_are_refused(void)
+{
+    cr_assert_str_eq(s_create_named("bad\x1b[2J", "Ann"), "BAD_REQUEST");
+    msgpack_packer *pk = tu_begin(&sys, TU_INVENTORY, "AddStock");
+    msgpack_pack_map(pk, 2);
+    eda_pack_kv_str(pk, "sku", "ap\x1bple\n");
+    eda_pack_kv_i64(pk, "qty", 1);
+    eda_envelope_t reply;
+    char code[32];
+    cr_assert_eq(tu_call(&sys, TU_INVENTORY, &reply), 0, "%s", sys.why);
+    cr_assert_str_eq(tu_error_code(&reply, code, sizeof code), "BAD_REQUEST");
+    tu_item_t items[] = {{"apple", 1, 100}};
+    char id[EDA_NAME_MAX + 1];
+    cr_assert_eq(tu_place_order(&sys, "esc-ann", items, 1, "r\n1", id, NULL, code), -1);
+    cr_assert_str_eq(code, "BAD_REQUEST");
+}
+
+/*  `eda watch --count 1` while customers named s_evil are created until it
+    has printed one event. */
+static void s_watch(char *out, size_t size)
+{
+    int fd;
+    pid_t pid = s_eda_spawn((const char *[]){"watch", "--count", "1", NULL}, &fd);
+    int64_t deadline = zclock_mono() + 10000;
+    for (int i = 0; zclock_mono() < deadline; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "esc-watch-%d", i);
+        cr_assert_str_eq(s_create_named(id, s_evil), "");
+        zclock_sleep(100); /* until the client's SUB has joined: no signal for it */
+        siginfo_t info = {.si_pid = 0}; /* exited? (left to be reaped) */
+        if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+            info.si_pid == pid)
+            break;
+    }
+    kill(pid, SIGTERM); /* when it is still waiting: then the test fails below */
+    s_eda_collect(pid, fd, out, size);
+}
+
+/*  The services' logs: no byte but printable UTF-8 and line ends, and no
+    line a name or a key forged. */
+static void s_clean_logs(void)
+{
+    for (int i = 0; i < TU_NSERVICES; i++) {
+        FILE *f = fopen(sys.log[i], "r");
+        if (!f)
+            continue; /* not started */
+        char line[8192];
+        int at = 0;
+        while (fgets(line, sizeof line, f)) {
+            at++;
+            size_t len = strcspn(line, "\n");
+            char shown[4 * sizeof line];
+            eda_escape(shown, sizeof shown, line, len);
+            cr_assert(eda_printable(line, len),
+                      "%s's log line %d holds a raw control: %s",
+                      tu_service_name((tu_service_t)i), at, shown);
+            cr_assert(strncmp(line, "FAKE LINE", 9) != 0 && strncmp(line, "b=", 2) != 0 &&
+                          strncmp(line, "b\"=", 3) != 0,
+                      "%s's log line %d was split off: %s",
+                      tu_service_name((tu_service_t)i), at, shown);
+        }
+        fclose(f);
+    }
+}
+
+/*  True when one line of the log of `svc` holds both `a` and `b`. */
+static bool s_log_has(tu_service_t svc, const char *a, const char *b)
+{
+    FILE *f = fopen(sys.log[svc], "r");
+    cr_assert_not_null(f, "no log for %s", tu_service_name(svc));
+    char line[8192];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, a) && strstr(line, b);
+    fclose(f);
+    return found;
+}
+
+/*  The issue's case: a customer named with a window title, a screen clear
+    and a newline; orders naming a customer and a SKU that hold the same.
+    Every eda command that shows them prints them escaped (\x1b, one line
+    per field), --json prints valid JSON (\u001b), and the services' logs at
+    info hold them escaped, a map key with a newline included. */
+Test(e2e_hostile, names_with_control_characters_never_reach_a_terminal_or_log_raw)
+{
+    for (int i = 0; i < TU_NSERVICES; i++)
+        s_start_at_info((tu_service_t)i);
+    s_ids_with_controls_are_refused();
+    cr_assert_str_eq(s_create_named("esc-ann", s_evil), "");
+    cr_assert_eq(tu_add_stock(&sys, "apple", 10), 0, "%s", sys.why);
+    tu_item_t good[] = {{"apple", 1, 100}};
+    tu_item_t evil[] = {{"\x1b[31mred\x07\xc2\x9b", 1, 100}};
+    char approved[EDA_NAME_MAX + 1], rejected[EDA_NAME_MAX + 1];
+    cr_assert_eq(tu_place_order(&sys, "esc-ann", good, 1, NULL, approved, NULL, NULL), 0,
+                 "%s", sys.why);
+    cr_assert_eq(tu_place_order(&sys, s_evil, evil, 1, NULL, rejected, NULL, NULL), 0,
+                 "%s", sys.why);
+    tu_order_t o;
+    cr_assert_eq(tu_wait_order(&sys, approved, TU_SETTLE_MS, &o), 0, "%s", sys.why);
+    cr_assert_str_eq(o.status, "APPROVED");
+    cr_assert_eq(tu_wait_order(&sys, rejected, TU_SETTLE_MS, &o), 0, "%s", sys.why);
+    cr_assert_str_eq(o.status, "REJECTED");
+    cr_assert_eq(tu_wait_quiet(&sys, TU_SETTLE_MS), 0, "%s", sys.why);
+
+    static char out[1 << 16];
+    cr_assert_eq(
+        s_eda(out, sizeof out, (const char *[]){"customer", "show", "esc-ann", 0}), 0,
+        "%s", out);
+    s_clean_output(out, "customer show");
+    cr_assert_eq(s_count_lines(out), 1, "one customer, one line: %s", out);
+    cr_assert_not_null(strstr(out, "esc-ann (" S_EVIL_SHOWN "): credit limit"), "%s",
+                       out);
+    cr_assert_eq(s_eda(out, sizeof out,
+                       (const char *[]){"--json", "customer", "show", "esc-ann", 0}),
+                 0, "%s", out);
+    s_clean_output(out, "--json customer show");
+    s_json_lines(out, "customer show");
+    cr_assert_not_null(
+        strstr(out, "\"\\u001b]0;pwned\\u0007\\u001b[2J\\u000aFAKE LINE\""), "%s", out);
+
+    cr_assert_eq(s_eda(out, sizeof out, (const char *[]){"orders", 0}), 0, "%s", out);
+    s_clean_output(out, "orders");
+    cr_assert_eq(s_count_lines(out), 3, "a header and two orders: %s", out);
+    cr_assert_not_null(strstr(out, S_EVIL_SHOWN), "%s", out);
+    cr_assert_eq(s_eda(out, sizeof out, (const char *[]){"--json", "orders", 0}), 0, "%s",
+                 out);
+    s_clean_output(out, "--json orders");
+    s_json_lines(out, "orders");
+
+    cr_assert_eq(s_eda(out, sizeof out, (const char *[]){"order", rejected, 0}), 0, "%s",
+                 out);
+    s_clean_output(out, "order");
+    cr_assert_eq(s_count_lines(out), 6, "five fields and one item: %s", out);
+    cr_assert_not_null(strstr(out, "customer  " S_EVIL_SHOWN "\n"), "%s", out);
+    cr_assert_not_null(strstr(out, "item      \\x1b[31mred\\x07\\xc2\\x9b "), "%s", out);
+    cr_assert_eq(s_eda(out, sizeof out, (const char *[]){"--json", "order", rejected, 0}),
+                 0, "%s", out);
+    s_clean_output(out, "--json order");
+    s_json_lines(out, "order");
+    cr_assert_not_null(strstr(out, "\\u001b[31mred\\u0007\\u009b"), "%s", out);
+
+    /* An error message that echoes the id asked for. */
+    cr_assert_eq(s_eda(out, sizeof out, (const char *[]){"order", s_evil, 0}), 1, "%s",
+                 out);
+    s_clean_output(out, "order (not found)");
+    cr_assert_eq(s_count_lines(out), 1, "%s", out);
+    cr_assert_not_null(strstr(out, "NOT_FOUND: no order " S_EVIL_SHOWN), "%s", out);
+
+    cr_assert_eq(s_eda(out, sizeof out, (const char *[]){"trace", rejected, 0}), 0, "%s",
+                 out);
+    s_clean_output(out, "trace");
+    cr_assert_not_null(strstr(out, "customer_id=\"" S_EVIL_SHOWN "\""), "%s", out);
+    size_t events = 0;
+    cr_assert_eq(sscanf(strchr(out, ':') ? strstr(out, ": ") + 2 : "", "%zu", &events), 1,
+                 "%s", out);
+    cr_assert_eq(s_count_lines(out), events + 1, "one line per event: %s", out);
+    cr_assert_eq(
+        s_eda(out, sizeof out, (const char *[]){"trace", rejected, "--mermaid", 0}), 0,
+        "%s", out);
+    s_clean_output(out, "trace --mermaid");
+    cr_assert_eq(s_eda(out, sizeof out, (const char *[]){"--json", "trace", rejected, 0}),
+                 0, "%s", out);
+    s_clean_output(out, "--json trace");
+    s_json_lines(out, "trace");
+    cr_assert_not_null(strstr(out, "\\u001b]0;pwned"), "%s", out);
+
+    cr_assert_eq(s_eda(out, sizeof out, (const char *[]){"stats", 0}), 0, "%s", out);
+    s_clean_output(out, "stats");
+    cr_assert_eq(s_eda(out, sizeof out, (const char *[]){"--json", "stats", 0}), 0, "%s",
+                 out);
+    s_clean_output(out, "--json stats");
+    s_json_lines(out, "stats");
+
+    s_watch(out, sizeof out);
+    s_clean_output(out, "watch");
+    cr_assert_eq(s_count_lines(out), 2, "a header and one event: %s", out);
+    cr_assert_not_null(strstr(out, "name=\"" S_EVIL_SHOWN "\""), "%s", out);
+
+    cr_assert_eq(tu_system_shutdown(&sys), 0, "%s", sys.why);
+    s_clean_logs();
+    cr_assert(
+        s_log_has(TU_CUSTOMER, "CustomerCreated", "name=\"" S_EVIL_SHOWN "\""),
+        "no CustomerCreated line with the name, escaped, in customer-service's log");
+    cr_assert(
+        s_log_has(TU_ORDER, "OrderCreated", "customer_id=\"" S_EVIL_SHOWN "\""),
+        "no OrderCreated line with the customer id, escaped, in order-service's log");
+}
+
+/*  A map key is as foreign as a value. customer-service at info follows a
+    fake order-service whose one event, handed over in its ReplayEvents
+    reply, has a key with a newline: the "<- apply" line stays one line with
+    the key escaped. */
+Test(e2e_hostile, a_map_key_with_a_newline_stays_on_its_log_line)
+{
+    zsock_t *router = s_raw(ZMQ_ROUTER, sys.commands[TU_ORDER]);
+    s_start_at_info(TU_CUSTOMER);
+    cr_assert_str_eq(s_create_named("esc-ann", "Ann"), "");
+
+    /* customer-service catches up first: its ReplayEvents comes at once. */
+    zmq_msg_t got[2];
+    int n = s_recv(router, TU_SETTLE_MS, got, 2);
+    cr_assert_eq(n, 2, "no ReplayEvents from customer-service");
+    eda_envelope_t cmd;
+    cr_assert_eq(eda_decode(s_decoder, zmq_msg_data(&got[1]), zmq_msg_size(&got[1]), &cmd,
+                            NULL, 0),
+                 EDA_OK);
+    cr_assert_str_eq(cmd.type, "ReplayEvents");
+    char causation[EDA_NAME_MAX + 1];
+    snprintf(causation, sizeof causation, "%s", cmd.id);
+
+    msgpack_sbuffer event;
+    msgpack_sbuffer_init(&event);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &event, msgpack_sbuffer_write);
+    eda_header_t hdr = {.kind = EDA_KIND_EVENT,
+                        .type = "OrderCreated",
+                        .id = "e-key",
+                        .source = "order-service",
+                        .ts = eda_now_us(),
+                        .correlation_id = "o-key",
+                        .seq = 1,
+                        .epoch = "fake0123456789ab",
+                        .ok = 1};
+    eda_pack_header(&pk, &hdr);
+    msgpack_pack_map(&pk, 6);
+    eda_pack_kv_str(&pk, "order_id", "o-key");
+    eda_pack_kv_str(&pk, "customer_id", "esc-ann");
+    eda_pack_key(&pk, "items");
+    tu_item_t item = {"apple", 1, 100};
+    eda_item_t items[1] = {{.qty = item.qty, .price = item.price}};
+    snprintf(items[0].sku, sizeof items[0].sku, "%s", item.sku);
+    eda_items_pack(&pk, items, 1, true);
+    eda_pack_kv_i64(&pk, "total", 100);
+    eda_pack_kv_str(&pk, "saga", "choreography");
+    eda_pack_kv_str(&pk, "a\nb", "x\x1b[2J");
+
+    eda_header_t rhdr = {.kind = EDA_KIND_REPLY,
+                         .type = "ReplayEvents",
+                         .id = "r-key",
+                         .source = "order-service",
+                         .ts = eda_now_us(),
+                         .causation_id = causation,
+                         .ok = 1};
+    msgpack_sbuffer_clear(&s_buf);
+    msgpack_packer_init(&pk, &s_buf, msgpack_sbuffer_write);
+    eda_pack_header(&pk, &rhdr);
+    msgpack_pack_map(&pk, 3);
+    eda_pack_kv_str(&pk, "epoch", "fake0123456789ab");
+    eda_pack_kv_u64(&pk, "last_seq", 1);
+    eda_pack_key(&pk, "events");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_bin_with_body(&pk, event.data, event.size);
+    msgpack_sbuffer_destroy(&event);
+    s_send(router,
+           (s_frame_t[]){{zmq_msg_data(&got[0]), zmq_msg_size(&got[0])},
+                         {s_buf.data, s_buf.size}},
+           2);
+    s_close_all(got, n);
+
+    int64_t deadline = zclock_mono() + TU_SETTLE_MS;
+    uint64_t last = 0;
+    char epoch[EDA_NAME_MAX + 1];
+    while (last < 1 && zclock_mono() < deadline) {
+        cr_assert_eq(tu_stat_peer(&sys, TU_CUSTOMER, TU_ORDER, epoch, &last), 0, "%s",
+                     sys.why);
+        zclock_sleep(20); /* polling for the event to be applied */
+    }
+    cr_assert_eq(last, 1, "the replayed event was not applied");
+    s_raw_destroy(&router);
+    cr_assert_eq(tu_system_shutdown(&sys), 0, "%s", sys.why);
+    s_clean_logs();
+    cr_assert(s_log_has(TU_CUSTOMER, "OrderCreated", "\"a\\x0ab\"=\"x\\x1b[2J\""),
+              "no OrderCreated line with the key \"a\\x0ab\" in customer-service's log");
 }

@@ -66,3 +66,21 @@ Test(inventory_domain, validate_add)
     cr_assert_eq(inventory_validate_add("a", 1, INT64_MAX, why, sizeof why), -1);
     cr_assert(strstr(why, "overflow"));
 }
+
+/*  A SKU with a control character in it is refused: it would reach log
+    lines and terminals in every order that names it. */
+Test(inventory_domain, validate_add_refuses_control_characters_in_the_sku)
+{
+    static const char *bad[] = {"a\nb",  "\x1b[2J",   "a\x07",
+                                "a\x7f", "a\xc2\x9b", "a\xc3"};
+    char why[128];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why[0] = '\0';
+        cr_assert_eq(inventory_validate_add(bad[i], 1, 0, why, sizeof why), -1, "sku %zu",
+                     i);
+        cr_assert(strstr(why, "sku") && strstr(why, "control characters"), "sku %zu: %s",
+                  i, why);
+    }
+    cr_assert_eq(inventory_validate_add("caf\xc3\xa9", 1, 0, why, sizeof why), 0,
+                 "UTF-8 SKUs are fine: %s", why);
+}

@@ -3,6 +3,7 @@
     with python3's json module), level filtering, escaping and truncation.
 */
 #include "eda_log.h"
+#include "eda_text.h"
 
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -255,6 +256,88 @@ Test(log, text_line_stays_one_line_with_control_characters_in_type_and_order)
     cr_assert_null(strchr(t, '\033'), "an escape sequence from outside reached the log");
 }
 
+/*  No byte a terminal acts on: each line is valid UTF-8 holding no control
+    character (C0, DEL, C1). 0 when clean, else the bad line's offset + 1. */
+static size_t s_raw_control(const char *t)
+{
+    for (const char *line = t; *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        if (!eda_printable(line, len))
+            return (size_t)(line - t) + 1;
+        line += len + (nl != NULL);
+    }
+    return 0;
+}
+
+/*  eda_log_msg escapes the whole formatted line, so its callers (a skipped
+    event's type and source, a refused reply's code, a rejection reason) may
+    pass wire strings as they are. */
+Test(log, text_plain_line_escapes_what_its_arguments_carry)
+{
+    eda_log_t *log = eda_log_new("order-service", EDA_LOG_TEXT, EDA_LOG_INFO, s_out);
+    eda_log_msg(log, EDA_LOG_WARN, "skipped %s #%d from %s: %s", "Evil\x1b[2J", 3,
+                "src\n12:00:00.000 order-service     warn  forged",
+                "\xc2\x9b"
+                "31m \x7f\x07\xff back\\slash Zo\xc3\xab");
+    eda_log_destroy(&log);
+    const char *t = s_text();
+    cr_assert_eq(s_lines(t), 1, "%s", t);
+    cr_assert_eq(s_raw_control(t), 0, "a raw control byte at %zu: %s", s_raw_control(t),
+                 t);
+    cr_assert_not_null(strstr(t, "skipped Evil\\x1b[2J #3 from src\\x0a12:00:00.000"),
+                       "%s", t);
+    cr_assert_not_null(
+        strstr(t, ": \\xc2\\x9b31m \\x7f\\x07\\xff back\\\\slash Zo\xc3\xab"), "%s", t);
+}
+
+/*  A map key is as foreign as its value: one with a newline or an escape
+    sequence neither splits the line nor reaches it raw. */
+Test(log, text_flow_line_escapes_map_keys_and_values)
+{
+    eda_log_t *log = eda_log_new("customer-service", EDA_LOG_TEXT, EDA_LOG_INFO, s_out);
+    msgpack_packer *pk = s_begin(0, EDA_KIND_COMMAND, "CreateCustomer", NULL, 0, 1);
+    msgpack_pack_map(pk, 5);
+    eda_pack_kv_str(pk, "a\nb", "x");
+    eda_pack_kv_str(pk, "name", "\x1b]0;pwned\x07\x1b[2J\nFAKE LINE");
+    eda_pack_kv_str(pk, "k=1", "v");
+    eda_pack_kv_str(pk, "ok", "Zo\xc3\xab");
+    eda_pack_key(pk, "deep\x1b");
+    msgpack_pack_array(pk, 1);
+    eda_pack_str(pk, "\x1b[2J\xc2\x9b");
+    eda_log_flow(log, EDA_FLOW_COMMAND, s_end(0), NULL);
+    eda_log_destroy(&log);
+    const char *t = s_text();
+    cr_assert_eq(s_lines(t), 1, "%s", t);
+    cr_assert_eq(s_raw_control(t), 0, "a raw control byte at %zu: %s", s_raw_control(t),
+                 t);
+    cr_assert_not_null(strstr(t, "\"a\\x0ab\"=x "
+                                 "name=\"\\x1b]0;pwned\\x07\\x1b[2J\\x0aFAKE LINE\" "
+                                 "\"k=1\"=v ok=Zo\xc3\xab "
+                                 "\"deep\\x1b\"=[\"\\u001b[2J\\u009b\"]"),
+                       "%s", t);
+}
+
+Test(log, text_error_reply_is_escaped_and_kept_when_long)
+{
+    eda_log_t *log = eda_log_new("order-service", EDA_LOG_TEXT, EDA_LOG_INFO, s_out);
+    msgpack_packer *pk = s_begin(0, EDA_KIND_COMMAND, "GetOrder", NULL, 0, 1);
+    msgpack_pack_map(pk, 0);
+    const eda_envelope_t *cmd = s_end(0);
+    char message[400];
+    memset(message, 'm', sizeof message - 1);
+    message[sizeof message - 1] = '\0';
+    memcpy(message, "no\x1b[2J\n", 7);
+    eda_pack_error(s_begin(1, EDA_KIND_REPLY, "GetOrder", NULL, 0, 0), EDA_NOT_FOUND,
+                   message);
+    eda_log_flow(log, EDA_FLOW_COMMAND, cmd, s_end(1));
+    eda_log_destroy(&log);
+    const char *t = s_text();
+    cr_assert_eq(s_lines(t), 1, "%s", t);
+    cr_assert_eq(s_raw_control(t), 0, "%s", t);
+    cr_assert_not_null(strstr(t, "NOT_FOUND: no\\x1b[2J\\x0ammmm"), "%s", t);
+}
+
 /* --- JSON lines ------------------------------------------------------------------ */
 
 Test(log, json_flow_line_is_json_with_every_key)
@@ -326,6 +409,35 @@ Test(log, json_escapes_quotes_backslashes_and_control_characters)
                               "d[1]['data']['name']==os.environ['EDA_TEST_NASTY'] and "
                               "d[1]['data']['k\"e\\\\y\\n']=='v' and "
                               "d[1]['order_id']=='o\"1\\n'");
+    cr_assert_eq(rc, 0, "python3 refused (status %d):\n%s", rc, t);
+}
+
+/*  DEL, C1 controls and bytes that are not UTF-8 are escaped too (\u00NN),
+    so that every JSON line is valid UTF-8 JSON and shows no raw control. */
+Test(log, json_escapes_del_c1_and_invalid_utf8_in_keys_values_and_messages)
+{
+    const char *nasty = "a\x7f"
+                        "b\xc2\x9b"
+                        "c\xff"
+                        "d Zo\xc3\xab";
+    eda_log_t *log = eda_log_new("order-service", EDA_LOG_JSON, EDA_LOG_INFO, s_out);
+    eda_log_msg(log, EDA_LOG_WARN, "skipped %s", nasty);
+    msgpack_packer *pk = s_begin(0, EDA_KIND_EVENT, "Order\xc2\x9b", "o\x7f", 1, 1);
+    msgpack_pack_map(pk, 1);
+    eda_pack_kv_str(pk, "k\xc2\x9b\n", nasty);
+    eda_log_flow(log, EDA_FLOW_APPLIED, s_end(0), NULL);
+    eda_log_destroy(&log);
+    const char *t = s_text();
+    cr_assert_eq(s_lines(t), 2, "%s", t);
+    cr_assert_eq(s_raw_control(t), 0, "a raw control byte at %zu: %s", s_raw_control(t),
+                 t);
+    const char *want = "a\\x7fb\\x9bc\\xffd Zo\\xeb";
+    char expr[512];
+    snprintf(expr, sizeof expr,
+             "d[0]['message']=='skipped %s' and d[1]['type']=='Order\\x9b' and "
+             "d[1]['order_id']=='o\\x7f' and d[1]['data']=={'k\\x9b\\n':'%s'}",
+             want, want);
+    int rc = s_python_json(t, expr);
     cr_assert_eq(rc, 0, "python3 refused (status %d):\n%s", rc, t);
 }
 

@@ -8,6 +8,7 @@
 
 #include "eda_client.h"
 #include "eda_items.h"
+#include "eda_text.h"
 
 #include <czmq.h>
 #include <getopt.h>
@@ -46,14 +47,28 @@ static int64_t s_quantile(const int64_t *v, size_t n, double q)
     return v[i < n ? i : n - 1];
 }
 
+/*  A refusal's "CODE: message", escaped for the terminal, into out[size]. */
+static const char *s_refusal(const eda_envelope_t *reply, char *out, size_t size)
+{
+    const msgpack_object *code = eda_map_get(&reply->error, "code");
+    const msgpack_object *message = eda_map_get(&reply->error, "message");
+    char c[4 * 32 + 1] = "?";
+    if (code && code->type == MSGPACK_OBJECT_STR)
+        eda_escape(c, sizeof c, code->via.str.ptr, code->via.str.size);
+    size_t len = (size_t)snprintf(out, size, "%s: ", c);
+    if (len < size && message && message->type == MSGPACK_OBJECT_STR)
+        eda_escape(out + len, size - len, message->via.str.ptr, message->via.str.size);
+    return out;
+}
+
 /*  Sends one command and waits for its ok reply. 0, or -1 with a message. */
 static int s_setup_call(eda_client_t *client, int timeout_ms, const char *what)
 {
     eda_envelope_t reply = {.ok = -1};
-    char why[256] = "";
+    char why[256] = "", refusal[512];
     if (eda_client_call(client, timeout_ms, &reply, why, sizeof why) || reply.ok != 1) {
         fprintf(stderr, "eda bench: %s failed: %s\n", what,
-                reply.ok == 0 ? "refused" : why);
+                reply.ok == 0 ? s_refusal(&reply, refusal, sizeof refusal) : why);
         return -1;
     }
     return 0;
@@ -244,7 +259,9 @@ int bench_main(const eda_config_t *cfg, eda_keys_t *keys, int timeout_ms, bool j
             char order_id[EDA_NAME_MAX + 1] = "";
             if (env.ok != 1 ||
                 eda_get_str(&env.data, "order_id", order_id, sizeof order_id) != 0) {
-                fprintf(stderr, "eda bench: PlaceOrder refused\n");
+                char refusal[512] = "no order_id in the reply";
+                fprintf(stderr, "eda bench: PlaceOrder refused: %s\n",
+                        env.ok == 1 ? refusal : s_refusal(&env, refusal, sizeof refusal));
                 goto done_decoder;
             }
             /* Replies come back in the order the commands went. */

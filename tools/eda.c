@@ -2,13 +2,16 @@
     other (--peer, --config, EDA_* environment, loopback defaults), sends one
     command and prints the reply for a person, or as JSON with --json; `watch`
     follows every service's events live and `trace` rebuilds one order's
-    causal chain from the services' event logs.
+    causal chain from the services' event logs. Every string that came in a
+    reply or an event is escaped before it reaches the terminal (eda_text:
+    \xNN in text, \u00NN in JSON).
 */
 #include "bench.h"
 #include "eda_client.h"
 #include "eda_config.h"
 #include "eda_items.h"
 #include "eda_log.h"
+#include "eda_text.h"
 
 #include <czmq.h>
 #include <getopt.h>
@@ -16,6 +19,7 @@
 #include <signal.h>
 
 #define S_SERVICES 3
+#define S_SHOWN    (4 * EDA_NAME_MAX + 1) /* an id from the wire, escaped */
 
 static const char *s_services[S_SERVICES] = {"order-service", "customer-service",
                                              "inventory-service"};
@@ -68,23 +72,33 @@ typedef struct {
     eda_keys_t *keys; /* the "client" certificate with --keys, else NULL */
 } s_opts_t;
 
-/*  Prints a one-line error and returns the exit code 1. */
+/*  Escapes s (a C string) for the terminal into out[size]; returns out. */
+static const char *s_esc(const char *s, char *out, size_t size)
+{
+    eda_escape(out, size, s, strlen(s));
+    return out;
+}
+
+/*  Prints a one-line error and returns the exit code 1. The line is escaped
+    whole: callers pass strings from replies (codes, messages, statuses) as
+    they came. */
 static int s_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int s_fail(const char *fmt, ...)
 {
+    char text[1024], shown[4 * sizeof text];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "eda: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "eda: %s\n", s_esc(text, shown, sizeof shown));
     return 1;
 }
 
 /*  Prints a usage error and returns the exit code 2. */
 static int s_usage_error(const char *what)
 {
-    fprintf(stderr, "eda: %s (try eda --help)\n", what);
+    char shown[2048];
+    fprintf(stderr, "eda: %s (try eda --help)\n", s_esc(what, shown, sizeof shown));
     return 2;
 }
 
@@ -106,6 +120,22 @@ static eda_client_t *s_client(s_opts_t *o, const char *service)
     return client;
 }
 
+/*  Copies the string `key` of `map` into out[size] as it came, cut to fit
+    (a NUL in it ends it), or `absent` when there is none. Returns out. */
+static const char *s_raw(const msgpack_object *map, const char *key, const char *absent,
+                         char *out, size_t size)
+{
+    const msgpack_object *o = eda_map_get(map, key);
+    if (!o || o->type != MSGPACK_OBJECT_STR)
+        snprintf(out, size, "%s", absent);
+    else {
+        size_t n = o->via.str.size < size - 1 ? o->via.str.size : size - 1;
+        memcpy(out, o->via.str.ptr, n);
+        out[n] = '\0';
+    }
+    return out;
+}
+
 /*  Sends the command begun on `client` and waits. Returns 0 with an ok reply,
     1 (message printed) otherwise. */
 static int s_call(s_opts_t *o, eda_client_t *client, const char *service,
@@ -115,19 +145,26 @@ static int s_call(s_opts_t *o, eda_client_t *client, const char *service,
     if (eda_client_call(client, o->timeout_ms, reply, why, sizeof why))
         return s_fail("%s: %s (is it running? try eda ping)", service, why);
     if (reply->ok != 1) {
-        char code[32] = "?", message[400] = "";
-        eda_get_str(&reply->error, "code", code, sizeof code);
-        eda_get_str(&reply->error, "message", message, sizeof message);
-        return s_fail("%s: %s: %s", service, code, message);
+        char code[32], message[400];
+        s_raw(&reply->error, "code", "?", code, sizeof code);
+        s_raw(&reply->error, "message", "", message, sizeof message);
+        return s_fail("%s: %s: %s", service, code, message); /* escaped there */
     }
     return 0;
 }
 
+/*  Prints obj as one line of JSON, every string escaped (eda_json). */
 static void s_print_json(const msgpack_object *obj)
 {
-    static char buf[4 << 20];
-    eda_msgpack_to_json(obj, buf, sizeof buf);
-    printf("%s\n", buf);
+    static char buf[1 << 20];
+    size_t need = eda_json(obj, buf, sizeof buf);
+    char *big = need < sizeof buf ? NULL : malloc(need + 1);
+    if (big)
+        eda_json(obj, big, need + 1);
+    else if (need >= sizeof buf)
+        fprintf(stderr, "eda: out of memory: the JSON below is cut short\n");
+    printf("%s\n", big ? big : buf);
+    free(big);
 }
 
 /*  Formats cents as 12.34. */
@@ -146,10 +183,15 @@ static int64_t s_i64(const msgpack_object *map, const char *key)
     return v;
 }
 
+/*  The string `key` of `map` escaped for the terminal into out[size] (cut
+    cleanly when long), or "-" when there is none. */
 static const char *s_str(const msgpack_object *map, const char *key, char *out,
                          size_t size)
 {
-    if (eda_get_str(map, key, out, size) != 0)
+    const msgpack_object *o = eda_map_get(map, key);
+    if (o && o->type == MSGPACK_OBJECT_STR)
+        eda_escape(out, size, o->via.str.ptr, o->via.str.size);
+    else
         snprintf(out, size, "-");
     return out;
 }
@@ -170,7 +212,8 @@ static int s_parse_i64(const char *text, int64_t min, int64_t max, int64_t *out)
 
 static void s_print_order_line(const msgpack_object *order)
 {
-    char id[80], status[16], customer[80], reason[64], saga[32], money[32];
+    char id[S_SHOWN], status[S_SHOWN], customer[S_SHOWN], reason[S_SHOWN], saga[S_SHOWN],
+        money[32];
     s_str(order, "reason", reason, sizeof reason);
     printf("%-22s %-9s %-12s %12s  %-13s %s\n", s_str(order, "order_id", id, sizeof id),
            s_str(order, "status", status, sizeof status),
@@ -181,11 +224,12 @@ static void s_print_order_line(const msgpack_object *order)
 
 static void s_print_order(const msgpack_object *order)
 {
-    char text[256], money[32];
+    char text[S_SHOWN], money[32];
     printf("order     %s\n", s_str(order, "order_id", text, sizeof text));
     printf("status    %s", s_str(order, "status", text, sizeof text));
-    if (eda_get_str(order, "reason", text, sizeof text) == 0)
-        printf(" (%s)", text);
+    const msgpack_object *reason = eda_map_get(order, "reason");
+    if (reason && reason->type == MSGPACK_OBJECT_STR)
+        printf(" (%s)", s_str(order, "reason", text, sizeof text));
     printf("\ncustomer  %s\n", s_str(order, "customer_id", text, sizeof text));
     printf("saga      %s\n", s_str(order, "saga", text, sizeof text));
     printf("total     %s\n", s_money(s_i64(order, "total"), money, sizeof money));
@@ -299,8 +343,11 @@ static int s_cmd_place_order(s_opts_t *o, int argc, char **argv)
             s_print_json(&reply.data);
         else if (wait && eda_map_get(&reply.data, "items"))
             s_print_order_line(&reply.data);
-        else
-            printf("order %s %s\n", order_id, status);
+        else {
+            char id_shown[S_SHOWN], status_shown[S_SHOWN];
+            printf("order %s %s\n", s_esc(order_id, id_shown, sizeof id_shown),
+                   s_esc(status, status_shown, sizeof status_shown));
+        }
         if (wait && streq(status, "PENDING"))
             rc = s_fail("order %s still PENDING after %d ms", order_id, o->timeout_ms);
     }
@@ -387,14 +434,15 @@ static int s_cmd_cancel(s_opts_t *o, int argc, char **argv)
     eda_pack_kv_str(pk, "order_id", order_id);
     eda_envelope_t reply;
     int rc = s_call(o, client, "order-service", &reply);
-    char status[16];
-    if (rc == 0 &&
-        !streq(s_str(&reply.data, "status", status, sizeof status), "CANCELLED"))
+    char status[EDA_NAME_MAX + 1] = "", id_shown[S_SHOWN];
+    if (rc == 0)
+        s_raw(&reply.data, "status", "-", status, sizeof status);
+    if (rc == 0 && !streq(status, "CANCELLED"))
         rc = s_fail("order-service: order %s is %s, not CANCELLED", order_id, status);
     else if (rc == 0 && o->json)
         s_print_json(&reply.data);
-    else if (rc == 0)
-        printf("order %s %s\n", order_id, status);
+    else if (rc == 0) /* CANCELLED */
+        printf("order %s %s\n", s_esc(order_id, id_shown, sizeof id_shown), status);
     eda_client_destroy(&client);
     return rc;
 }
@@ -444,13 +492,15 @@ static int s_cmd_customer(s_opts_t *o, int argc, char **argv)
     }
     eda_envelope_t reply;
     int rc = s_call(o, client, "customer-service", &reply);
+    char id_shown[S_SHOWN];
+    s_esc(id, id_shown, sizeof id_shown);
     if (rc == 0 && o->json)
         s_print_json(&reply.data);
     else if (rc == 0 && create)
-        printf("customer %s created\n", id);
+        printf("customer %s created\n", id_shown);
     else if (rc == 0) {
-        char text[80], m1[32], m2[32], m3[32];
-        printf("%s (%s): credit limit %s, reserved %s, available %s\n", id,
+        char text[S_SHOWN], m1[32], m2[32], m3[32];
+        printf("%s (%s): credit limit %s, reserved %s, available %s\n", id_shown,
                s_str(&reply.data, "name", text, sizeof text),
                s_money(s_i64(&reply.data, "credit_limit"), m1, sizeof m1),
                s_money(s_i64(&reply.data, "reserved"), m2, sizeof m2),
@@ -479,12 +529,14 @@ static int s_cmd_stock(s_opts_t *o, int argc, char **argv)
         eda_pack_kv_i64(pk, "qty", qty);
     eda_envelope_t reply;
     int rc = s_call(o, client, "inventory-service", &reply);
+    char sku[S_SHOWN];
+    s_esc(argv[2], sku, sizeof sku);
     if (rc == 0 && o->json)
         s_print_json(&reply.data);
     else if (rc == 0 && add)
-        printf("%s: %" PRId64 " available\n", argv[2], s_i64(&reply.data, "available"));
+        printf("%s: %" PRId64 " available\n", sku, s_i64(&reply.data, "available"));
     else if (rc == 0)
-        printf("%s: %" PRId64 " available, %" PRId64 " reserved\n", argv[2],
+        printf("%s: %" PRId64 " available, %" PRId64 " reserved\n", sku,
                s_i64(&reply.data, "available"), s_i64(&reply.data, "reserved"));
     eda_client_destroy(&client);
     return rc;
@@ -492,19 +544,22 @@ static int s_cmd_stock(s_opts_t *o, int argc, char **argv)
 
 /* --- ping and stats ---------------------------------------------------------- */
 
-/*  Prints each key of a reply's data on its own line. */
+/*  Prints each key of a reply's data on its own line, escaped: strings as
+    text, other values as JSON. */
 static void s_print_fields(const msgpack_object *data)
 {
     for (uint32_t i = 0; data->type == MSGPACK_OBJECT_MAP && i < data->via.map.size;
          i++) {
         const msgpack_object *k = &data->via.map.ptr[i].key;
         const msgpack_object *v = &data->via.map.ptr[i].val;
-        char value[4096];
+        char key[S_SHOWN] = "?", value[4096];
+        if (k->type == MSGPACK_OBJECT_STR)
+            eda_escape(key, sizeof key, k->via.str.ptr, k->via.str.size);
         if (v->type == MSGPACK_OBJECT_STR)
-            snprintf(value, sizeof value, "%.*s", (int)v->via.str.size, v->via.str.ptr);
+            eda_escape(value, sizeof value, v->via.str.ptr, v->via.str.size);
         else
-            eda_msgpack_to_json(v, value, sizeof value);
-        printf("  %-20.*s %s\n", (int)k->via.str.size, k->via.str.ptr, value);
+            eda_json(v, value, sizeof value);
+        printf("  %-20s %s\n", key, value);
     }
 }
 
@@ -535,7 +590,7 @@ static int s_cmd_each(s_opts_t *o, int argc, char **argv, const char *type)
         else if (o->json)
             s_print_json(&reply.data);
         else if (streq(type, "Ping")) {
-            char version[32];
+            char version[S_SHOWN];
             printf("%-18s up %6" PRId64 " s  version %s  %.1f ms  %s\n", service,
                    s_i64(&reply.data, "uptime_s"),
                    s_str(&reply.data, "version", version, sizeof version),
@@ -568,16 +623,17 @@ static void s_print_lane(const eda_envelope_t *env, bool colour)
     time_t secs = (time_t)(env->ts / 1000000);
     struct tm tm;
     localtime_r(&secs, &tm);
-    char fields[2048];
+    char fields[2048], type[S_SHOWN], order[S_SHOWN];
     eda_log_fields(&env->data, "order_id", fields, sizeof fields);
     printf("%02d:%02d:%02d.%03d ", tm.tm_hour, tm.tm_min, tm.tm_sec,
            (int)(env->ts % 1000000 / 1000));
     for (int i = 0; i < S_SERVICES; i++)
         printf("%s", i == lane ? "●  " : "│  ");
     printf("%s%-16s%s %-20s #%-5" PRIu64 " %s\n",
-           colour && lane >= 0 ? colours[lane] : "", env->type,
+           colour && lane >= 0 ? colours[lane] : "", s_esc(env->type, type, sizeof type),
            colour && lane >= 0 ? "\033[0m" : "",
-           env->correlation_id[0] ? env->correlation_id : "-", env->seq, fields);
+           env->correlation_id[0] ? s_esc(env->correlation_id, order, sizeof order) : "-",
+           env->seq, fields);
     fflush(stdout);
 }
 
@@ -752,22 +808,30 @@ static int s_cmd_trace(s_opts_t *o, int argc, char **argv)
             printf("    participant %s\n", s_services[i]);
         for (size_t i = 0; i < n; i++) {
             eda_envelope_t *e = &all[i].env;
-            if (all[i].depth == 0)
-                printf("    client->>%s: command %.8s\n", e->source, e->causation_id);
+            char source[S_SHOWN], type[S_SHOWN], cause[S_SHOWN], to[S_SHOWN];
+            s_esc(e->source, source, sizeof source);
+            s_esc(e->type, type, sizeof type);
+            if (all[i].depth == 0) {
+                size_t len = strlen(e->causation_id);
+                eda_escape(cause, sizeof cause, e->causation_id, len < 8 ? len : 8);
+                printf("    client->>%s: command %s\n", source, cause);
+            }
             bool reacted = false;
             for (size_t j = i + 1; j < n; j++)
                 if (streq(all[j].env.causation_id, e->id)) {
-                    printf("    %s-)%s: %s #%" PRIu64 "\n", e->source, all[j].env.source,
-                           e->type, e->seq);
+                    printf("    %s-)%s: %s #%" PRIu64 "\n", source,
+                           s_esc(all[j].env.source, to, sizeof to), type, e->seq);
                     reacted = true;
                     break;
                 }
             if (!reacted)
-                printf("    Note over %s: %s #%" PRIu64 "\n", e->source, e->type, e->seq);
+                printf("    Note over %s: %s #%" PRIu64 "\n", source, type, e->seq);
         }
     } else if (rc == 0) {
+        char id_shown[S_SHOWN];
         if (!o->json)
-            printf("order %s: %zu events\n", order_id, n);
+            printf("order %s: %zu events\n", s_esc(order_id, id_shown, sizeof id_shown),
+                   n);
         for (size_t i = 0; i < n; i++) {
             eda_envelope_t env;
             eda_decode(decoder, all[i].body, all[i].len, &env, NULL, 0);
@@ -775,15 +839,16 @@ static int s_cmd_trace(s_opts_t *o, int argc, char **argv)
                 s_print_json(eda_decoder_root(decoder));
                 continue;
             }
-            char fields[2048];
+            char fields[2048], source[S_SHOWN], type[S_SHOWN];
             eda_log_fields(&env.data, "order_id", fields, sizeof fields);
             time_t secs = (time_t)(env.ts / 1000000);
             struct tm tm;
             localtime_r(&secs, &tm);
             printf("  %02d:%02d:%02d.%03d %*s%s %-17s %-15s #%-4" PRIu64 " %s\n",
                    tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(env.ts % 1000000 / 1000),
-                   all[i].depth * 2, "", all[i].depth ? "└─" : "●", env.source, env.type,
-                   env.seq, fields);
+                   all[i].depth * 2, "", all[i].depth ? "└─" : "●",
+                   s_esc(env.source, source, sizeof source),
+                   s_esc(env.type, type, sizeof type), env.seq, fields);
         }
     }
     for (size_t i = 0; i < n; i++)
