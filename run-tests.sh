@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: the normal build, the
-# AddressSanitizer + UndefinedBehaviorSanitizer build, and the format check.
+# ASan + UBSan build, 10 s of each fuzzer (fuzz/), and the format check.
 # Usage: ./run-tests.sh [--quick]   (--quick: normal build only)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -20,7 +20,8 @@ case "${1:-}" in
     ;;
 esac
 
-eda_install_deps python3-zmq python3-msgpack
+# clang and its runtime libraries (libFuzzer) for scripts/fuzz.sh only.
+eda_install_deps python3-zmq python3-msgpack clang libclang-rt-dev
 status=0
 
 echo "== format check (clang-format)"
@@ -39,6 +40,9 @@ if [ "$quick" -eq 0 ]; then
     (cd build-asan &&
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
             ctest --output-on-failure -j 2) || status=1
+
+    echo "== fuzzing (libFuzzer, 10 s a harness)"
+    scripts/fuzz.sh 10 || status=1
 fi
 
 [ "$status" -eq 0 ] && echo "all test suites passed" || echo "some tests FAILED" >&2

@@ -225,6 +225,13 @@ int eda_config_load_file(eda_config_t *cfg, const char *path, char *why, size_t 
             continue;
         }
         bool own = cfg->service[0] && streq(name, cfg->service);
+        if (strlen(name) >= sizeof cfg->peers[0].name) {
+            /* cut to fit, it would name another service than the file says */
+            snprintf(why, why_size, "%s: section name '%.40s...' is over %zu characters",
+                     path, name, sizeof cfg->peers[0].name - 1);
+            rc = -1;
+            break;
+        }
         eda_endpoint_t *slot = own ? NULL : s_peer_slot(cfg, name);
         for (zconfig_t *item = zconfig_child(section); item && rc == 0;
              item = zconfig_next(item)) {

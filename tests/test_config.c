@@ -616,3 +616,20 @@ Test(config, keys_come_from_flag_env_file_top_level_and_own_section)
     unsetenv("EDA_KEYS");
     cr_assert_str_eq(cfg.keys, "/flag/keys", "a flag wins over both");
 }
+
+Test(config, a_section_name_too_long_for_a_peer_is_refused)
+{
+    char name[80];
+    memset(name, 'p', 70);
+    name[70] = '\0';
+    char text[400];
+    snprintf(text, sizeof text,
+             "%s\n    events = tcp://x:1\n%s\n    events = tcp://y:1\n", name, name);
+    const char *path = s_write_file(text);
+    eda_config_t cfg;
+    char why[256] = "";
+    const char *args[] = {"--config", path, NULL};
+    cr_assert_eq(s_from_args(&cfg, "order-service", args, why, sizeof why), -1,
+                 "cut to 63 characters it would name another service");
+    cr_assert_not_null(strstr(why, "over 63 characters"), "%s", why);
+}

@@ -1,0 +1,3 @@
+order-service
+  events = tcp://x:1
+	commands

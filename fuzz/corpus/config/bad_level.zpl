@@ -1,0 +1,2 @@
+order-service
+    log-level = loud

@@ -1,0 +1,4 @@
+a
+    b
+        c = 1
+    events = tcp://a:1

@@ -1,0 +1,2 @@
+order-service
+    colour = blue
