@@ -146,6 +146,14 @@ int eda_client_reset(eda_client_t *self)
     return self->sock ? 0 : -1;
 }
 
+int eda_client_reconnect(eda_client_t *self)
+{
+    if (!self->sock)
+        return eda_client_reset(self);
+    zsock_disconnect(self->sock, "%s", self->endpoint);
+    return zsock_connect(self->sock, "%s", self->endpoint) == 0 ? 0 : -1;
+}
+
 int eda_client_set_immediate(eda_client_t *self, bool on)
 {
     self->immediate = on;

@@ -48,6 +48,12 @@ int eda_client_recv(eda_client_t *self, eda_envelope_t *reply);
 /*  Closes and reopens the socket, dropping whatever was in flight. 0 or -1. */
 int eda_client_reset(eda_client_t *self);
 
+/*  Drops the connection and connects again on the same socket (no new
+    socket: nothing to fail when descriptors run out), for a server that
+    went silent. libzmq never retries a connection whose handshake failed
+    (a CURVE mismatch, an impostor on the port). 0 or -1. */
+int eda_client_reconnect(eda_client_t *self);
+
 /*  With `on`, a command is queued only on a connection that is up: while the
     service is down a send fails at once (eda_client_send returns -1) instead
     of piling up to be delivered in a burst when it returns. Reconnects the

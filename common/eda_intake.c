@@ -121,26 +121,170 @@ int eda_intake_recv(eda_service_t *svc)
     return 1;
 }
 
+/* --- the reply queue --------------------------------------------------------
+
+   Replies go out with ZMQ_ROUTER_MANDATORY: a client whose queue in the
+   ROUTER is full (it does not read) makes zmq_send fail with EAGAIN, and the
+   reply then waits in that client's backlog, in order, with the replies
+   that follow it; a backlog past EDA_SVC_BACKLOG_MAX bytes drops further
+   replies (counted). A client that is gone (EHOSTUNREACH) loses them. */
+
+typedef struct {
+    zlistx_t *replies; /* of zmsg_t, oldest first */
+    size_t bytes;
+} s_backlog_t;
+
+void eda_intake_backlog_destroy(void **item)
+{
+    s_backlog_t *backlog = *item;
+    if (!backlog)
+        return;
+    zmsg_t *msg;
+    while ((msg = zlistx_detach(backlog->replies, NULL)))
+        zmsg_destroy(&msg);
+    zlistx_destroy(&backlog->replies);
+    free(backlog);
+    *item = NULL;
+}
+
+/*  The backlog key of a client: its identity frame in hex. */
+static void s_key(const void *identity, size_t len, char *key)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *b = identity;
+    for (size_t i = 0; i < len; i++) {
+        key[2 * i] = hex[b[i] >> 4];
+        key[2 * i + 1] = hex[b[i] & 15];
+    }
+    key[2 * len] = '\0';
+}
+
+/*  Sends one reply of `n` frames without waiting: 0 sent, or the errno of
+    the first frame (EAGAIN: the client's queue is full; else it is gone). */
+static int s_send(void *router, zmq_msg_t *frames, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int flags = ZMQ_DONTWAIT | (i + 1 < n ? ZMQ_SNDMORE : 0);
+        if (zmq_msg_send(&frames[i], router, flags) < 0)
+            return i == 0 ? errno : EHOSTUNREACH;
+    }
+    return 0;
+}
+
+/*  Sends a reply kept as a zmsg. 0 or the errno of s_send. */
+static int s_send_msg(void *router, zmsg_t *msg)
+{
+    zmq_msg_t frames[16];
+    size_t n = 0;
+    for (zframe_t *f = zmsg_first(msg); f && n < 16; f = zmsg_next(msg)) {
+        zmq_msg_init_size(&frames[n], zframe_size(f));
+        memcpy(zmq_msg_data(&frames[n]), zframe_data(f), zframe_size(f));
+        n++;
+    }
+    int rc = s_send(router, frames, n);
+    for (size_t i = 0; i < n; i++)
+        zmq_msg_close(&frames[i]);
+    return rc;
+}
+
+/*  Appends a reply (n frames in `frames`) to the backlog of `key`, or drops
+    it when the backlog is full. */
+static void s_defer(eda_service_t *svc, const char *key, zmq_msg_t *frames, size_t n)
+{
+    s_backlog_t *backlog = zhashx_lookup(svc->backlogs, key);
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += zmq_msg_size(&frames[i]);
+    if (!backlog) {
+        backlog = calloc(1, sizeof *backlog);
+        backlog->replies = zlistx_new();
+        zhashx_insert(svc->backlogs, key, backlog);
+    }
+    if (backlog->bytes + bytes > EDA_SVC_BACKLOG_MAX) {
+        if (svc->stats.replies_dropped++ == 0 || backlog->bytes <= EDA_SVC_BACKLOG_MAX)
+            eda_log_msg(svc->log, EDA_LOG_WARN,
+                        "a client is not reading its replies: %zu bytes wait for it; "
+                        "its further replies are dropped",
+                        backlog->bytes);
+        return;
+    }
+    zmsg_t *msg = zmsg_new();
+    for (size_t i = 0; i < n; i++)
+        zmsg_addmem(msg, zmq_msg_data(&frames[i]), zmq_msg_size(&frames[i]));
+    zlistx_add_end(backlog->replies, msg);
+    backlog->bytes += bytes;
+    svc->backlog_bytes += bytes;
+}
+
 void eda_intake_send_replies(eda_service_t *svc)
 {
     void *router = zsock_resolve(svc->router);
     const char *p = svc->replies.data, *end = p + svc->replies.size;
+    zmq_msg_t frames[S_FRAMES_MAX];
+    char key[2 * S_ROUTING_MAX + 1];
     while (p < end) {
-        uint32_t nframes = eda_arena_read_u32(&p);
-        bool sent = true;
-        for (uint32_t i = 0; i < nframes; i++) {
+        uint32_t n = eda_arena_read_u32(&p);
+        for (uint32_t i = 0; i < n; i++) {
             uint32_t len;
             const char *frame = eda_arena_get(&p, &len);
-            int flags = ZMQ_DONTWAIT | (i + 1 < nframes ? ZMQ_SNDMORE : 0);
-            if (sent && zmq_send(router, frame, len, flags) < 0)
-                sent = false; /* the client is gone or not reading: drop it */
+            zmq_msg_init_size(&frames[i], len);
+            memcpy(zmq_msg_data(&frames[i]), frame, len);
         }
-        if (sent)
+        s_key(zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]), key);
+        /* Behind a backlog, a reply waits its turn: replies stay in order. */
+        int rc = zhashx_lookup(svc->backlogs, key) ? EAGAIN : s_send(router, frames, n);
+        if (rc == 0)
             svc->stats.replies++;
+        else if (rc == EAGAIN)
+            s_defer(svc, key, frames, n);
         else
-            svc->stats.replies_dropped++;
+            svc->stats.replies_dropped++; /* the client is gone */
+        for (uint32_t i = 0; i < n; i++)
+            zmq_msg_close(&frames[i]);
     }
     svc->replies.size = 0;
+}
+
+bool eda_intake_flush(eda_service_t *svc)
+{
+    if (zhashx_size(svc->backlogs) == 0)
+        return false;
+    void *router = zsock_resolve(svc->router);
+    zlistx_t *keys = zhashx_keys(svc->backlogs);
+    for (const char *key = zlistx_first(keys); key; key = zlistx_next(keys)) {
+        s_backlog_t *backlog = zhashx_lookup(svc->backlogs, key);
+        zmsg_t *msg;
+        int rc = 0;
+        while (rc == 0 && (msg = zlistx_first(backlog->replies))) {
+            rc = s_send_msg(router, msg);
+            if (rc == EAGAIN)
+                break;
+            if (rc == 0)
+                svc->stats.replies++;
+            else
+                svc->stats.replies_dropped += zlistx_size(backlog->replies);
+            size_t bytes = zmsg_content_size(msg);
+            backlog->bytes -= bytes;
+            svc->backlog_bytes -= bytes;
+            zlistx_detach(backlog->replies, NULL);
+            zmsg_destroy(&msg);
+            if (rc) { /* gone: the rest of its backlog goes too */
+                svc->backlog_bytes -= backlog->bytes;
+                zhashx_delete(svc->backlogs, key);
+                backlog = NULL;
+            }
+        }
+        if (backlog && zlistx_size(backlog->replies) == 0)
+            zhashx_delete(svc->backlogs, key);
+    }
+    zlistx_destroy(&keys);
+    return zhashx_size(svc->backlogs) > 0;
+}
+
+void eda_intake_close(eda_service_t *svc)
+{
+    zhashx_destroy(&svc->backlogs);
+    svc->backlog_bytes = 0;
 }
 
 /*  Turns every queued reply into an INTERNAL error, keeping its routing

@@ -31,6 +31,8 @@ static eda_peer_t *s_peer(eda_service_t *svc, const char *name)
             return NULL;
         memcpy(peer->committed_epoch, peer->epoch, sizeof peer->epoch);
         peer->committed_seq = peer->last_seq;
+        peer->heard_ms = zclock_mono();
+        peer->reconnect_wait = EDA_SVC_SILENCE_MS;
         peer->sub = eda_svc_socket(svc, ZMQ_SUB, ep->events, false, name);
         peer->client = eda_client_new(ep->commands, svc->def->name);
         if (peer->client && eda_svc_secure_client(svc, peer->client, name))
@@ -104,11 +106,11 @@ static int s_saga_matches(const eda_handler_t *handler, const eda_envelope_t *en
            memcmp(saga->via.str.ptr, handler->saga, saga->via.str.size) == 0;
 }
 
-/*  Gives up on the request in flight: a fresh socket, so that a late answer
-    to it is never read. */
+/*  Gives up on the request in flight. A late answer to it is told apart by
+    its causation_id and ignored; the socket is kept, since making a new one
+    at run time could fail (and czmq would abort) when descriptors run out. */
 static void s_abandon_replay(eda_peer_t *peer)
 {
-    eda_client_reset(peer->client);
     peer->replay_pending = false;
 }
 
@@ -189,6 +191,45 @@ static int s_offer_event(eda_service_t *svc, eda_peer_t *peer, const eda_envelop
 
 /*  Reads one message from a peer's SUB without waiting: an event or a
     heartbeat. Returns 1 when one was read, 0 when none was waiting. */
+/*  The peer's SUB brought a readable message: it is alive. */
+static void s_heard(eda_service_t *svc, eda_peer_t *peer)
+{
+    peer->heard_ms = zclock_mono();
+    peer->reconnect_wait = EDA_SVC_SILENCE_MS;
+    if (peer->silent)
+        eda_log_msg(svc->log, EDA_LOG_WARN, "%s is heard again", peer->name);
+    peer->silent = false;
+}
+
+/*  A peer silent for EDA_SVC_SILENCE_MS (no heartbeat) is down, cut off, or
+    was impersonated on its port when we connected (libzmq gives up a
+    connection whose handshake failed): connect again to its events and its
+    commands, then again after a growing wait while it stays silent. */
+static int64_t s_check_silence(eda_service_t *svc, eda_peer_t *peer, int64_t now)
+{
+    if (now - peer->heard_ms < EDA_SVC_SILENCE_MS)
+        return peer->heard_ms + EDA_SVC_SILENCE_MS;
+    if (now < peer->reconnect_ms)
+        return peer->reconnect_ms;
+    if (!peer->silent)
+        eda_log_msg(svc->log, EDA_LOG_WARN,
+                    "no heartbeat from %s for %d s: connecting to it again", peer->name,
+                    EDA_SVC_SILENCE_MS / 1000);
+    peer->silent = true;
+    const eda_endpoint_t *ep = eda_config_peer(&svc->cfg, peer->name);
+    zsock_disconnect(peer->sub, "%s", ep->events);
+    if (zsock_connect(peer->sub, "%s", ep->events))
+        eda_log_msg(svc->log, EDA_LOG_ERROR, "cannot connect to %s", ep->events);
+    eda_client_reconnect(peer->client);
+    if (peer->commands)
+        eda_client_reconnect(peer->commands);
+    peer->reconnect_ms = now + peer->reconnect_wait;
+    peer->reconnect_wait = peer->reconnect_wait * 2 < EDA_SVC_RECONNECT_MAX
+                               ? peer->reconnect_wait * 2
+                               : EDA_SVC_RECONNECT_MAX;
+    return peer->reconnect_ms;
+}
+
 int eda_peers_recv_event(eda_service_t *svc, eda_peer_t *peer)
 {
     void *sub = zsock_resolve(peer->sub);
@@ -228,6 +269,8 @@ int eda_peers_recv_event(eda_service_t *svc, eda_peer_t *peer)
         rc = EDA_BAD_REQUEST;
         snprintf(why, sizeof why, "topic does not match type '%s'", env.type);
     }
+    if (rc == EDA_OK)
+        s_heard(svc, peer);
     if (rc != EDA_OK) {
         svc->stats.bad_input++;
         eda_log_msg(svc->log, EDA_LOG_WARN, "dropped a message from %s: %s", peer->name,
@@ -427,8 +470,8 @@ int64_t eda_peers_timers(eda_service_t *svc, int64_t now)
     for (size_t i = 0; i < svc->npeers; i++) {
         eda_peer_t *peer = &svc->peers[i];
         if (peer->replay_pending && now - peer->replay_sent_ms >= peer->replay_wait_ms) {
-            /* No answer: the peer is down, restarted or slow. Fresh socket,
-               ask again, and give the next request twice as long. */
+            /* No answer: the peer is down, restarted or slow. Ask again,
+               and give the next request twice as long. */
             int64_t wait = peer->replay_wait_ms * 2;
             s_abandon_replay(peer);
             eda_peers_request_replay(svc, peer);
@@ -436,6 +479,9 @@ int64_t eda_peers_timers(eda_service_t *svc, int64_t now)
         }
         if (peer->replay_pending && peer->replay_sent_ms + peer->replay_wait_ms < next)
             next = peer->replay_sent_ms + peer->replay_wait_ms;
+        int64_t silence = s_check_silence(svc, peer, now);
+        if (silence < next)
+            next = silence;
     }
     return next;
 }

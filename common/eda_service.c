@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 /*  Counts the time one message took to handle, from `start` (usecs). */
 void eda_svc_count_latency(eda_service_t *svc, int64_t start)
@@ -59,16 +60,35 @@ void eda_svc_unit_end(eda_service_t *svc, bool keep)
     }
 }
 
-static void s_publish_outbox(eda_service_t *svc)
+/*  Publishes [topic][body] on the XPUB. With XPUB_NODROP a send fails when a
+    subscriber's queue is full; the message is then sent again without it,
+    so that every other subscriber gets it and the one that misses it is
+    counted. Returns 1 when a subscriber missed it, else 0. */
+static int s_publish(eda_service_t *svc, const void *topic, size_t tlen, const void *body,
+                     size_t blen)
 {
     void *pub = zsock_resolve(svc->pub);
+    int missed = 0;
+    if (zmq_send(pub, topic, tlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        missed = 1;
+        zsock_set_xpub_nodrop(svc->pub, 0);
+        zmq_send(pub, topic, tlen, ZMQ_SNDMORE);
+        zmq_send(pub, body, blen, 0);
+        zsock_set_xpub_nodrop(svc->pub, 1);
+        return missed;
+    }
+    zmq_send(pub, body, blen, 0);
+    return missed;
+}
+
+static void s_publish_outbox(eda_service_t *svc)
+{
     const char *p = svc->outbox.data, *end = p + svc->outbox.size;
     while (p < end) {
         uint32_t tlen, blen;
         const char *type = eda_arena_get(&p, &tlen);
         const char *body = eda_arena_get(&p, &blen);
-        zmq_send(pub, type, tlen, ZMQ_SNDMORE);
-        zmq_send(pub, body, blen, 0);
+        svc->stats.events_dropped += s_publish(svc, type, tlen, body, blen);
         eda_envelope_t env;
         if (eda_log_enabled(svc->log, EDA_LOG_INFO) &&
             eda_decode(svc->log_decoder, body, blen, &env, NULL, 0) == EDA_OK)
@@ -145,9 +165,7 @@ static void s_heartbeat(eda_service_t *svc)
     eda_pack_header(&pk, &hdr);
     msgpack_pack_map(&pk, 1);
     eda_pack_kv_u64(&pk, "last_seq", eda_store_committed_seq(svc->store));
-    void *pub = zsock_resolve(svc->pub);
-    zmq_send(pub, "Heartbeat", 9, ZMQ_SNDMORE);
-    zmq_send(pub, svc->tmp.data, svc->tmp.size, 0);
+    s_publish(svc, "Heartbeat", 9, svc->tmp.data, svc->tmp.size);
 }
 
 /*  Frees a buffer that a burst grew past EDA_SVC_BUFFER_KEEP, so memory stays
@@ -160,23 +178,64 @@ static void s_shrink(msgpack_sbuffer *buf)
     }
 }
 
-/*  Poll items: [0] the actor pipe, [1] the ROUTER, then per peer its SUB,
-    its replay DEALER and its command DEALER. */
-#define S_ITEMS (2 + 3 * EDA_PEERS_MAX)
+/*  Poll items: the actor pipe, the XPUB (subscriptions to drain), the two
+    socket monitors, then S_FIRST_READ on what a batch reads: the ROUTER,
+    and per peer its SUB, its replay DEALER and its command DEALER. */
+enum { S_PIPE, S_PUB, S_MONITOR_ROUTER, S_MONITOR_PUB, S_FIRST_READ };
+#define S_ITEMS (S_FIRST_READ + 1 + 3 * EDA_PEERS_MAX)
 
 /*  Reads one message from poll item i without waiting. 1 read, 0 none. */
 static int s_recv(eda_service_t *svc, size_t i)
 {
-    if (i == 1)
+    if (i == S_FIRST_READ)
         return eda_intake_recv(svc);
-    eda_peer_t *peer = &svc->peers[(i - 2) / 3];
-    switch ((i - 2) % 3) {
+    eda_peer_t *peer = &svc->peers[(i - S_FIRST_READ - 1) / 3];
+    switch ((i - S_FIRST_READ - 1) % 3) {
     case 0:
         return eda_peers_recv_event(svc, peer);
     case 1:
         return eda_peers_recv_replay(svc, peer);
     default:
         return eda_peers_recv_reply(svc, peer);
+    }
+}
+
+/*  Drops the subscription messages an XPUB hands up: nobody reads them, and
+    unread they would pile up. */
+static void s_drain_subscriptions(eda_service_t *svc)
+{
+    char buf[256];
+    void *pub = zsock_resolve(svc->pub);
+    while (zmq_recv(pub, buf, sizeof buf, ZMQ_DONTWAIT) >= 0)
+        ;
+}
+
+/*  Reads a socket monitor's events. Out of file descriptors, libzmq cannot
+    accept new connections (and says so again and again): the service logs
+    it once, goes on serving the connections it has, and says when it
+    accepts again. */
+static void s_monitor(eda_service_t *svc, zactor_t *monitor)
+{
+    zmsg_t *msg;
+    while ((msg = zmsg_recv_nowait(monitor))) {
+        char *event = zmsg_popstr(msg), *value = zmsg_popstr(msg);
+        char *endpoint = zmsg_popstr(msg);
+        if (event && streq(event, "ACCEPT_FAILED")) {
+            svc->stats.accepts_failed++;
+            if (!svc->accept_failing)
+                eda_log_msg(svc->log, EDA_LOG_ERROR,
+                            "cannot accept a connection on %s: %s; new clients wait "
+                            "until descriptors are free",
+                            endpoint ? endpoint : "?", strerror(value ? atoi(value) : 0));
+            svc->accept_failing = true;
+        } else if (event && streq(event, "ACCEPTED") && svc->accept_failing) {
+            eda_log_msg(svc->log, EDA_LOG_WARN, "accepting connections again");
+            svc->accept_failing = false;
+        }
+        zstr_free(&event);
+        zstr_free(&value);
+        zstr_free(&endpoint);
+        zmsg_destroy(&msg);
     }
 }
 
@@ -210,7 +269,7 @@ static uint64_t s_run_timers(eda_service_t *svc, int64_t now)
 static void s_batch(eda_service_t *svc, const zmq_pollitem_t *items, size_t n)
 {
     bool ready[S_ITEMS];
-    for (size_t i = 1; i < n; i++)
+    for (size_t i = S_FIRST_READ; i < n; i++)
         ready[i] = items[i].revents & ZMQ_POLLIN;
     uint64_t count = 0;
     bool any = true;
@@ -219,7 +278,7 @@ static void s_batch(eda_service_t *svc, const zmq_pollitem_t *items, size_t n)
     while (any && count < EDA_SVC_BATCH_MAX && svc->replies.size < EDA_SVC_QUEUE_SOFT &&
            !eda_store_txn_lost(svc->store)) {
         any = false;
-        for (size_t i = 1; i < n; i++) {
+        for (size_t i = S_FIRST_READ; i < n; i++) {
             if (!ready[i])
                 continue;
             int got = s_recv(svc, i);
@@ -284,6 +343,9 @@ static void s_loop(eda_service_t *svc)
     while (!svc->terminated) {
         size_t n = 0;
         items[n++] = s_item(svc->pipe);
+        items[n++] = s_item(svc->pub);
+        items[n++] = s_item(svc->monitors[0] ? zactor_sock(svc->monitors[0]) : NULL);
+        items[n++] = s_item(svc->monitors[1] ? zactor_sock(svc->monitors[1]) : NULL);
         items[n++] = s_item(svc->router);
         for (size_t i = 0; i < svc->npeers; i++) {
             eda_peer_t *peer = &svc->peers[i];
@@ -292,17 +354,26 @@ static void s_loop(eda_service_t *svc)
             items[n++] = s_item(peer->commands ? eda_client_sock(peer->commands) : NULL);
         }
         eda_log_flush(svc->log); /* the last batch's lines, before waiting */
-        int rc = zmq_poll(items, (int)n, s_poll_timeout(svc, next));
+        /* Replies waiting for a slow client are tried again soon. */
+        long timeout = s_poll_timeout(svc, next);
+        if (eda_intake_flush(svc) && timeout > EDA_SVC_BACKLOG_MS)
+            timeout = EDA_SVC_BACKLOG_MS;
+        int rc = zmq_poll(items, (int)n, timeout);
         if (rc < 0 && errno != EINTR)
             break;
         if (rc < 0)
             continue;
-        if (items[0].revents & ZMQ_POLLIN) {
+        if (items[S_PIPE].revents & ZMQ_POLLIN) {
             char *command = zstr_recv(svc->pipe);
             if (!command || streq(command, "$TERM"))
                 svc->terminated = true;
             zstr_free(&command);
         }
+        if (items[S_PUB].revents & ZMQ_POLLIN)
+            s_drain_subscriptions(svc);
+        for (int m = 0; m < 2; m++)
+            if (items[S_MONITOR_ROUTER + m].revents & ZMQ_POLLIN)
+                s_monitor(svc, svc->monitors[m]);
         s_batch(svc, items, n);
         next = s_timers(svc);
     }
@@ -316,9 +387,13 @@ zsock_t *eda_svc_socket(eda_service_t *svc, int type, const char *endpoint, bool
     zsock_t *sock = zsock_new(type);
     if (!sock)
         return NULL;
-    zsock_set_linger(sock, type == ZMQ_PUB ? 200 : 0);
+    zsock_set_linger(sock, type == ZMQ_XPUB ? 200 : 0);
     zsock_set_maxmsgsize(sock, EDA_MAX_MSG);
-    zsock_set_sndhwm(sock, EDA_SVC_HWM);
+    zsock_set_sndhwm(sock, type == ZMQ_ROUTER ? EDA_SVC_ROUTER_HWM : EDA_SVC_HWM);
+    if (type == ZMQ_ROUTER)
+        zsock_set_router_mandatory(sock, 1); /* a full client: EAGAIN, see eda_intake */
+    if (type == ZMQ_XPUB)
+        zsock_set_xpub_nodrop(sock, 1); /* a full subscriber: counted, see s_publish */
     zsock_set_rcvhwm(sock, type == ZMQ_ROUTER ? EDA_SVC_COMMAND_HWM : EDA_SVC_HWM);
     if (type == ZMQ_SUB)
         zsock_set_subscribe(sock, "");
@@ -389,7 +464,10 @@ static void s_destroy(eda_service_t **self_p)
         return;
     if (svc->state && svc->def->stop)
         svc->def->stop(&svc->state);
+    zactor_destroy(&svc->monitors[0]);
+    zactor_destroy(&svc->monitors[1]);
     eda_peers_close(svc);
+    eda_intake_close(svc);
     s_close_bound(&svc->router);
     s_close_bound(&svc->pub);
     eda_store_destroy(&svc->store);
@@ -406,6 +484,30 @@ static void s_destroy(eda_service_t **self_p)
     eda_log_destroy(&svc->log);
     free(svc);
     *self_p = NULL;
+}
+
+/*  Starts a monitor of `sock` for its accepts. NULL when it cannot. */
+static zactor_t *s_monitor_new(zsock_t *sock)
+{
+    zactor_t *monitor = zactor_new(zmonitor, sock);
+    if (monitor) {
+        zstr_sendx(monitor, "LISTEN", "ACCEPTED", NULL);
+        zstr_sendx(monitor, "LISTEN", "ACCEPT_FAILED", NULL);
+        zstr_sendx(monitor, "START", NULL);
+        zsock_wait(monitor);
+    }
+    return monitor;
+}
+
+/*  Watches the bound sockets for failed accepts. 0, or -1 (logged). */
+static int s_watch(eda_service_t *svc)
+{
+    svc->monitors[0] = s_monitor_new(svc->router);
+    svc->monitors[1] = s_monitor_new(svc->pub);
+    if (svc->monitors[0] && svc->monitors[1])
+        return 0;
+    eda_log_msg(svc->log, EDA_LOG_ERROR, "cannot monitor its sockets");
+    return -1;
 }
 
 static eda_service_t *s_new(const eda_service_def_t *def, const eda_config_t *cfg,
@@ -427,6 +529,8 @@ static eda_service_t *s_new(const eda_service_def_t *def, const eda_config_t *cf
     msgpack_sbuffer_init(&svc->outbox);
     msgpack_sbuffer_init(&svc->replies);
     msgpack_sbuffer_init(&svc->commands);
+    svc->backlogs = zhashx_new();
+    zhashx_set_destructor(svc->backlogs, eda_intake_backlog_destroy);
     msgpack_packer_init(&svc->reply_pk, &svc->reply_buf, msgpack_sbuffer_write);
     msgpack_packer_init(&svc->event_pk, &svc->event_buf, msgpack_sbuffer_write);
     msgpack_packer_init(&svc->command_pk, &svc->command_buf, msgpack_sbuffer_write);
@@ -451,10 +555,10 @@ static eda_service_t *s_new(const eda_service_def_t *def, const eda_config_t *cf
     else if (!self)
         eda_log_msg(svc->log, EDA_LOG_ERROR, "no endpoints for %s", def->name);
     else if (s_secure(svc) == 0 &&
-             (svc->pub = eda_svc_socket(svc, ZMQ_PUB, self->events, true, NULL)) &&
+             (svc->pub = eda_svc_socket(svc, ZMQ_XPUB, self->events, true, NULL)) &&
              (svc->router =
                   eda_svc_socket(svc, ZMQ_ROUTER, self->commands, true, NULL)) &&
-             eda_peers_open(svc) == 0) {
+             eda_peers_open(svc) == 0 && s_watch(svc) == 0) {
         if ((svc->state = def->start(svc)))
             return svc;
         eda_log_msg(svc->log, EDA_LOG_ERROR, "%s could not start (database: %s)",
@@ -502,6 +606,12 @@ int eda_service_main(const eda_service_def_t *def, int argc, char **argv,
     if (rc < 0) {
         fprintf(stderr, "%s: %s\n", def->name, why);
         return 2;
+    }
+    /* Every connection costs a descriptor: take all the system allows. */
+    struct rlimit files;
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &files);
     }
     /* Threads started from here on (the actor, libzmq's I/O threads) inherit
        a mask without SIGINT and SIGTERM, so the signal reaches this thread and

@@ -26,6 +26,11 @@
 #include <czmq.h>
 
 typedef struct eda_service eda_service_t;
+
+/*  A reply a handler builds stays under this many bytes (a list is cut
+    short and says so): the replies waiting for a client that does not read
+    are bounded by counting them in replies of at most this size. */
+#define EDA_REPLY_MAX (64 << 10)
 typedef struct eda_ctx eda_ctx_t;
 
 /*  A command handler answers with eda_ctx_reply (then packs one data map) or

@@ -17,15 +17,24 @@
 
 #include <string.h>
 
-#define EDA_SVC_BATCH_MAX    512       /* messages handled in one transaction */
-#define EDA_SVC_QUEUE_SOFT   (4 << 20) /* a batch ends once its replies pass this */
-#define EDA_SVC_BUFFER_KEEP  (8 << 20) /* buffers grown past this are freed after */
-#define EDA_SVC_HWM          100000
-#define EDA_SVC_COMMAND_HWM  10000 /* commands queued per client connection */
-#define EDA_SVC_HEARTBEAT_MS 1000
-#define EDA_SVC_TIMERS_MAX   8
-#define EDA_SVC_REPLAY_LIMIT 1000 /* events asked for, or served, per ReplayEvents */
-#define EDA_SVC_REPLAY_BYTES (512 << 10)
+#define EDA_SVC_BATCH_MAX   512       /* messages handled in one transaction */
+#define EDA_SVC_QUEUE_SOFT  (4 << 20) /* a batch ends once its replies pass this */
+#define EDA_SVC_BUFFER_KEEP (8 << 20) /* buffers grown past this are freed after */
+#define EDA_SVC_HWM         100000
+/*  Replies waiting for one client that does not read are bounded in bytes:
+    half in the ROUTER's queue for it (its high-water mark counts replies,
+    each under EDA_REPLY_MAX), half in the service's backlog for it. */
+#define EDA_SVC_REPLY_BUDGET  (64 << 20)
+#define EDA_SVC_ROUTER_HWM    (EDA_SVC_REPLY_BUDGET / 2 / EDA_REPLY_MAX)
+#define EDA_SVC_BACKLOG_MAX   (EDA_SVC_REPLY_BUDGET / 2)
+#define EDA_SVC_BACKLOG_MS    2     /* how soon a backlog is tried again */
+#define EDA_SVC_COMMAND_HWM   10000 /* commands queued per client connection */
+#define EDA_SVC_HEARTBEAT_MS  1000
+#define EDA_SVC_SILENCE_MS    (3 * EDA_SVC_HEARTBEAT_MS) /* a peer is missed after */
+#define EDA_SVC_RECONNECT_MAX 30000 /* between reconnects to a silent peer */
+#define EDA_SVC_TIMERS_MAX    8
+#define EDA_SVC_REPLAY_LIMIT  1000 /* events asked for, or served, per ReplayEvents */
+#define EDA_SVC_REPLAY_BYTES  (EDA_REPLY_MAX - 4096) /* events in one reply */
 
 /*  One peer: its events (SUB), the DEALER that asks it for missed events,
     and, when the service sends it commands, a second DEALER for those, so
@@ -45,7 +54,11 @@ typedef struct {
     int64_t replay_wait_ms; /* how long this request may take */
     uint64_t replay_after;
     char replay_id[EDA_NAME_MAX + 1];
-    bool behind; /* its log went backwards: reported once */
+    bool behind;          /* its log went backwards: reported once */
+    int64_t heard_ms;     /* when its SUB last brought something readable */
+    int64_t reconnect_ms; /* when to reconnect again while it stays silent */
+    int64_t reconnect_wait;
+    bool silent; /* reported once until it is heard again */
 } eda_peer_t;
 
 typedef struct {
@@ -54,6 +67,8 @@ typedef struct {
     uint64_t batches, messages, batch_max, handler_us_total, handler_us_max, handled;
     uint64_t replies_dropped, commits_failed;
     uint64_t commands_sent, commands_dropped, replies_received;
+    uint64_t events_dropped; /* events a full subscriber missed */
+    uint64_t accepts_failed; /* connections libzmq could not accept */
 } eda_svc_stats_t;
 
 struct eda_ctx {
@@ -72,16 +87,20 @@ struct eda_service {
     eda_config_t cfg;
     eda_log_t *log;
     eda_store_t *store;
-    eda_keys_t *keys;           /* CURVE, or NULL for plain sockets */
-    eda_decoder_t *decoder;     /* incoming messages */
-    eda_decoder_t *log_decoder; /* our own output, for the flow log */
-    zsock_t *pipe, *router, *pub;
+    eda_keys_t *keys;             /* CURVE, or NULL for plain sockets */
+    eda_decoder_t *decoder;       /* incoming messages */
+    eda_decoder_t *log_decoder;   /* our own output, for the flow log */
+    zsock_t *pipe, *router, *pub; /* pub is an XPUB: see s_publish */
+    zactor_t *monitors[2];        /* of the ROUTER and the XPUB */
+    bool accept_failing;          /* reported once until it accepts again */
     eda_peer_t peers[EDA_PEERS_MAX];
     size_t npeers;
     void *state;
     msgpack_sbuffer reply_buf, event_buf, command_buf, tmp;
     msgpack_packer reply_pk, event_pk, command_pk;
     msgpack_sbuffer outbox, replies, commands;
+    zhashx_t *backlogs;   /* client identity (hex) -> replies it has not read */
+    size_t backlog_bytes; /* in all backlogs */
     size_t outbox_mark, commands_mark; /* sizes at the message's savepoint */
     bool in_batch;
     bool terminated;
@@ -160,6 +179,16 @@ void eda_intake_send_replies(eda_service_t *svc);
 
 /*  Turns every queued reply into INTERNAL: its batch did not commit. */
 void eda_intake_fail_replies(eda_service_t *svc);
+
+/*  Sends what it can of the replies waiting for clients that did not read.
+    Returns true when some still wait (the loop then comes back soon). */
+bool eda_intake_flush(eda_service_t *svc);
+
+/*  Frees every backlog. */
+void eda_intake_close(eda_service_t *svc);
+
+/*  The destructor of one client's backlog (for svc->backlogs). */
+void eda_intake_backlog_destroy(void **item);
 
 /* --- eda_peers.c: peers' events, replay, commands to peers -------------------- */
 

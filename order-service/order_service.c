@@ -7,6 +7,7 @@
 */
 #include "order_service.h"
 
+#include "eda_text.h"
 #include "order_domain.h"
 #include "order_orchestrator.h"
 
@@ -14,7 +15,7 @@
 
 #define S_LIST_DEFAULT 100
 #define S_LIST_MAX     10000
-#define S_LIST_BYTES   (900 << 10) /* a ListOrders reply stays under 1 MiB */
+#define S_LIST_BYTES   (EDA_REPLY_MAX - 4096) /* a ListOrders reply stays under it */
 
 static const char s_schema[] =
     "CREATE TABLE IF NOT EXISTS orders ("
@@ -166,6 +167,9 @@ static int s_place_order(void *state, eda_ctx_t *ctx)
         return eda_ctx_error(ctx, EDA_BAD_REQUEST,
                              "request_id must be a string of at most %d bytes",
                              EDA_NAME_MAX);
+    if (has_request == 0 && !eda_printable(req.request_id, strlen(req.request_id)))
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST,
+                             "request_id must be UTF-8 text without control characters");
     if (has_request == 0 && req.request_id[0]) {
         /* A repeated request names the first order, whatever else it says. */
         sqlite3_stmt *q = self->by_request;
@@ -216,7 +220,7 @@ static int s_list_orders(void *state, eda_ctx_t *ctx)
     order_state_t *self = state;
     const msgpack_object *data = &eda_ctx_msg(ctx)->data;
     char status[16] = "";
-    uint64_t limit = S_LIST_DEFAULT;
+    uint64_t limit = S_LIST_DEFAULT, after = 0;
     order_status_t parsed;
     int has_status = eda_get_str(data, "status", status, sizeof status);
     if (has_status < 0 || (has_status == 0 && order_status_parse(status, &parsed)))
@@ -225,35 +229,45 @@ static int s_list_orders(void *state, eda_ctx_t *ctx)
     if (eda_get_u64(data, "limit", &limit) < 0 || limit < 1 || limit > S_LIST_MAX)
         return eda_ctx_error(ctx, EDA_BAD_REQUEST,
                              "limit must be an integer from 1 to %d", S_LIST_MAX);
+    if (eda_get_u64(data, "after", &after) < 0 || after > INT64_MAX)
+        return eda_ctx_error(ctx, EDA_BAD_REQUEST,
+                             "after must be the `next` of an earlier ListOrders reply");
 
     sqlite3_stmt *q = has_status == 0 ? self->list_status : self->list_all;
     int col = 1;
     if (has_status == 0)
         sqlite3_bind_text(q, col++, status, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(q, col, (sqlite3_int64)limit);
+    sqlite3_bind_int64(q, col++, (sqlite3_int64)after);
+    sqlite3_bind_int64(q, col, (sqlite3_int64)limit + 1); /* one more: is there more? */
     /* Orders are packed aside first: msgpack wants the array's length before
-       its items, and the reply must stay under the 1 MiB message limit. */
+       its items, and the reply must stay under EDA_REPLY_MAX. */
     msgpack_sbuffer_clear(&self->list);
     int n = 0, rc;
     bool more = false;
+    int64_t next = 0;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (self->list.size > S_LIST_BYTES) {
+        size_t before = self->list.size;
+        if ((uint64_t)n < limit)
+            s_pack_order(&self->list_pk, q);
+        if ((uint64_t)n == limit || (self->list.size > S_LIST_BYTES && n > 0)) {
+            self->list.size = before;
             more = true;
             break;
         }
-        s_pack_order(&self->list_pk, q);
+        next = sqlite3_column_int64(q, 8);
         n++;
     }
     sqlite3_reset(q);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
         return -1;
     msgpack_packer *pk = eda_ctx_reply(ctx);
-    msgpack_pack_map(pk, more ? 2 : 1);
+    msgpack_pack_map(pk, more ? 3 : 2);
     eda_pack_key(pk, "orders");
     msgpack_pack_array(pk, (size_t)n);
     eda_pack_raw(pk, self->list.data, self->list.size);
+    eda_pack_kv_bool(pk, "more", more);
     if (more)
-        eda_pack_kv_bool(pk, "more", true);
+        eda_pack_kv_u64(pk, "next", (uint64_t)next);
     return 0;
 }
 
@@ -435,11 +449,13 @@ static void *s_start(eda_service_t *svc)
                                            " FROM orders WHERE order_id = ?");
     self->by_request = eda_store_prepare(
         store, "SELECT order_id, status FROM orders WHERE request_id = ?");
-    self->list_all = eda_store_prepare(store, "SELECT " S_ORDER_COLUMNS
-                                              " FROM orders ORDER BY rowid LIMIT ?");
+    self->list_all = eda_store_prepare(store, "SELECT " S_ORDER_COLUMNS ", rowid"
+                                              " FROM orders WHERE rowid > ?"
+                                              " ORDER BY rowid LIMIT ?");
     self->list_status =
         eda_store_prepare(store, "SELECT " S_ORDER_COLUMNS
-                                 " FROM orders WHERE status = ? ORDER BY rowid LIMIT ?");
+                                 ", rowid FROM orders WHERE status = ? AND rowid > ?"
+                                 " ORDER BY rowid LIMIT ?");
     self->set_status = eda_store_prepare(
         store, "UPDATE orders SET status = ?1, reason = ?2 WHERE order_id = ?3");
     /* Order ids go on from the last one; they carry the log's epoch, so a

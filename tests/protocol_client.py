@@ -384,7 +384,8 @@ STATS_KEYS = {"service", "epoch", "last_seq", "uptime_s", "commands_in", "replie
               "duplicates_dropped", "gaps_detected", "gaps_repaired", "replays_requested",
               "bad_input", "commits_failed", "batches", "batch_max", "batch_avg_x100",
               "handler_us_avg", "handler_us_max", "commands_sent", "commands_dropped",
-              "replies_received", "peers"}
+              "replies_received", "events_dropped", "accepts_failed",
+              "reply_backlog_bytes", "peers"}
 # order-service adds its orchestrator's counters as a map under "own".
 STATS_OWN = {"order-service"}
 OWN_KEYS = {"sagas_started", "sagas_in_flight", "saga_commands_sent", "saga_retries",

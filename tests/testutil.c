@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -247,6 +248,9 @@ int tu_system_start(tu_system_t *sys, tu_service_t svc)
         for (int i = 0; i < TU_MAX_ENV; i++)
             if (sys->env[svc][i][0])
                 putenv(sys->env[svc][i]);
+        struct rlimit limit = {(rlim_t)sys->nofile[svc], (rlim_t)sys->nofile[svc]};
+        if (sys->nofile[svc] && setrlimit(RLIMIT_NOFILE, &limit))
+            _exit(125);
         execv(path, sys->config[0] ? config_argv : argv);
         _exit(127);
     }
@@ -619,21 +623,34 @@ int tu_wait_order(tu_system_t *sys, const char *order_id, int timeout_ms,
 static int s_list(tu_system_t *sys, const char *status, uint64_t limit,
                   void (*fn)(const msgpack_object *order, void *arg), void *arg)
 {
-    msgpack_packer *pk = tu_begin(sys, TU_ORDER, "ListOrders");
-    msgpack_pack_map(pk, (status != NULL) + (limit != 0));
-    if (status)
-        eda_pack_kv_str(pk, "status", status);
-    if (limit)
-        eda_pack_kv_u64(pk, "limit", limit);
-    eda_envelope_t reply;
-    if (s_call_ok(sys, TU_ORDER, &reply))
-        return -1;
-    const msgpack_object *orders = eda_map_get(&reply.data, "orders");
-    if (!orders || orders->type != MSGPACK_OBJECT_ARRAY)
-        return s_fail(sys, "ListOrders reply has no orders array");
-    for (uint32_t i = 0; fn && i < orders->via.array.size; i++)
-        fn(&orders->via.array.ptr[i], arg);
-    return (int)orders->via.array.size;
+    /* Page after page with the cursor, until `limit` orders (0: the
+       service's default page) or the last page. */
+    uint64_t after = 0, count = 0;
+    bool more = true;
+    while (more && (limit == 0 || count < limit)) {
+        msgpack_packer *pk = tu_begin(sys, TU_ORDER, "ListOrders");
+        msgpack_pack_map(pk, 1 + (status != NULL) + (limit != 0));
+        if (status)
+            eda_pack_kv_str(pk, "status", status);
+        if (limit)
+            eda_pack_kv_u64(pk, "limit", limit - count);
+        eda_pack_kv_u64(pk, "after", after);
+        eda_envelope_t reply;
+        if (s_call_ok(sys, TU_ORDER, &reply))
+            return -1;
+        const msgpack_object *orders = eda_map_get(&reply.data, "orders");
+        const msgpack_object *m = eda_map_get(&reply.data, "more");
+        if (!orders || orders->type != MSGPACK_OBJECT_ARRAY || !m ||
+            m->type != MSGPACK_OBJECT_BOOLEAN)
+            return s_fail(sys, "ListOrders reply has no orders array or no more");
+        for (uint32_t i = 0; fn && i < orders->via.array.size; i++)
+            fn(&orders->via.array.ptr[i], arg);
+        count += orders->via.array.size;
+        more = m->via.boolean && limit != 0;
+        if (more && eda_get_u64(&reply.data, "next", &after) != 0)
+            return s_fail(sys, "ListOrders says more but gives no next");
+    }
+    return (int)count;
 }
 
 typedef struct {

@@ -44,6 +44,7 @@ typedef struct {
     char config[300];        /* when set, services get only --config FILE */
     char env[TU_NSERVICES][TU_MAX_ENV][360]; /* NAME=VALUE for each start */
     char keys_dir[300];                      /* "" unless secured */
+    int nofile[TU_NSERVICES];                /* file descriptor limit; 0 none */
     eda_keys_t *keys;                        /* the client certificate, or NULL */
     eda_client_t *client[TU_NSERVICES];
     char why[1024];
