@@ -6,25 +6,30 @@
 # sends commands). After each scenario it prints the two flows side by side,
 # with the events and commands each used. Exits 0 only if every scenario
 # ends as expected.
-# Usage: ./run-demo.sh [--keep]   (--keep: leave demo/, its logs and flows behind)
+# Usage: ./run-demo.sh [--keep] [--secure]
+#   --keep    leave demo/, its logs and flows behind
+#   --secure  CURVE security: make keys with `eda keys init demo/keys`, start
+#             every service with --keys and run every eda command with --keys
 set -uo pipefail
 cd "$(dirname "$0")" || exit 1
 # shellcheck source=scripts/deps.sh
 . scripts/deps.sh
 
-keep=0
-case "${1:-}" in
---keep) keep=1 ;;
--h | --help)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
-    exit 0
-    ;;
-"") ;;
-*)
-    echo "run-demo.sh: unknown option '$1' (try --help)" >&2
-    exit 2
-    ;;
-esac
+keep=0 secure=0
+for arg in "$@"; do
+    case "$arg" in
+    --keep) keep=1 ;;
+    --secure) secure=1 ;;
+    -h | --help)
+        sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
+    *)
+        echo "run-demo.sh: unknown option '$arg' (try --help)" >&2
+        exit 2
+        ;;
+    esac
+done
 
 # now_ms: wall-clock milliseconds (EPOCHREALTIME uses the locale's decimal mark).
 now_ms() {
@@ -52,7 +57,9 @@ built_ms=$(now_ms)
 
 bin=$PWD/build
 demo=$PWD/demo
-eda="$bin/tools/eda --timeout 3000"
+keys=() # --keys DIR for every service and every eda command, with --secure
+[ "$secure" -eq 1 ] && keys=(--keys "$demo/keys")
+eda="$bin/tools/eda ${keys[*]} --timeout 3000"
 sagas=(choreography orchestration)
 # order-service's orchestrator, made quick for the demo: a command unanswered
 # for 300 ms is retried (after 100, 200, 400 ms ...); a saga still waiting
@@ -100,8 +107,8 @@ start() {
     local name=$1 extra=()
     [ "$name" = order-service ] &&
         extra=(--command-timeout "$command_timeout" --saga-deadline "$saga_deadline")
-    "$bin/$name/$name" --db "$demo/${name%-service}.db" --log-level info "${extra[@]}" \
-        2>>"$demo/logs/$name.log" &
+    "$bin/$name/$name" --db "$demo/${name%-service}.db" --log-level info "${keys[@]}" \
+        "${extra[@]}" 2>>"$demo/logs/$name.log" &
     pids[$name]=$!
     for _ in $(seq 1 100); do
         $eda --timeout 200 ping "$name" >/dev/null 2>&1 && return 0
@@ -503,11 +510,22 @@ for port in 7101 7102 7201 7202 7301 7302; do
     fi
 done
 
+if [ "$secure" -eq 1 ]; then
+    announce "Making CURVE keys in demo/keys"
+    "$bin/tools/eda" keys init "$demo/keys" | sed 's/^/   /'
+    [ -r "$demo/keys/client.cert_secret" ] || {
+        echo "run-demo.sh: eda keys init made no keys" >&2
+        exit 1
+    }
+fi
+
 announce "Starting order-service, customer-service and inventory-service (logs in demo/logs)"
 start order-service
 start customer-service
 start inventory-service
-"$bin/tools/eda" ping | sed 's/^/   /'
+$eda ping | sed 's/^/   /'
+[ "$secure" -eq 1 ] &&
+    echo "   secured: every socket speaks CURVE; only holders of a key in demo/keys get in"
 echo "   orchestration: commands time out after ${command_timeout} ms, sagas after ${saga_deadline} ms"
 
 announce "Seeding customers and stock"
