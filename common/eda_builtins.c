@@ -21,7 +21,7 @@ static int s_cmd_stats(void *state, eda_ctx_t *ctx)
     eda_service_t *svc = ctx->svc;
     eda_svc_stats_t *s = &svc->stats;
     msgpack_packer *pk = eda_ctx_reply(ctx);
-    msgpack_pack_map(pk, 28 + (svc->def->stats ? 1 : 0));
+    msgpack_pack_map(pk, 29 + (svc->def->stats ? 1 : 0));
     eda_pack_kv_str(pk, "service", svc->def->name);
     eda_pack_kv_str(pk, "epoch", eda_store_epoch(svc->store));
     eda_pack_kv_u64(pk, "last_seq", eda_store_next_seq(svc->store) - 1);
@@ -49,7 +49,8 @@ static int s_cmd_stats(void *state, eda_ctx_t *ctx)
     eda_pack_kv_u64(pk, "commands_dropped", s->commands_dropped);
     eda_pack_kv_u64(pk, "replies_received", s->replies_received);
     eda_pack_kv_u64(pk, "events_dropped", s->events_dropped);
-    eda_pack_kv_u64(pk, "accepts_failed", s->accepts_failed);
+    eda_pack_kv_u64(pk, "fds_used", s->fds_used);
+    eda_pack_kv_u64(pk, "fds_limit", s->fds_limit);
     eda_pack_kv_u64(pk, "reply_backlog_bytes", svc->backlog_bytes);
     if (svc->def->stats) {
         eda_pack_key(pk, "own");

@@ -132,6 +132,7 @@ int eda_intake_recv(eda_service_t *svc)
 typedef struct {
     zlistx_t *replies; /* of zmsg_t, oldest first */
     size_t bytes;
+    bool dropping; /* reported once */
 } s_backlog_t;
 
 void eda_intake_backlog_destroy(void **item)
@@ -201,11 +202,13 @@ static void s_defer(eda_service_t *svc, const char *key, zmq_msg_t *frames, size
         zhashx_insert(svc->backlogs, key, backlog);
     }
     if (backlog->bytes + bytes > EDA_SVC_BACKLOG_MAX) {
-        if (svc->stats.replies_dropped++ == 0 || backlog->bytes <= EDA_SVC_BACKLOG_MAX)
+        svc->stats.replies_dropped++;
+        if (!backlog->dropping)
             eda_log_msg(svc->log, EDA_LOG_WARN,
                         "a client is not reading its replies: %zu bytes wait for it; "
                         "its further replies are dropped",
                         backlog->bytes);
+        backlog->dropping = true;
         return;
     }
     zmsg_t *msg = zmsg_new();

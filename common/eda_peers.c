@@ -196,6 +196,7 @@ static void s_heard(eda_service_t *svc, eda_peer_t *peer)
 {
     peer->heard_ms = zclock_mono();
     peer->reconnect_wait = EDA_SVC_SILENCE_MS;
+    peer->reconnect_ms = 0;
     if (peer->silent)
         eda_log_msg(svc->log, EDA_LOG_WARN, "%s is heard again", peer->name);
     peer->silent = false;

@@ -9,6 +9,11 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <dirent.h>
+#include <errno.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 /*  Counts the time one message took to handle, from `start` (usecs). */
 void eda_svc_count_latency(eda_service_t *svc, int64_t start)
@@ -60,25 +65,22 @@ void eda_svc_unit_end(eda_service_t *svc, bool keep)
     }
 }
 
-/*  Publishes [topic][body] on the XPUB. With XPUB_NODROP a send fails when a
-    subscriber's queue is full; the message is then sent again without it,
-    so that every other subscriber gets it and the one that misses it is
-    counted. Returns 1 when a subscriber missed it, else 0. */
-static int s_publish(eda_service_t *svc, const void *topic, size_t tlen, const void *body,
-                     size_t blen)
+/*  Publishes [topic][body] on the XPUB. With XPUB_NODROP a send fails when
+    a subscriber's queue is full: it is counted (events_dropped) and the
+    message sent again without NODROP, so that every other subscriber gets
+    it. libzmq then passes that subscriber by, uncounted, until it reads
+    again; it finds what it missed as a gap and fetches it by replay. */
+static void s_publish(eda_service_t *svc, const void *topic, size_t tlen,
+                      const void *body, size_t blen)
 {
     void *pub = zsock_resolve(svc->pub);
-    int missed = 0;
     if (zmq_send(pub, topic, tlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-        missed = 1;
+        svc->stats.events_dropped++;
         zsock_set_xpub_nodrop(svc->pub, 0);
         zmq_send(pub, topic, tlen, ZMQ_SNDMORE);
-        zmq_send(pub, body, blen, 0);
         zsock_set_xpub_nodrop(svc->pub, 1);
-        return missed;
     }
     zmq_send(pub, body, blen, 0);
-    return missed;
 }
 
 static void s_publish_outbox(eda_service_t *svc)
@@ -88,7 +90,7 @@ static void s_publish_outbox(eda_service_t *svc)
         uint32_t tlen, blen;
         const char *type = eda_arena_get(&p, &tlen);
         const char *body = eda_arena_get(&p, &blen);
-        svc->stats.events_dropped += s_publish(svc, type, tlen, body, blen);
+        s_publish(svc, type, tlen, body, blen);
         eda_envelope_t env;
         if (eda_log_enabled(svc->log, EDA_LOG_INFO) &&
             eda_decode(svc->log_decoder, body, blen, &env, NULL, 0) == EDA_OK)
@@ -178,11 +180,12 @@ static void s_shrink(msgpack_sbuffer *buf)
     }
 }
 
-/*  Poll items: the actor pipe, the XPUB (subscriptions to drain), the two
-    socket monitors, then S_FIRST_READ on what a batch reads: the ROUTER,
-    and per peer its SUB, its replay DEALER and its command DEALER. */
-enum { S_PIPE, S_PUB, S_MONITOR_ROUTER, S_MONITOR_PUB, S_FIRST_READ };
-#define S_ITEMS (S_FIRST_READ + 1 + 3 * EDA_PEERS_MAX)
+/*  Poll items: the actor pipe, the XPUB (subscriptions to drain), then
+    S_FIRST_READ on what a batch reads: the ROUTER, and per peer its SUB,
+    its replay DEALER and its command DEALER. */
+enum { S_PIPE, S_PUB, S_FIRST_READ };
+#define S_FDS_SPARE 4 /* descriptors short of the limit that count as out */
+#define S_ITEMS     (S_FIRST_READ + 1 + 3 * EDA_PEERS_MAX)
 
 /*  Reads one message from poll item i without waiting. 1 read, 0 none. */
 static int s_recv(eda_service_t *svc, size_t i)
@@ -208,35 +211,6 @@ static void s_drain_subscriptions(eda_service_t *svc)
     void *pub = zsock_resolve(svc->pub);
     while (zmq_recv(pub, buf, sizeof buf, ZMQ_DONTWAIT) >= 0)
         ;
-}
-
-/*  Reads a socket monitor's events. Out of file descriptors, libzmq cannot
-    accept new connections (and says so again and again): the service logs
-    it once, goes on serving the connections it has, and says when it
-    accepts again. */
-static void s_monitor(eda_service_t *svc, zactor_t *monitor)
-{
-    zmsg_t *msg;
-    while ((msg = zmsg_recv_nowait(monitor))) {
-        char *event = zmsg_popstr(msg), *value = zmsg_popstr(msg);
-        char *endpoint = zmsg_popstr(msg);
-        if (event && streq(event, "ACCEPT_FAILED")) {
-            svc->stats.accepts_failed++;
-            if (!svc->accept_failing)
-                eda_log_msg(svc->log, EDA_LOG_ERROR,
-                            "cannot accept a connection on %s: %s; new clients wait "
-                            "until descriptors are free",
-                            endpoint ? endpoint : "?", strerror(value ? atoi(value) : 0));
-            svc->accept_failing = true;
-        } else if (event && streq(event, "ACCEPTED") && svc->accept_failing) {
-            eda_log_msg(svc->log, EDA_LOG_WARN, "accepting connections again");
-            svc->accept_failing = false;
-        }
-        zstr_free(&event);
-        zstr_free(&value);
-        zstr_free(&endpoint);
-        zmsg_destroy(&msg);
-    }
 }
 
 /*  Runs each of the service's timers that is due as one unit of work in the
@@ -304,12 +278,48 @@ static void s_batch(eda_service_t *svc, const zmq_pollitem_t *items, size_t n)
         svc->stats.batch_max = count;
 }
 
+/*  Counts the descriptors in use, once a heartbeat. Out of them, libzmq
+    cannot accept new connections (it keeps trying): the service says so
+    once, goes on serving the connections it has, and says when it is
+    below the limit again. */
+static void s_watch_descriptors(eda_service_t *svc)
+{
+    struct rlimit files;
+    if (getrlimit(RLIMIT_NOFILE, &files))
+        return;
+    DIR *dir = opendir("/proc/self/fd");
+    uint64_t used = 0;
+    if (dir) {
+        while (readdir(dir))
+            used++;
+        closedir(dir);
+        used = used > 3 ? used - 3 : 0; /* ".", ".." and the one reading */
+    } else if (errno == EMFILE)
+        used = (uint64_t)files.rlim_cur; /* not even one to look with */
+    else
+        return;
+    svc->stats.fds_used = used;
+    svc->stats.fds_limit = (uint64_t)files.rlim_cur;
+    bool full = used + S_FDS_SPARE >= (uint64_t)files.rlim_cur;
+    if (full && !svc->fds_full)
+        eda_log_msg(svc->log, EDA_LOG_ERROR,
+                    "%llu of %llu file descriptors in use: new connections are refused "
+                    "until some close",
+                    (unsigned long long)used, (unsigned long long)files.rlim_cur);
+    else if (!full && svc->fds_full)
+        eda_log_msg(svc->log, EDA_LOG_WARN,
+                    "%llu of %llu file descriptors in use: accepting connections again",
+                    (unsigned long long)used, (unsigned long long)files.rlim_cur);
+    svc->fds_full = full;
+}
+
 /*  The engine's own timers: the heartbeat and replay timeouts. Returns the
     monotonic time of the next one. */
 static int64_t s_timers(eda_service_t *svc)
 {
     int64_t now = zclock_mono();
     if (now >= svc->next_heartbeat_ms) {
+        s_watch_descriptors(svc);
         s_heartbeat(svc);
         svc->next_heartbeat_ms = now + EDA_SVC_HEARTBEAT_MS;
     }
@@ -344,8 +354,6 @@ static void s_loop(eda_service_t *svc)
         size_t n = 0;
         items[n++] = s_item(svc->pipe);
         items[n++] = s_item(svc->pub);
-        items[n++] = s_item(svc->monitors[0] ? zactor_sock(svc->monitors[0]) : NULL);
-        items[n++] = s_item(svc->monitors[1] ? zactor_sock(svc->monitors[1]) : NULL);
         items[n++] = s_item(svc->router);
         for (size_t i = 0; i < svc->npeers; i++) {
             eda_peer_t *peer = &svc->peers[i];
@@ -371,9 +379,6 @@ static void s_loop(eda_service_t *svc)
         }
         if (items[S_PUB].revents & ZMQ_POLLIN)
             s_drain_subscriptions(svc);
-        for (int m = 0; m < 2; m++)
-            if (items[S_MONITOR_ROUTER + m].revents & ZMQ_POLLIN)
-                s_monitor(svc, svc->monitors[m]);
         s_batch(svc, items, n);
         next = s_timers(svc);
     }
@@ -381,9 +386,32 @@ static void s_loop(eda_service_t *svc)
 
 /* --- start and stop --------------------------------------------------------- */
 
+/*  True when another process accepts connections on ipc:// `endpoint`: a
+    bind there would silently take its socket file over (TCP refuses a
+    second bind by itself). A file nobody listens on is stale: libzmq
+    replaces it. */
+static bool s_ipc_taken(const char *endpoint)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strncmp(endpoint, "ipc://", 6) != 0 ||
+        strlen(endpoint + 6) >= sizeof addr.sun_path)
+        return false;
+    strcpy(addr.sun_path, endpoint + 6);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    bool taken = fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
+    if (fd >= 0)
+        close(fd);
+    return taken;
+}
+
 zsock_t *eda_svc_socket(eda_service_t *svc, int type, const char *endpoint, bool bind,
                         const char *server)
 {
+    if (bind && s_ipc_taken(endpoint)) {
+        eda_log_msg(svc->log, EDA_LOG_ERROR,
+                    "cannot bind %s: another process is bound to it", endpoint);
+        return NULL;
+    }
     zsock_t *sock = zsock_new(type);
     if (!sock)
         return NULL;
@@ -464,8 +492,6 @@ static void s_destroy(eda_service_t **self_p)
         return;
     if (svc->state && svc->def->stop)
         svc->def->stop(&svc->state);
-    zactor_destroy(&svc->monitors[0]);
-    zactor_destroy(&svc->monitors[1]);
     eda_peers_close(svc);
     eda_intake_close(svc);
     s_close_bound(&svc->router);
@@ -484,30 +510,6 @@ static void s_destroy(eda_service_t **self_p)
     eda_log_destroy(&svc->log);
     free(svc);
     *self_p = NULL;
-}
-
-/*  Starts a monitor of `sock` for its accepts. NULL when it cannot. */
-static zactor_t *s_monitor_new(zsock_t *sock)
-{
-    zactor_t *monitor = zactor_new(zmonitor, sock);
-    if (monitor) {
-        zstr_sendx(monitor, "LISTEN", "ACCEPTED", NULL);
-        zstr_sendx(monitor, "LISTEN", "ACCEPT_FAILED", NULL);
-        zstr_sendx(monitor, "START", NULL);
-        zsock_wait(monitor);
-    }
-    return monitor;
-}
-
-/*  Watches the bound sockets for failed accepts. 0, or -1 (logged). */
-static int s_watch(eda_service_t *svc)
-{
-    svc->monitors[0] = s_monitor_new(svc->router);
-    svc->monitors[1] = s_monitor_new(svc->pub);
-    if (svc->monitors[0] && svc->monitors[1])
-        return 0;
-    eda_log_msg(svc->log, EDA_LOG_ERROR, "cannot monitor its sockets");
-    return -1;
 }
 
 static eda_service_t *s_new(const eda_service_def_t *def, const eda_config_t *cfg,
@@ -558,7 +560,7 @@ static eda_service_t *s_new(const eda_service_def_t *def, const eda_config_t *cf
              (svc->pub = eda_svc_socket(svc, ZMQ_XPUB, self->events, true, NULL)) &&
              (svc->router =
                   eda_svc_socket(svc, ZMQ_ROUTER, self->commands, true, NULL)) &&
-             eda_peers_open(svc) == 0 && s_watch(svc) == 0) {
+             eda_peers_open(svc) == 0) {
         if ((svc->state = def->start(svc)))
             return svc;
         eda_log_msg(svc->log, EDA_LOG_ERROR, "%s could not start (database: %s)",

@@ -67,8 +67,8 @@ typedef struct {
     uint64_t batches, messages, batch_max, handler_us_total, handler_us_max, handled;
     uint64_t replies_dropped, commits_failed;
     uint64_t commands_sent, commands_dropped, replies_received;
-    uint64_t events_dropped; /* events a full subscriber missed */
-    uint64_t accepts_failed; /* connections libzmq could not accept */
+    uint64_t events_dropped;      /* events a full subscriber missed */
+    uint64_t fds_used, fds_limit; /* file descriptors, read once a heartbeat */
 } eda_svc_stats_t;
 
 struct eda_ctx {
@@ -91,8 +91,7 @@ struct eda_service {
     eda_decoder_t *decoder;       /* incoming messages */
     eda_decoder_t *log_decoder;   /* our own output, for the flow log */
     zsock_t *pipe, *router, *pub; /* pub is an XPUB: see s_publish */
-    zactor_t *monitors[2];        /* of the ROUTER and the XPUB */
-    bool accept_failing;          /* reported once until it accepts again */
+    bool fds_full;                /* out of descriptors: reported once */
     eda_peer_t peers[EDA_PEERS_MAX];
     size_t npeers;
     void *state;

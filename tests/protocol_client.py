@@ -10,8 +10,9 @@ ReplayEvents), checks the events of each scenario field by field in both saga
 patterns (choreography, then orchestration), cancels an approved order of
 each pattern and checks that the balances come back, calls the participant
 commands (ReserveCredit, ReleaseCredit, ReserveStock, ReleaseStock) directly
-to check that a repeat answers the first outcome and publishes nothing, and
-checks the error replies. Prints "N passed, M failed" last and exits non-zero
+to check that a repeat answers the first outcome and publishes nothing, pages
+ListOrders with its cursor, and checks the error replies (ids holding control
+characters or invalid UTF-8 included). Prints "N passed, M failed" last and exits non-zero
 on any failure. Needs Debian's python3-zmq and python3-msgpack.
 """
 import itertools
@@ -384,7 +385,7 @@ STATS_KEYS = {"service", "epoch", "last_seq", "uptime_s", "commands_in", "replie
               "duplicates_dropped", "gaps_detected", "gaps_repaired", "replays_requested",
               "bad_input", "commits_failed", "batches", "batch_max", "batch_avg_x100",
               "handler_us_avg", "handler_us_max", "commands_sent", "commands_dropped",
-              "replies_received", "events_dropped", "accepts_failed",
+              "replies_received", "events_dropped", "fds_used", "fds_limit",
               "reply_backlog_bytes", "peers"}
 # order-service adds its orchestrator's counters as a map under "own".
 STATS_OWN = {"order-service"}
@@ -690,6 +691,8 @@ def _run(ctx, eps, procs, dealer, req, both, followers):
         check_eq(f"ListOrders {label} oldest first", [o["order_id"] for o in d.get("orders", [])],
                  all_ids)
         check(f"ListOrders {label} order objects", all(set(o) == ORDER_KEYS for o in d.get("orders", [])))
+        # `more` is always there; `next` only when more is true (docs 5.1).
+        check_eq(f"ListOrders {label} more", (d.get("more"), "next" in d), (False, False))
         d = expect_ok(f"ListOrders REJECTED {label}", cl["order-service"].call(
             "ListOrders", {"status": "REJECTED"}))
         check_eq(f"ListOrders REJECTED {label}", [o["order_id"] for o in d.get("orders", [])],
@@ -698,15 +701,49 @@ def _run(ctx, eps, procs, dealer, req, both, followers):
             "ListOrders", {"status": "REJECTED", "limit": 2}))
         check_eq(f"ListOrders REJECTED limit 2 {label}",
                  [o["order_id"] for o in d.get("orders", [])], all_ids[1:3])
+        check_eq(f"ListOrders REJECTED limit 2 {label} more", d.get("more"), True)
+        check(f"ListOrders REJECTED limit 2 {label} next", isinstance(d.get("next"), int),
+              repr(d))
+        d = expect_ok(f"ListOrders REJECTED after next {label}", cl["order-service"].call(
+            "ListOrders", {"status": "REJECTED", "limit": 2, "after": d.get("next")}))
+        check_eq(f"ListOrders REJECTED after next {label}",
+                 [o["order_id"] for o in d.get("orders", [])], all_ids[3:5])
+        check_eq(f"ListOrders REJECTED after next {label} more",
+                 (d.get("more"), "next" in d), (False, False))
+        # Paging with the cursor: after = next until more is false.
+        pages, after = [], None
+        for _ in range(len(all_ids) + 1):
+            page = {"limit": 2} if after is None else {"limit": 2, "after": after}
+            d = expect_ok(f"ListOrders page {len(pages) + 1} {label}",
+                          cl["order-service"].call("ListOrders", page))
+            pages.append([o["order_id"] for o in d.get("orders", [])])
+            if d.get("more") is not True:
+                check_eq(f"ListOrders last page {label}", (d.get("more"), "next" in d),
+                         (False, False))
+                break
+            if not check(f"ListOrders page {len(pages)} {label} next",
+                         isinstance(d.get("next"), int), repr(d)):
+                break
+            after = d["next"]
+        check_eq(f"ListOrders pages {label}", pages, [all_ids[0:2], all_ids[2:4], all_ids[4:]])
+        d = expect_ok(f"ListOrders limit exactly all {label}", cl["order-service"].call(
+            "ListOrders", {"limit": len(all_ids), "after": None}))
+        check_eq(f"ListOrders limit exactly all {label}",
+                 ([o["order_id"] for o in d.get("orders", [])], d.get("more"), "next" in d),
+                 (all_ids, False, False))
         d = expect_ok(f"ListOrders limit 1 {label}", cl["order-service"].call(
             "ListOrders", {"limit": 1, "status": None}))
         check_eq(f"ListOrders limit 1 {label}", [o["order_id"] for o in d.get("orders", [])],
                  all_ids[:1])
+        check_eq(f"ListOrders limit 1 {label} more", d.get("more"), True)
         d = expect_ok(f"ListOrders CANCELLED {label}", cl["order-service"].call(
             "ListOrders", {"status": "CANCELLED"}))
         check_eq(f"ListOrders CANCELLED {label}", d.get("orders"), [])
+        check_eq(f"ListOrders CANCELLED {label} more", (d.get("more"), "next" in d),
+                 (False, False))
         for bad in ({"status": "DONE"}, {"limit": 0}, {"limit": 10001}, {"limit": -1},
-                    {"limit": "5"}):
+                    {"limit": "5"}, {"after": -1}, {"after": "3"}, {"after": 1.5},
+                    {"after": 2**63}):
             expect_error(f"ListOrders {bad} {label}", cl["order-service"].call("ListOrders", bad),
                          "BAD_REQUEST")
 
@@ -880,6 +917,26 @@ def _run(ctx, eps, procs, dealer, req, both, followers):
                     {"sku": "apple"}, {"sku": "apple", "qty": 1.5}):
             expect_error(f"AddStock {bad} {label}",
                          cl["inventory-service"].call("AddStock", bad), "BAD_REQUEST")
+        # Ids with a control character or invalid UTF-8 (docs 2, 5): BAD_REQUEST.
+        # bytes values go out as msgpack str (use_bin_type=False), not as bin.
+        def call_str(client, type_, data):
+            env = command(type_, data)
+            frames = client.send_frames([msgpack.packb(env, use_bin_type=False)], env["id"])
+            return {} if frames is None else unpack(frames[-1])
+        for bad_id in ("a\nb", "a\x1b[2Jb", "a\tb", "a\x7fb", "a\u009bb", b"a\xffb",
+                       b"a\xc0\xafb", b"a\xed\xa0\x80b", b"a\xe2\x82"):
+            expect_error(f"CreateCustomer customer_id {bad_id!r} {label}",
+                         call_str(cl["customer-service"], "CreateCustomer",
+                                  {"customer_id": bad_id, "name": "X", "credit_limit": 1}),
+                         "BAD_REQUEST")
+            expect_error(f"AddStock sku {bad_id!r} {label}",
+                         call_str(cl["inventory-service"], "AddStock",
+                                  {"sku": bad_id, "qty": 1}), "BAD_REQUEST")
+            expect_error(f"PlaceOrder request_id {bad_id!r} {label}",
+                         call_str(c, "PlaceOrder",
+                                  {"customer_id": "alice", "request_id": bad_id,
+                                   "items": [{"sku": "apple", "qty": 1, "price": 1}]}),
+                         "BAD_REQUEST")
         expect_error(f"GetOrder no id {label}", c.call("GetOrder", {}), "BAD_REQUEST")
         good = [{"sku": "apple", "qty": 1, "price": 1}]
         for bad in ({"items": good},
