@@ -538,7 +538,8 @@ Test(e2e_bounds, a_subscriber_that_never_reads_is_counted_not_waited_for)
     cr_assert_gt(published - got, 0, "a subscriber that never reads missed nothing");
     cr_assert_gt(dropped, 0, "the full subscriber was not counted");
     cr_assert_leq(dropped, published - got,
-                  "events_dropped says %" PRIu64 " but the deaf subscriber missed %" PRIu64,
+                  "events_dropped says %" PRIu64
+                  " but the deaf subscriber missed %" PRIu64,
                   dropped, published - got);
     cr_assert_eq(tu_system_shutdown(&sys), 0, "%s", sys.why);
 }
