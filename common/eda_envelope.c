@@ -5,6 +5,8 @@
 */
 #include "eda_envelope.h"
 
+#include "eda_text.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -555,120 +557,10 @@ void eda_pack_error(msgpack_packer *pk, eda_error_t code, const char *message)
 
 /* --- JSON rendering ------------------------------------------------------ */
 
-typedef struct {
-    char *out;
-    size_t size;
-    size_t len;
-} s_json_t;
-
-static void s_put(s_json_t *j, const char *s, size_t n)
-{
-    if (j->len >= j->size - 1)
-        return;
-    size_t room = j->size - 1 - j->len;
-    if (n > room)
-        n = room;
-    memcpy(j->out + j->len, s, n);
-    j->len += n;
-    j->out[j->len] = '\0';
-}
-
-static void s_putf_u64(s_json_t *j, uint64_t v, bool neg)
-{
-    char tmp[32];
-    int n = neg ? snprintf(tmp, sizeof tmp, "%lld", (long long)(int64_t)v)
-                : snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
-    s_put(j, tmp, (size_t)n);
-}
-
-static void s_put_json_str(s_json_t *j, const char *s, size_t n)
-{
-    s_put(j, "\"", 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            s_put(j, esc, 2);
-        } else if (c < 0x20) {
-            char esc[8];
-            int m = snprintf(esc, sizeof esc, "\\u%04x", c);
-            s_put(j, esc, (size_t)m);
-        } else
-            s_put(j, (const char *)&c, 1);
-    }
-    s_put(j, "\"", 1);
-}
-
-static void s_json(s_json_t *j, const msgpack_object *o)
-{
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL:
-        s_put(j, "null", 4);
-        break;
-    case MSGPACK_OBJECT_BOOLEAN:
-        o->via.boolean ? s_put(j, "true", 4) : s_put(j, "false", 5);
-        break;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        s_putf_u64(j, o->via.u64, false);
-        break;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        s_putf_u64(j, (uint64_t)o->via.i64, true);
-        break;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: {
-        char tmp[40];
-        int n = snprintf(tmp, sizeof tmp, "%.17g", o->via.f64);
-        s_put(j, tmp, (size_t)n);
-        break;
-    }
-    case MSGPACK_OBJECT_STR:
-        s_put_json_str(j, o->via.str.ptr, o->via.str.size);
-        break;
-    case MSGPACK_OBJECT_BIN: {
-        s_put(j, "{\"bin\":", 7);
-        s_putf_u64(j, o->via.bin.size, false);
-        s_put(j, "}", 1);
-        break;
-    }
-    case MSGPACK_OBJECT_ARRAY:
-        s_put(j, "[", 1);
-        for (uint32_t i = 0; i < o->via.array.size; i++) {
-            if (i)
-                s_put(j, ",", 1);
-            s_json(j, &o->via.array.ptr[i]);
-        }
-        s_put(j, "]", 1);
-        break;
-    case MSGPACK_OBJECT_MAP:
-        s_put(j, "{", 1);
-        for (uint32_t i = 0; i < o->via.map.size; i++) {
-            if (i)
-                s_put(j, ",", 1);
-            const msgpack_object *k = &o->via.map.ptr[i].key;
-            if (k->type == MSGPACK_OBJECT_STR)
-                s_put_json_str(j, k->via.str.ptr, k->via.str.size);
-            else {
-                s_put(j, "\"", 1);
-                s_json(j, k);
-                s_put(j, "\"", 1);
-            }
-            s_put(j, ":", 1);
-            s_json(j, &o->via.map.ptr[i].val);
-        }
-        s_put(j, "}", 1);
-        break;
-    default:
-        s_put(j, "null", 4);
-        break;
-    }
-}
-
+/*  One renderer for the whole library: eda_text's, whose escaping keeps any
+    string valid JSON. */
 size_t eda_msgpack_to_json(const msgpack_object *obj, char *out, size_t size)
 {
-    if (!size)
-        return 0;
-    s_json_t j = {out, size, 0};
-    out[0] = '\0';
-    s_json(&j, obj);
-    return j.len;
+    size_t n = eda_json(obj, out, size);
+    return n < size ? n : size ? strlen(out) : 0;
 }

@@ -146,8 +146,9 @@ void eda_pack_raw(msgpack_packer *pk, const void *packed, size_t len);
 /*  A key, its value to follow. */
 void eda_pack_key(msgpack_packer *pk, const char *key);
 
-/*  Appends `obj` rendered as JSON to `out` (at most `size`, always
-    NUL-terminated; truncates). Binary values are shown as {"bin": N bytes}.
+/*  Writes `obj` rendered as JSON (eda_json of eda_text.h) into out[size],
+    always NUL-terminated when size > 0; a rendering that does not fit is
+    cut, never inside an escape. Binary values are shown as {"bin": N}.
     Returns the length written. Can't fail. */
 size_t eda_msgpack_to_json(const msgpack_object *obj, char *out, size_t size);
 

@@ -1330,7 +1330,9 @@ Test(envelope, json_truncates_to_the_buffer)
         cr_assert_not_null(out);
         memset(out, '#', size + 8);
         size_t n = s_to_json(sb.data, sb.size, out, size);
-        cr_assert_eq(n, size - 1, "size %zu", size);
+        /* cut at the end of the buffer, or before the escape, number or
+           token that would not fit whole (none is 32 bytes long) */
+        cr_assert(n <= size - 1 && n + 32 >= size - 1, "%zu written in %zu", n, size);
         cr_assert_eq(out[n], '\0');
         cr_assert_eq(strncmp(out, s_json_expected, n), 0, "a prefix of the whole");
         cr_assert_eq(out[size], '#', "nothing written past the buffer (size %zu)", size);
