@@ -1,6 +1,7 @@
 /*  eda_client: DEALER with a reusable send buffer and decoder. */
 #include "eda_client.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,21 +19,22 @@ struct eda_client {
     char server[64];  /* whose public key the keys folder holds */
 };
 
+static char s_prefix[9]; /* per process, drawn once */
+static pthread_once_t s_prefix_once = PTHREAD_ONCE_INIT;
+
+static void s_draw_prefix(void)
+{
+    zuuid_t *uuid = zuuid_new();
+    snprintf(s_prefix, sizeof s_prefix, "%.8s",
+             uuid ? zuuid_str_canonical(uuid) : "00000000");
+    zuuid_destroy(&uuid);
+}
+
 void eda_new_id(char *out, size_t size)
 {
-    static char prefix[9];
     static atomic_uint_fast64_t counter;
-    static atomic_int ready;
-    if (!atomic_load(&ready)) {
-        /* Racing threads may both draw a prefix; either is unique. */
-        char tmp[9];
-        zuuid_t *uuid = zuuid_new();
-        snprintf(tmp, sizeof tmp, "%.8s", uuid ? zuuid_str_canonical(uuid) : "00000000");
-        zuuid_destroy(&uuid);
-        memcpy(prefix, tmp, sizeof tmp);
-        atomic_store(&ready, 1);
-    }
-    snprintf(out, size, "%s-%llu", prefix,
+    pthread_once(&s_prefix_once, s_draw_prefix);
+    snprintf(out, size, "%s-%llu", s_prefix,
              (unsigned long long)atomic_fetch_add(&counter, 1) + 1);
 }
 
@@ -43,6 +45,8 @@ static zsock_t *s_connect(eda_client_t *self)
         return NULL;
     zsock_set_linger(sock, 0);
     zsock_set_immediate(sock, self->immediate);
+    zsock_set_heartbeat_ivl(sock, 1000); /* a vanished server is noticed */
+    zsock_set_heartbeat_timeout(sock, 3000);
     char why[256];
     if (self->keys && eda_keys_client(self->keys, sock, self->server, why, sizeof why)) {
         zsock_destroy(&sock);

@@ -120,6 +120,11 @@ void eda_peers_request_replay(eda_service_t *svc, eda_peer_t *peer)
 {
     if (peer->replay_pending)
         return;
+    if (zclock_mono() < peer->replay_not_before) {
+        peer->replay_wanted = true; /* eda_peers_timers asks when it may */
+        return;
+    }
+    peer->replay_wanted = false;
     peer->replay_after = peer->epoch[0] ? peer->last_seq : 0;
     msgpack_packer *pk = eda_client_begin(peer->client, "ReplayEvents", NULL);
     msgpack_pack_map(pk, 2);
@@ -313,6 +318,47 @@ done:
 }
 
 /*  Applies the events of a ReplayEvents reply. */
+/*  After a reply that brought nothing new (a gap, another epoch, a
+    last_seq it does not reach, an event it could not skip), the next
+    request waits 100 ms, then twice as long each time up to
+    S_REPLAY_BACKOFF: no reply a peer can send makes a storm of requests. A
+    reply that applies an event ends the wait. */
+static void s_replay_quiet(eda_peer_t *peer, bool progress)
+{
+    if (progress) {
+        peer->replay_quiet = 0;
+        peer->replay_not_before = 0;
+        return;
+    }
+    peer->replay_quiet = peer->replay_quiet ? peer->replay_quiet * 2 : 100;
+    if (peer->replay_quiet > S_REPLAY_BACKOFF)
+        peer->replay_quiet = S_REPLAY_BACKOFF;
+    peer->replay_not_before = zclock_mono() + peer->replay_quiet;
+}
+
+/*  A replayed event that cannot be read, in the place of the next seq to
+    apply: it is counted, logged, and skipped with its seq, so that the
+    stream goes on (its effect is lost: the peer's log holds it damaged).
+    Returns true when it was skipped. */
+static bool s_skip_unreadable(eda_service_t *svc, eda_peer_t *peer, uint64_t seq,
+                              const char *why)
+{
+    svc->stats.bad_input++;
+    if (seq != peer->last_seq + 1) {
+        eda_log_msg(svc->log, EDA_LOG_WARN, "malformed replayed event from %s: %s",
+                    peer->name, why);
+        return false;
+    }
+    eda_log_msg(svc->log, EDA_LOG_ERROR,
+                "skipped event #%llu of %s: it cannot be read (%s); the stream goes on",
+                (unsigned long long)seq, peer->name, why);
+    if (eda_svc_batch_begin(svc))
+        return false;
+    peer->last_seq = seq;
+    peer->dirty = true;
+    return true;
+}
+
 static void s_apply_replay(eda_service_t *svc, eda_peer_t *peer,
                            const eda_envelope_t *reply)
 {
@@ -325,6 +371,7 @@ static void s_apply_replay(eda_service_t *svc, eda_peer_t *peer,
         svc->stats.bad_input++;
         eda_log_msg(svc->log, EDA_LOG_WARN, "malformed ReplayEvents reply from %s",
                     peer->name);
+        s_replay_quiet(peer, false);
         return;
     }
     if (!streq(epoch, peer->epoch)) {
@@ -337,34 +384,47 @@ static void s_apply_replay(eda_service_t *svc, eda_peer_t *peer,
         peer->last_seq = 0;
         peer->dirty = true;
         if (peer->replay_after != 0) {
+            s_replay_quiet(peer, false); /* an epoch that keeps changing waits */
             eda_peers_request_replay(svc, peer);
             return;
         }
     }
     bool applied = false, failed = false;
+    /* Fruitless until it applies something: a gap found below asks again
+       only after the quiet wait. */
+    s_replay_quiet(peer, false);
+    /* The events of a reply are the seqs after the one asked from, in order. */
+    uint64_t seq = peer->replay_after;
     for (uint32_t i = 0; i < events->via.array.size && !failed; i++) {
         const msgpack_object *bin = &events->via.array.ptr[i];
         eda_envelope_t env;
-        char why[256];
-        if (bin->type != MSGPACK_OBJECT_BIN ||
-            eda_decode(svc->decoder, bin->via.bin.ptr, bin->via.bin.size, &env, why,
-                       sizeof why) != EDA_OK ||
-            env.kind != EDA_KIND_EVENT || !streq(env.source, peer->name)) {
-            svc->stats.bad_input++;
-            eda_log_msg(svc->log, EDA_LOG_WARN, "malformed replayed event from %s",
-                        peer->name);
-            failed = true;
-            break;
+        char why[256] = "";
+        const char *unreadable = NULL;
+        seq++;
+        if (bin->type != MSGPACK_OBJECT_BIN)
+            unreadable = "not a binary";
+        else if (eda_decode(svc->decoder, bin->via.bin.ptr, bin->via.bin.size, &env, why,
+                            sizeof why) != EDA_OK)
+            unreadable = why;
+        else if (env.kind != EDA_KIND_EVENT || !streq(env.source, peer->name))
+            unreadable = "not an event of this peer";
+        if (unreadable) {
+            bool skipped = s_skip_unreadable(svc, peer, seq, unreadable);
+            failed = !skipped;
+            applied |= skipped;
+            continue;
         }
         int rc = s_offer_event(svc, peer, &env);
         failed = rc < 0;
         applied |= rc == 1;
     }
-    if (applied)
+    if (applied) {
         svc->stats.gaps_repaired++;
-    /* The rest at once; after a failure, only when the next heartbeat says
-       so, a second later, rather than asking again in a tight loop. */
-    if (peer->last_seq < last && !failed)
+        s_replay_quiet(peer, true);
+    }
+    /* The rest at once when this reply brought something; else after the
+       quiet wait (a heartbeat or the timer asks again). */
+    if (peer->last_seq < last)
         eda_peers_request_replay(svc, peer);
 }
 
@@ -480,6 +540,12 @@ int64_t eda_peers_timers(eda_service_t *svc, int64_t now)
         }
         if (peer->replay_pending && peer->replay_sent_ms + peer->replay_wait_ms < next)
             next = peer->replay_sent_ms + peer->replay_wait_ms;
+        if (peer->replay_wanted && !peer->replay_pending) {
+            if (now >= peer->replay_not_before)
+                eda_peers_request_replay(svc, peer);
+            else if (peer->replay_not_before < next)
+                next = peer->replay_not_before;
+        }
         int64_t silence = s_check_silence(svc, peer, now);
         if (silence < next)
             next = silence;

@@ -319,6 +319,12 @@ static int64_t s_timers(eda_service_t *svc)
 {
     int64_t now = zclock_mono();
     if (now >= svc->next_heartbeat_ms) {
+        char lost[600];
+        if (eda_store_check(svc->store, lost, sizeof lost)) {
+            eda_log_msg(svc->log, EDA_LOG_ERROR, "%s: stopping", lost);
+            svc->terminated = true;          /* not a poll failure: no such line */
+            zstr_send(svc->pipe, "$FAILED"); /* eda_service_main exits 1 */
+        }
         s_watch_descriptors(svc);
         s_heartbeat(svc);
         svc->next_heartbeat_ms = now + EDA_SVC_HEARTBEAT_MS;
@@ -418,6 +424,11 @@ zsock_t *eda_svc_socket(eda_service_t *svc, int type, const char *endpoint, bool
     zsock_set_linger(sock, type == ZMQ_XPUB ? 200 : 0);
     zsock_set_maxmsgsize(sock, EDA_MAX_MSG);
     zsock_set_sndhwm(sock, type == ZMQ_ROUTER ? EDA_SVC_ROUTER_HWM : EDA_SVC_HWM);
+    /* ZMTP heartbeats: a connection whose other end vanished without closing
+       it (a host crash, a cut link) is dropped, and a connecting socket
+       connects again. */
+    zsock_set_heartbeat_ivl(sock, EDA_SVC_HEARTBEAT_MS);
+    zsock_set_heartbeat_timeout(sock, EDA_SVC_SILENCE_MS);
     if (type == ZMQ_ROUTER)
         zsock_set_router_mandatory(sock, 1); /* a full client: EAGAIN, see eda_intake */
     if (type == ZMQ_XPUB)
@@ -551,7 +562,7 @@ static eda_service_t *s_new(const eda_service_def_t *def, const eda_config_t *cf
     }
     char why[512];
     const eda_endpoint_t *self = eda_config_peer(cfg, def->name);
-    svc->store = eda_store_new(cfg->db, def->schema, why, sizeof why);
+    svc->store = eda_store_new(cfg->db, def->schema, cfg->sync, why, sizeof why);
     if (!svc->store)
         eda_log_msg(svc->log, EDA_LOG_ERROR, "%s", why);
     else if (!self)

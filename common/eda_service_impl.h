@@ -54,9 +54,12 @@ typedef struct {
     int64_t replay_wait_ms; /* how long this request may take */
     uint64_t replay_after;
     char replay_id[EDA_NAME_MAX + 1];
-    bool behind;          /* its log went backwards: reported once */
-    int64_t heard_ms;     /* when its SUB last brought something readable */
-    int64_t reconnect_ms; /* when to reconnect again while it stays silent */
+    bool behind;               /* its log went backwards: reported once */
+    int64_t replay_not_before; /* no request before this: see s_replay_quiet */
+    int64_t replay_quiet;      /* the last such wait, doubling while fruitless */
+    bool replay_wanted;        /* a request put off until replay_not_before */
+    int64_t heard_ms;          /* when its SUB last brought something readable */
+    int64_t reconnect_ms;      /* when to reconnect again while it stays silent */
     int64_t reconnect_wait;
     bool silent; /* reported once until it is heard again */
 } eda_peer_t;

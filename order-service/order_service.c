@@ -34,9 +34,9 @@ typedef struct {
     eda_service_t *svc;
     order_orchestrator_t *orchestrator;
     sqlite3_stmt *insert, *by_id, *by_request, *list_all, *list_status, *set_status;
-    char id_prefix[16]; /* "o-" and the first 12 characters of the epoch */
-    int64_t next_number;
-    msgpack_sbuffer items; /* scratch for an order's packed items */
+    sqlite3_stmt *last_number; /* the highest order number, this batch included */
+    char id_prefix[16];        /* "o-" and the first 12 characters of the epoch */
+    msgpack_sbuffer items;     /* scratch for an order's packed items */
     msgpack_packer items_pk;
     msgpack_sbuffer list; /* scratch for a ListOrders reply */
     msgpack_packer list_pk;
@@ -185,9 +185,19 @@ static int s_place_order(void *state, eda_ctx_t *ctx)
     if (s_read_request(self, data, &req, why, sizeof why))
         return eda_ctx_error(ctx, EDA_BAD_REQUEST, "%s", why);
 
+    /* The number is the order's rowid, read in the transaction: a batch that
+       does not commit takes its numbers back with it, and a restart goes on
+       from what was committed, so no number is ever given twice. */
+    int64_t number;
+    if (sqlite3_step(self->last_number) != SQLITE_ROW) {
+        sqlite3_reset(self->last_number);
+        return -1;
+    }
+    number = sqlite3_column_int64(self->last_number, 0) + 1;
+    sqlite3_reset(self->last_number);
     char order_id[EDA_NAME_MAX + 1];
-    snprintf(order_id, sizeof order_id, "%s-%lld", self->id_prefix,
-             (long long)self->next_number++);
+    snprintf(order_id, sizeof order_id, "%s-%lld", self->id_prefix, (long long)number);
+    sqlite3_bind_int64(self->insert, 8, number);
     if (s_create(self, ctx, &req, order_id))
         return -1;
     msgpack_packer *pk = eda_ctx_reply(ctx);
@@ -444,7 +454,9 @@ static void *s_start(eda_service_t *svc)
     self->insert = eda_store_prepare(
         store,
         "INSERT INTO orders (order_id, customer_id, status, saga, total, created_ts,"
-        " items, request_id) VALUES (?1, ?2, 'PENDING', ?3, ?4, ?5, ?6, ?7)");
+        " items, request_id, rowid) VALUES (?1, ?2, 'PENDING', ?3, ?4, ?5, ?6, ?7, ?8)");
+    self->last_number =
+        eda_store_prepare(store, "SELECT COALESCE(MAX(rowid), 0) FROM orders");
     self->by_id = eda_store_prepare(store, "SELECT " S_ORDER_COLUMNS
                                            " FROM orders WHERE order_id = ?");
     self->by_request = eda_store_prepare(
@@ -458,19 +470,10 @@ static void *s_start(eda_service_t *svc)
                                  " ORDER BY rowid LIMIT ?");
     self->set_status = eda_store_prepare(
         store, "UPDATE orders SET status = ?1, reason = ?2 WHERE order_id = ?3");
-    /* Order ids go on from the last one; they carry the log's epoch, so a
-       database made anew never reuses an id that peers may still hold. */
-    sqlite3_stmt *last = NULL;
-    bool counted = sqlite3_prepare_v2(eda_store_db(store),
-                                      "SELECT COALESCE(MAX(rowid), 0) FROM orders", -1,
-                                      &last, NULL) == SQLITE_OK &&
-                   sqlite3_step(last) == SQLITE_ROW;
-    if (counted)
-        self->next_number = sqlite3_column_int64(last, 0) + 1;
-    sqlite3_finalize(last);
     self->orchestrator = order_orchestrator_new(svc, s_settle_orchestrated, self);
     if (!self->insert || !self->by_id || !self->by_request || !self->list_all ||
-        !self->list_status || !self->set_status || !counted || !self->orchestrator) {
+        !self->list_status || !self->set_status || !self->last_number ||
+        !self->orchestrator) {
         s_stop((void **)&self);
         return NULL;
     }
