@@ -19,6 +19,8 @@ const char *eda_config_common_usage =
     "  --config FILE          settings and topology from a ZPL file\n"
     "  --log-format text|json event-flow lines as text (default) or JSON\n"
     "  --log-level LEVEL      error, warn, info (default), debug\n"
+    "  --sync full|normal     full (default): a commit survives a power cut;\n"
+    "                         normal: it survives a killed process only\n"
     "  --keys DIR             CURVE security: its own secret certificate and the\n"
     "                         public ones it trusts (made by `eda keys init DIR`)\n"
     "  --help, --version\n"
@@ -46,6 +48,7 @@ void eda_config_defaults(eda_config_t *cfg, const char *service)
     }
     cfg->log_format = EDA_LOG_TEXT;
     cfg->log_level = EDA_LOG_INFO;
+    cfg->sync = EDA_SYNC_FULL;
 }
 
 void eda_config_declare(eda_config_t *cfg, const eda_option_t *options)
@@ -196,6 +199,14 @@ int eda_config_set(eda_config_t *cfg, const char *name, const char *value, char 
                  "--log-level must be error, warn, info or debug, not '%s'", value);
         return -1;
     }
+    if (streq(name, "sync")) {
+        if (streq(value, "full") || streq(value, "normal")) {
+            cfg->sync = streq(value, "full") ? EDA_SYNC_FULL : EDA_SYNC_NORMAL;
+            return 0;
+        }
+        snprintf(why, why_size, "--sync must be full or normal, not '%s'", value);
+        return -1;
+    }
     int option = s_option_index(cfg, name);
     if (option < 0)
         return 1;
@@ -275,8 +286,8 @@ static int s_load_env_one(eda_config_t *cfg, const char *name, char *why, size_t
 
 int eda_config_load_env(eda_config_t *cfg, char *why, size_t why_size)
 {
-    static const char *names[] = {"events",     "commands",  "db",
-                                  "log-format", "log-level", "keys"};
+    static const char *names[] = {"events",    "commands", "db",  "log-format",
+                                  "log-level", "keys",     "sync"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (s_load_env_one(cfg, names[i], why, why_size))
             return -1;

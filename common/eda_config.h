@@ -32,6 +32,9 @@ typedef struct {
 
 typedef enum { EDA_LOG_TEXT, EDA_LOG_JSON } eda_log_format_t;
 typedef enum { EDA_LOG_ERROR, EDA_LOG_WARN, EDA_LOG_INFO, EDA_LOG_DEBUG } eda_log_level_t;
+/*  --sync: FULL, an acknowledged commit survives a power cut; NORMAL, it
+    survives a killed process only (SQLite's synchronous pragma in WAL mode). */
+typedef enum { EDA_SYNC_FULL, EDA_SYNC_NORMAL } eda_sync_t;
 
 typedef struct {
     char service[64]; /* own name; "" for a client */
@@ -42,6 +45,7 @@ typedef struct {
     size_t npeers;
     eda_log_format_t log_format;
     eda_log_level_t log_level;
+    eda_sync_t sync;             /* EDA_SYNC_FULL unless --sync normal */
     const eda_option_t *options; /* the service's own, ends with {NULL} */
     char option_values[EDA_OPTIONS_MAX][EDA_OPTION_LEN];
 } eda_config_t;
@@ -79,7 +83,7 @@ int eda_config_set(eda_config_t *cfg, const char *name, const char *value, char 
 int eda_config_load_file(eda_config_t *cfg, const char *path, char *why, size_t why_size);
 
 /*  Applies EDA_EVENTS, EDA_COMMANDS, EDA_DB, EDA_PEER (peers separated by
-    ';'), EDA_LOG_FORMAT, EDA_LOG_LEVEL, EDA_KEYS and EDA_<NAME> of each
+    ';'), EDA_LOG_FORMAT, EDA_LOG_LEVEL, EDA_KEYS, EDA_SYNC and EDA_<NAME> of each
     declared option. 0, or -1 with a reason. */
 int eda_config_load_env(eda_config_t *cfg, char *why, size_t why_size);
 

@@ -1,15 +1,19 @@
-/*  eda_store: SQLite with WAL and synchronous=NORMAL, which survives a killed
-    process without losing a committed transaction. Statements are prepared
-    once and kept; the event log's next seq is tracked in memory and rewound
-    when a savepoint or the transaction is rolled back.
+/*  eda_store: SQLite in WAL mode, synchronous FULL (survives a power cut)
+    or NORMAL (survives a killed process). One process holds a database: an
+    flock on `<db>.lock`. Statements are prepared once and kept; the event
+    log's next seq is tracked in memory and rewound when a savepoint or the
+    transaction is rolled back.
 */
 #include "eda_store.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +26,10 @@
 
 struct eda_store {
     sqlite3 *db;
+    char *path;  /* as opened; NULL for a database in memory */
+    int lock_fd; /* <path>.lock, flocked while open; -1 for none */
+    dev_t dev;   /* the file opened, for eda_store_check */
+    ino_t ino;
     char epoch[EDA_EPOCH_LEN + 1];
     sqlite3_stmt **stmts; /* every statement prepared, finalized on destroy */
     size_t nstmts;
@@ -122,26 +130,107 @@ static int s_load_last_seq(eda_store_t *self)
     return 0;
 }
 
-eda_store_t *eda_store_new(const char *path, const char *schema, char *why,
-                           size_t why_size)
+/*  Takes `<path>.lock` exclusively and writes our pid in it, or says who
+    holds it. flock, not fcntl: its lock belongs to the open file, so a
+    second store in the same process is refused too. 0 or -1. */
+static int s_lock(eda_store_t *self, const char *path, char *why, size_t why_size)
+{
+    size_t size = strlen(path) + sizeof ".lock";
+    char *lock = malloc(size);
+    if (!lock) {
+        snprintf(why, why_size, "out of memory");
+        return -1;
+    }
+    snprintf(lock, size, "%s.lock", path);
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        if (errno == EROFS)
+            snprintf(why, why_size, "database '%s' is read-only (read-only file system)",
+                     path);
+        else
+            snprintf(why, why_size, "cannot open database '%s': cannot open '%s': %s",
+                     path, lock, strerror(errno));
+        free(lock);
+        return -1;
+    }
+    free(lock);
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        char pid[24] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strspn(pid, "0123456789")] = '\0'; /* the holder may be mid-write */
+        if (err != EWOULDBLOCK)
+            snprintf(why, why_size, "cannot lock database '%s': %s", path, strerror(err));
+        else if (pid[0])
+            snprintf(why, why_size, "database '%s' is in use by process %s", path, pid);
+        else
+            snprintf(why, why_size, "database '%s' is in use by another process", path);
+        close(fd);
+        return -1;
+    }
+    /* The pid only names the holder: without it (a full disk) the lock holds. */
+    char pid[24];
+    int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)n, 0) != n) {
+        /* nothing to do: a second process says "another process" */
+    }
+    self->lock_fd = fd;
+    return 0;
+}
+
+/*  Sets the pragmas of the header's contract. 0 or -1. */
+static int s_pragmas(eda_store_t *self, eda_sync_t sync)
+{
+    const char *sql = sync == EDA_SYNC_NORMAL ? "PRAGMA synchronous=NORMAL;"
+                                              : "PRAGMA synchronous=FULL;";
+    return sqlite3_exec(self->db,
+                        "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=OFF;"
+                        " PRAGMA temp_store=MEMORY;",
+                        NULL, NULL, NULL) == SQLITE_OK &&
+                   sqlite3_exec(self->db, sql, NULL, NULL, NULL) == SQLITE_OK
+               ? 0
+               : -1;
+}
+
+eda_store_t *eda_store_new(const char *path, const char *schema, eda_sync_t sync,
+                           char *why, size_t why_size)
 {
     eda_store_t *self = calloc(1, sizeof *self);
     if (!self) {
         snprintf(why, why_size, "out of memory");
         return NULL;
     }
+    self->lock_fd = -1;
+    bool on_disk = path[0] && strcmp(path, ":memory:") != 0;
+    if (on_disk && (!(self->path = strdup(path)) || s_lock(self, path, why, why_size))) {
+        if (!self->path)
+            snprintf(why, why_size, "out of memory");
+        goto fail;
+    }
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &self->db, flags, NULL) != SQLITE_OK)
         goto err;
+    /* SQLite opens a file it may not write read-only, without a word. */
+    if (sqlite3_db_readonly(self->db, "main") == 1) {
+        snprintf(why, why_size, "database '%s' is read-only", path);
+        goto fail;
+    }
+    /* No second writer can exist (the lock file): a busy database is a
+       foreign tool's, and the wait is bounded. */
     sqlite3_busy_timeout(self->db, 5000);
     sqlite3_extended_result_codes(self->db, 1);
-    if (sqlite3_exec(self->db,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                     "PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;",
-                     NULL, NULL, NULL) != SQLITE_OK ||
+    if (s_pragmas(self, sync) ||
         sqlite3_exec(self->db, S_BASE_SCHEMA, NULL, NULL, NULL) != SQLITE_OK ||
         (schema && sqlite3_exec(self->db, schema, NULL, NULL, NULL) != SQLITE_OK))
         goto err;
+    struct stat st = {0};
+    if (on_disk && stat(path, &st) != 0) {
+        snprintf(why, why_size, "cannot open database '%s': %s", path, strerror(errno));
+        goto fail;
+    }
+    self->dev = on_disk ? st.st_dev : 0;
+    self->ino = on_disk ? st.st_ino : 0;
 
     if (!(self->begin = eda_store_prepare(self, "BEGIN IMMEDIATE")) ||
         !(self->commit = eda_store_prepare(self, "COMMIT")) ||
@@ -162,10 +251,41 @@ eda_store_t *eda_store_new(const char *path, const char *schema, char *why,
     return self;
 
 err:
-    snprintf(why, why_size, "cannot open database '%s': %s", path,
-             self->db ? sqlite3_errmsg(self->db) : "out of memory");
+    if (self->db && sqlite3_errcode(self->db) == SQLITE_READONLY)
+        snprintf(why, why_size, "database '%s' is read-only: %s", path,
+                 sqlite3_errmsg(self->db));
+    else
+        snprintf(why, why_size, "cannot open database '%s': %s", path,
+                 self->db ? sqlite3_errmsg(self->db) : "out of memory");
+fail:
     eda_store_destroy(&self);
     return NULL;
+}
+
+int eda_store_check(eda_store_t *self, char *why, size_t why_size)
+{
+    assert(self);
+    if (!self->path)
+        return 0;
+    struct stat st;
+    if (stat(self->path, &st) != 0) {
+        if (errno == ENOENT)
+            snprintf(why, why_size,
+                     "database '%s' was deleted: later commits would be lost",
+                     self->path);
+        else
+            snprintf(why, why_size, "cannot check database '%s': %s", self->path,
+                     strerror(errno));
+        return -1;
+    }
+    if (st.st_dev != self->dev || st.st_ino != self->ino) {
+        snprintf(why, why_size,
+                 "database '%s' was replaced by another file: later commits would be "
+                 "lost",
+                 self->path);
+        return -1;
+    }
+    return 0;
 }
 
 void eda_store_destroy(eda_store_t **self_p)
@@ -179,6 +299,10 @@ void eda_store_destroy(eda_store_t **self_p)
     if (self->db && !sqlite3_get_autocommit(self->db))
         sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
     sqlite3_close(self->db);
+    /* The lock goes last: no one else may open the file before it is closed. */
+    if (self->lock_fd >= 0)
+        close(self->lock_fd);
+    free(self->path);
     free(self);
     *self_p = NULL;
 }

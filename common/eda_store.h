@@ -6,6 +6,8 @@
 #ifndef EDA_STORE_H_INCLUDED
 #define EDA_STORE_H_INCLUDED
 
+#include "eda_config.h"
+
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -16,12 +18,25 @@
 typedef struct eda_store eda_store_t;
 
 /*  Opens (or creates) the database at `path` (":memory:" keeps nothing) in
-    WAL mode, creates the event log and inbox tables and runs `schema` (the
-    service's own CREATE TABLE IF NOT EXISTS statements, may be NULL). A new
-    event log gets a new random epoch. Returns NULL with a one-line reason in
-    `why` when the file cannot be opened or the schema fails. */
-eda_store_t *eda_store_new(const char *path, const char *schema, char *why,
-                           size_t why_size);
+    WAL mode with `sync` (EDA_SYNC_FULL: PRAGMA synchronous=FULL, a commit
+    survives a power cut; EDA_SYNC_NORMAL: it survives a killed process),
+    creates the event log and inbox tables and runs `schema` (the service's
+    own CREATE TABLE IF NOT EXISTS statements, may be NULL). A new event log
+    gets a new random epoch.
+    A file database is held exclusively: an flock on the side file
+    `<path>.lock`, which holds the holder's pid, kept until destroy.
+    Returns NULL with a one-line reason in `why` when another store holds
+    the database ("database X is in use by process N"), when it is
+    read-only ("database X is read-only"), when the file cannot be opened or
+    the schema fails. */
+eda_store_t *eda_store_new(const char *path, const char *schema, eda_sync_t sync,
+                           char *why, size_t why_size);
+
+/*  Checks that the file opened is still at its path: not deleted, renamed
+    or replaced (a service writing on would lose every later commit).
+    Returns 0 (always, for ":memory:"), or -1 with a one-line reason in
+    `why`. One stat() call: cheap enough for a heartbeat. */
+int eda_store_check(eda_store_t *self, char *why, size_t why_size);
 
 /*  Finalizes every prepared statement, closes the database (a transaction
     still open is rolled back) and nulls the pointer. Idempotent. */

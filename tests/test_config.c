@@ -17,7 +17,7 @@ static char s_dir[512];
 static const char *s_env_vars[] = {
     "EDA_EVENTS",        "EDA_COMMANDS",  "EDA_DB",   "EDA_PEER",
     "EDA_LOG_FORMAT",    "EDA_LOG_LEVEL", "EDA_SAGA", "EDA_COMMAND_TIMEOUT",
-    "EDA_SAGA_DEADLINE", "EDA_CONFIG"};
+    "EDA_SAGA_DEADLINE", "EDA_CONFIG",    "EDA_SYNC"};
 
 static void s_setup(void)
 {
@@ -632,4 +632,58 @@ Test(config, a_section_name_too_long_for_a_peer_is_refused)
     cr_assert_eq(s_from_args(&cfg, "order-service", args, why, sizeof why), -1,
                  "cut to 63 characters it would name another service");
     cr_assert_not_null(strstr(why, "over 63 characters"), "%s", why);
+}
+
+/* --- --sync ---------------------------------------------------------------- */
+
+Test(config, sync_defaults_to_full_and_comes_from_file_env_and_flag)
+{
+    eda_config_t cfg;
+    char why[256];
+    cr_assert_eq(s_from_args(&cfg, "customer-service", NULL, why, sizeof why), 0, "%s",
+                 why);
+    cr_assert_eq(cfg.sync, EDA_SYNC_FULL, "the default survives a power cut");
+
+    const char *path = s_write_file("customer-service\n    sync = normal\n");
+    const char *file[] = {"--config", path, NULL};
+    cr_assert_eq(s_from_args(&cfg, "customer-service", file, why, sizeof why), 0, "%s",
+                 why);
+    cr_assert_eq(cfg.sync, EDA_SYNC_NORMAL, "from the own section");
+
+    /* EDA_SYNC is in eda_config_load_env's list: the environment wins over
+       the file, and the flag over both. */
+    setenv("EDA_SYNC", "full", 1);
+    cr_assert_eq(s_from_args(&cfg, "customer-service", file, why, sizeof why), 0, "%s",
+                 why);
+    cr_assert_eq(cfg.sync, EDA_SYNC_FULL, "EDA_SYNC over the file");
+    setenv("EDA_SYNC", "normal", 1);
+    eda_config_defaults(&cfg, "inventory-service");
+    cr_assert_eq(eda_config_load_env(&cfg, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(cfg.sync, EDA_SYNC_NORMAL, "eda_config_load_env reads EDA_SYNC");
+    const char *flag[] = {"--config", path, "--sync", "full", NULL};
+    cr_assert_eq(s_from_args(&cfg, "customer-service", flag, why, sizeof why), 0, "%s",
+                 why);
+    cr_assert_eq(cfg.sync, EDA_SYNC_FULL, "the flag over the environment");
+    cr_assert_not_null(strstr(eda_config_common_usage, "--sync full|normal"));
+}
+
+Test(config, bad_sync_values_fail_with_a_reason)
+{
+    eda_config_t cfg;
+    char why[256] = "";
+    eda_config_defaults(&cfg, "order-service");
+    cr_assert_eq(eda_config_set(&cfg, "sync", "bogus", why, sizeof why), -1);
+    cr_assert_str_eq(why, "--sync must be full or normal, not 'bogus'");
+    cr_assert_eq(eda_config_set(&cfg, "sync", "FULL", why, sizeof why), -1,
+                 "the values are lower case, like the other options'");
+
+    setenv("EDA_SYNC", "off", 1);
+    cr_assert_eq(s_from_args(&cfg, "order-service", NULL, why, sizeof why), -1);
+    cr_assert_not_null(strstr(why, "'off'"), "%s", why);
+    unsetenv("EDA_SYNC");
+
+    const char *path = s_write_file("order-service\n    sync = sometimes\n");
+    const char *args[] = {"--config", path, NULL};
+    cr_assert_eq(s_from_args(&cfg, "order-service", args, why, sizeof why), -1);
+    cr_assert_not_null(strstr(why, "'sometimes'"), "%s", why);
 }
