@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1503,6 +1504,294 @@ Test(e2e_hostile, a_map_key_with_a_newline_stays_on_its_log_line)
     s_clean_logs();
     cr_assert(s_log_has(TU_CUSTOMER, "OrderCreated", "\"a\\x0ab\"=\"x\\x1b[2J\""),
               "no OrderCreated line with the key \"a\\x0ab\" in customer-service's log");
+}
+
+/* --- a peer that lies in its ReplayEvents replies ------------------------------ */
+
+/*  customer-service follows a fake order-service: our ROUTER on its command
+    endpoint answers every ReplayEvents, our XPUB on its events endpoint
+    publishes heartbeats. */
+
+#define S_FAKE_EPOCH "fake0123456789ab"
+
+typedef struct {
+    char identity[256]; /* customer-service's replay DEALER */
+    size_t identity_size;
+    char id[EDA_NAME_MAX + 1];
+    uint64_t after_seq;
+} s_ask_t;
+
+/*  Receives one ReplayEvents on the fake's ROUTER within `timeout_ms`. */
+static bool s_recv_ask(zsock_t *router, int timeout_ms, s_ask_t *ask)
+{
+    zmq_msg_t got[2];
+    int n = s_recv(router, timeout_ms, got, 2);
+    if (n == 0)
+        return false;
+    cr_assert_eq(n, 2, "a request of %d frames on the fake's ROUTER", n);
+    cr_assert_leq(zmq_msg_size(&got[0]), sizeof ask->identity);
+    ask->identity_size = zmq_msg_size(&got[0]);
+    memcpy(ask->identity, zmq_msg_data(&got[0]), ask->identity_size);
+    eda_envelope_t cmd;
+    cr_assert_eq(eda_decode(s_decoder, zmq_msg_data(&got[1]), zmq_msg_size(&got[1]), &cmd,
+                            NULL, 0),
+                 EDA_OK);
+    cr_assert_str_eq(cmd.type, "ReplayEvents");
+    snprintf(ask->id, sizeof ask->id, "%s", cmd.id);
+    ask->after_seq = 0;
+    eda_get_u64(&cmd.data, "after_seq", &ask->after_seq);
+    s_close_all(got, n);
+    return true;
+}
+
+/*  Packs an event of order-service into `buf` (cleared): OrderCreated for
+    `customer` with 3 apples at 100 (total 300), or, when `customer` is
+    NULL, an OrderApproved, which customer-service applies as a no-op. */
+static void s_order_event(msgpack_sbuffer *buf, uint64_t seq, const char *customer)
+{
+    msgpack_sbuffer_clear(buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
+    char id[32], order[32];
+    snprintf(id, sizeof id, "e-lie-%llu", (unsigned long long)seq);
+    snprintf(order, sizeof order, "o-lie-%llu", (unsigned long long)seq);
+    eda_header_t hdr = {.kind = EDA_KIND_EVENT,
+                        .type = customer ? "OrderCreated" : "OrderApproved",
+                        .id = id,
+                        .source = "order-service",
+                        .ts = eda_now_us(),
+                        .correlation_id = order,
+                        .seq = seq,
+                        .epoch = S_FAKE_EPOCH};
+    eda_pack_header(&pk, &hdr);
+    msgpack_pack_map(&pk, customer ? 5 : 2);
+    eda_pack_kv_str(&pk, "order_id", order);
+    if (customer) {
+        eda_pack_kv_str(&pk, "customer_id", customer);
+        eda_pack_key(&pk, "items");
+        eda_item_t items[1] = {{.sku = "apple", .qty = 3, .price = 100}};
+        eda_items_pack(&pk, items, 1, true);
+        eda_pack_kv_i64(&pk, "total", 300);
+    }
+    eda_pack_kv_str(&pk, "saga", "choreography");
+}
+
+/*  Answers `ask` with {epoch, last_seq, events: [bins...]}. */
+static void s_answer_ask(zsock_t *router, const s_ask_t *ask, const char *epoch,
+                         uint64_t last_seq, const msgpack_sbuffer *bins, size_t n)
+{
+    msgpack_sbuffer_clear(&s_buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &s_buf, msgpack_sbuffer_write);
+    eda_header_t hdr = {.kind = EDA_KIND_REPLY,
+                        .type = "ReplayEvents",
+                        .id = "r-lie",
+                        .source = "order-service",
+                        .ts = eda_now_us(),
+                        .causation_id = ask->id,
+                        .ok = 1};
+    eda_pack_header(&pk, &hdr);
+    msgpack_pack_map(&pk, 3);
+    eda_pack_kv_str(&pk, "epoch", epoch);
+    eda_pack_kv_u64(&pk, "last_seq", last_seq);
+    eda_pack_key(&pk, "events");
+    msgpack_pack_array(&pk, (uint32_t)n);
+    for (size_t i = 0; i < n; i++)
+        msgpack_pack_bin_with_body(&pk, bins[i].data, bins[i].size);
+    s_send(router,
+           (s_frame_t[]){{ask->identity, ask->identity_size}, {s_buf.data, s_buf.size}},
+           2);
+}
+
+/*  A heartbeat of the fake order-service: its epoch, last_seq 2^64-1. */
+static void s_fake_heartbeat(zsock_t *xpub)
+{
+    msgpack_sbuffer hb;
+    msgpack_sbuffer_init(&hb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &hb, msgpack_sbuffer_write);
+    eda_header_t hdr = {.kind = EDA_KIND_HEARTBEAT,
+                        .type = "Heartbeat",
+                        .id = "h-lie",
+                        .source = "order-service",
+                        .ts = eda_now_us(),
+                        .epoch = S_FAKE_EPOCH};
+    eda_pack_header(&pk, &hdr);
+    msgpack_pack_map(&pk, 1);
+    eda_pack_kv_u64(&pk, "last_seq", UINT64_MAX);
+    s_publish(xpub, (s_frame_t[]){{"Heartbeat", 9}, {hb.data, hb.size}}, 2);
+    msgpack_sbuffer_destroy(&hb);
+}
+
+typedef enum {
+    S_LIE_UNREACHABLE, /* its epoch, last_seq 2^64-1, no events */
+    S_LIE_GAP,         /* its epoch, last_seq 5, events [#5] */
+    S_LIE_EPOCH        /* another epoch on every reply, last_seq 1, no events */
+} s_lie_t;
+
+#define S_LIE_MS 3000
+/*  What the 100 ms doubling allows in S_LIE_MS: asks at 0, 0.1, 0.3, 0.7
+    and 1.5 s, plus one already out when the phase starts; plus one per
+    second a peer's heartbeats could add (a real one heartbeats each
+    second): 6 + 4. The old behaviour was thousands (an ask at once after
+    each reply), or one per heartbeat for a gap: 30 at the fake's 10 a
+    second. */
+#define S_STORM_MAX 10
+
+/*  For S_LIE_MS, answers every ReplayEvents with the lie `how` and
+    publishes a heartbeat every 100 ms. Returns how many replays_requested
+    grew by. */
+static uint64_t s_lie(zsock_t *router, zsock_t *xpub, s_lie_t how, const char *what)
+{
+    uint64_t before = 0, after = 0, asks = 0;
+    cr_assert_eq(tu_stat(&sys, TU_CUSTOMER, "replays_requested", &before), 0, "%s",
+                 sys.why);
+    msgpack_sbuffer gap;
+    msgpack_sbuffer_init(&gap);
+    s_order_event(&gap, 5, NULL);
+    int64_t end = zclock_mono() + S_LIE_MS, beat = 0;
+    static unsigned epochs;
+    while (zclock_mono() < end) {
+        if (zclock_mono() >= beat) {
+            s_fake_heartbeat(xpub);
+            beat = zclock_mono() + 100;
+        }
+        s_ask_t ask;
+        if (!s_recv_ask(router, 10, &ask))
+            continue;
+        asks++;
+        char epoch[EDA_NAME_MAX + 1];
+        if (how == S_LIE_UNREACHABLE)
+            s_answer_ask(router, &ask, S_FAKE_EPOCH, UINT64_MAX, NULL, 0);
+        else if (how == S_LIE_GAP)
+            s_answer_ask(router, &ask, S_FAKE_EPOCH, 5, &gap, 1);
+        else {
+            snprintf(epoch, sizeof epoch, "lie%013x", ++epochs);
+            s_answer_ask(router, &ask, epoch, 1, NULL, 0);
+        }
+    }
+    msgpack_sbuffer_destroy(&gap);
+    cr_assert_eq(tu_stat(&sys, TU_CUSTOMER, "replays_requested", &after), 0, "%s",
+                 sys.why);
+    eda_envelope_t reply;
+    cr_assert_eq(tu_call_empty(&sys, TU_CUSTOMER, "Ping", &reply), 0, "%s: %s", what,
+                 sys.why);
+    cr_assert_eq(reply.ok, 1, "%s: Ping", what);
+    uint64_t grew = after - before;
+    cr_log_warn("%s: replays_requested +%llu in %d ms (%llu reached the fake)", what,
+                (unsigned long long)grew, S_LIE_MS, (unsigned long long)asks);
+    cr_assert_leq(grew, S_STORM_MAX, "%s: %llu ReplayEvents in %d ms: a storm", what,
+                  (unsigned long long)grew, S_LIE_MS);
+    return grew;
+}
+
+/*  Stops customer-service and drops what it left on the fake's ROUTER. */
+static void s_restart_customer(zsock_t *router)
+{
+    cr_assert_eq(tu_system_stop(&sys, TU_CUSTOMER), 0, "%s", sys.why);
+    s_ask_t ask;
+    while (s_recv_ask(router, 0, &ask))
+        ;
+    cr_assert_eq(tu_system_start(&sys, TU_CUSTOMER), 0, "%s", sys.why);
+}
+
+/*  No reply a peer can send makes a storm of ReplayEvents: a last_seq never
+    reached, a gap, another epoch each time. After each fruitless reply
+    customer-service waits 100 ms, then twice as long, up to 8 s. Each lie
+    is told to a freshly started customer-service, so that each starts
+    from the shortest wait. */
+Test(e2e_hostile, a_lying_peer_cannot_cause_a_replay_storm)
+{
+    zsock_t *router = s_raw(ZMQ_ROUTER, sys.commands[TU_ORDER]);
+    zsock_t *xpub = s_raw(ZMQ_XPUB, sys.events[TU_ORDER]);
+    cr_assert_eq(tu_system_start(&sys, TU_CUSTOMER), 0, "%s", sys.why);
+    s_lie(router, xpub, S_LIE_UNREACHABLE, "last_seq 2^64-1 and no events");
+
+    s_restart_customer(router);
+    s_lie(router, xpub, S_LIE_GAP, "#5 when #1 is expected");
+
+    /* Another epoch on every reply, from a position past 0: first #1 of
+       its log is applied, then each reply names a new log. */
+    s_restart_customer(router);
+    s_ask_t ask;
+    cr_assert(s_recv_ask(router, TU_SETTLE_MS, &ask), "no ReplayEvents");
+    msgpack_sbuffer one;
+    msgpack_sbuffer_init(&one);
+    s_order_event(&one, 1, NULL);
+    s_answer_ask(router, &ask, S_FAKE_EPOCH, 1, &one, 1);
+    msgpack_sbuffer_destroy(&one);
+    int64_t deadline = zclock_mono() + TU_SETTLE_MS;
+    uint64_t last = 0;
+    char epoch[EDA_NAME_MAX + 1];
+    while (last < 1 && zclock_mono() < deadline) {
+        cr_assert_eq(tu_stat_peer(&sys, TU_CUSTOMER, TU_ORDER, epoch, &last), 0, "%s",
+                     sys.why);
+        zclock_sleep(20); /* polling for the event to be applied */
+    }
+    cr_assert_eq(last, 1, "#1 was not applied");
+    s_lie(router, xpub, S_LIE_EPOCH, "another epoch on every reply");
+
+    cr_assert_eq(tu_system_shutdown(&sys), 0, "%s", sys.why);
+    struct stat st;
+    cr_assert_eq(stat(sys.log[TU_CUSTOMER], &st), 0);
+    cr_log_warn("customer-service's log: %lld bytes", (long long)st.st_size);
+    cr_assert_lt(st.st_size, 32 * 1024, "customer-service's log grew to %lld bytes",
+                 (long long)st.st_size);
+}
+
+/*  A replayed event that cannot be read, where the next seq to apply is,
+    is counted, logged and skipped with its seq: the stream goes on with
+    the next one. */
+Test(e2e_hostile, an_unreadable_event_in_a_peers_log_is_skipped)
+{
+    zsock_t *router = s_raw(ZMQ_ROUTER, sys.commands[TU_ORDER]);
+    cr_assert_eq(tu_system_start(&sys, TU_CUSTOMER), 0, "%s", sys.why);
+    cr_assert_eq(tu_create_customer(&sys, "bob", 1000), 0, "%s", sys.why);
+    uint64_t bad_before = s_bad_input(TU_CUSTOMER);
+
+    msgpack_sbuffer events[2];
+    msgpack_sbuffer_init(&events[0]);
+    static const char garbage[] = "\xc1\xc1\xc1 not msgpack";
+    msgpack_sbuffer_write(&events[0], garbage, sizeof garbage - 1);
+    msgpack_sbuffer_init(&events[1]);
+    s_order_event(&events[1], 2, "bob");
+
+    /* Each ReplayEvents gets the log from #1 (a request given up on while
+       we created bob is asked again). */
+    int64_t deadline = zclock_mono() + TU_SETTLE_MS;
+    uint64_t last = 0;
+    char epoch[EDA_NAME_MAX + 1];
+    while (last < 2 && zclock_mono() < deadline) {
+        s_ask_t ask;
+        if (s_recv_ask(router, 20, &ask)) {
+            if (ask.after_seq == 0)
+                s_answer_ask(router, &ask, S_FAKE_EPOCH, 2, events, 2);
+            else
+                s_answer_ask(router, &ask, S_FAKE_EPOCH, 2, NULL, 0);
+        }
+        cr_assert_eq(tu_stat_peer(&sys, TU_CUSTOMER, TU_ORDER, epoch, &last), 0, "%s",
+                     sys.why);
+    }
+    msgpack_sbuffer_destroy(&events[0]);
+    msgpack_sbuffer_destroy(&events[1]);
+    cr_assert_eq(last, 2, "customer-service stopped at #%llu of order-service",
+                 (unsigned long long)last);
+    cr_assert_str_eq(epoch, S_FAKE_EPOCH);
+    cr_assert_eq(s_bad_input(TU_CUSTOMER) - bad_before, 1,
+                 "bad_input grew by %llu, not 1",
+                 (unsigned long long)(s_bad_input(TU_CUSTOMER) - bad_before));
+    cr_assert_eq(tu_expect_credit(&sys, "bob", 300, 700), 0, "%s", sys.why);
+    cr_assert_eq(tu_system_shutdown(&sys), 0, "%s", sys.why);
+
+    FILE *f = fopen(sys.log[TU_CUSTOMER], "r");
+    cr_assert_not_null(f);
+    char line[8192];
+    int skipped = 0;
+    while (fgets(line, sizeof line, f))
+        skipped += strstr(line, "skipped event #1 of order-service") != NULL;
+    fclose(f);
+    cr_assert_eq(skipped, 1, "%d \"skipped event #1\" lines in customer-service's log",
+                 skipped);
 }
 
 /*  Over ipc a second bind would silently take the socket file over, and the
