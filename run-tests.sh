@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: the normal build, the
-# ASan + UBSan build, 10 s of each fuzzer (fuzz/), and the format check.
+# ASan + UBSan build, Release builds of the programs with gcc and clang
+# (warnings are errors: each compiler warns about other things),
+# 10 s of each fuzzer (fuzz/), and the format check.
 # Usage: ./run-tests.sh [--quick]   (--quick: normal build only)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -10,7 +12,7 @@ quick=0
 case "${1:-}" in
 --quick) quick=1 ;;
 -h | --help)
-    sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 "") ;;
@@ -40,6 +42,14 @@ if [ "$quick" -eq 0 ]; then
     (cd build-asan &&
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
             ctest --output-on-failure -j 2) || status=1
+
+    # -O2 and another compiler find warnings the RelWithDebInfo gcc build
+    # does not; only the programs and libeda, to stay quick.
+    echo "== Release builds, gcc and clang (warnings are errors)"
+    eda_build build-gcc-release -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Release \
+        -DEDA_TESTS=OFF -DEDA_WERROR=ON || status=1
+    eda_build build-clang-release -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Release \
+        -DEDA_TESTS=OFF -DEDA_WERROR=ON || status=1
 
     echo "== fuzzing (libFuzzer, 10 s a harness)"
     scripts/fuzz.sh 10 || status=1

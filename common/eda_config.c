@@ -91,7 +91,10 @@ static eda_endpoint_t *s_peer_slot(eda_config_t *cfg, const char *name)
         return slot;
     slot = &cfg->peers[cfg->npeers++];
     memset(slot, 0, sizeof *slot);
-    snprintf(slot->name, sizeof slot->name, "%s", name);
+    /* Not snprintf: `name` may be cfg->service, inside *cfg too, which gcc's
+       -Wrestrict (Release) takes for an overlap. slot->name stays
+       NUL-terminated: it was zeroed. */
+    memcpy(slot->name, name, strnlen(name, sizeof slot->name - 1));
     return slot;
 }
 
