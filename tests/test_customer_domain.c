@@ -66,8 +66,8 @@ Test(customer_domain, validate_refuses_control_characters_in_the_id_only)
                                 "c\x1b[2J",
                                 "\x07",
                                 "c\x7f",
-                                "c\xc2\x9b"
-                                "1",
+                                ("c\xc2\x9b"
+                                 "1"), /* 1 is no hex digit of \x9b */
                                 "c\xff",
                                 "c\t1"};
     char why[128];

@@ -46,7 +46,7 @@ Test(hold, a_release_gives_back_once)
 Test(hold, names_round_trip_and_unknown_names_hold_nothing)
 {
     for (int i = EDA_HOLD_NONE; i <= EDA_HOLD_VOIDED; i++)
-        cr_assert_eq(eda_hold_parse(eda_hold_name((eda_hold_t)i)), i, "%d", i);
+        cr_assert_eq((int)eda_hold_parse(eda_hold_name((eda_hold_t)i)), i, "%d", i);
     cr_assert_eq(eda_hold_parse(NULL), EDA_HOLD_NONE);
     cr_assert_eq(eda_hold_parse("HELD?"), EDA_HOLD_VOIDED);
     cr_assert_str_eq(eda_hold_name(EDA_HOLD_RESERVED), "RESERVED");
