@@ -31,6 +31,22 @@ for arg in "$@"; do
     esac
 done
 
+# Before anything is touched (demo/, build/): one run at a time, and the
+# default ports free. The lock is outside demo/, which a run deletes; it is
+# held on descriptor 9 until this script exits, and the services do not
+# inherit it (9>&- in start).
+exec 9>>.demo.lock
+if ! flock -n 9; then
+    echo "run-demo.sh: another run-demo.sh is running here (it holds $PWD/.demo.lock)" >&2
+    exit 1
+fi
+for port in 7101 7102 7201 7202 7301 7302; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "run-demo.sh: port $port is in use: is another EDA Shop running?" >&2
+        exit 1
+    fi
+done
+
 # now_ms: wall-clock milliseconds (EPOCHREALTIME uses the locale's decimal mark).
 now_ms() {
     local us=${EPOCHREALTIME//[.,]/}
@@ -108,7 +124,7 @@ start() {
     [ "$name" = order-service ] &&
         extra=(--command-timeout "$command_timeout" --saga-deadline "$saga_deadline")
     "$bin/$name/$name" --db "$demo/${name%-service}.db" --log-level info "${keys[@]}" \
-        "${extra[@]}" 2>>"$demo/logs/$name.log" &
+        "${extra[@]}" 2>>"$demo/logs/$name.log" 9>&- &
     pids[$name]=$!
     for _ in $(seq 1 100); do
         $eda --timeout 200 ping "$name" >/dev/null 2>&1 && return 0
@@ -503,12 +519,6 @@ acked() {
 
 rm -rf "$demo"
 mkdir -p "$demo/logs"
-for port in 7101 7102 7201 7202 7301 7302; do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        echo "run-demo.sh: port $port is in use: is another EDA Shop running?" >&2
-        exit 1
-    fi
-done
 
 if [ "$secure" -eq 1 ]; then
     announce "Making CURVE keys in demo/keys"
