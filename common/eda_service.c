@@ -424,11 +424,15 @@ zsock_t *eda_svc_socket(eda_service_t *svc, int type, const char *endpoint, bool
     zsock_set_linger(sock, type == ZMQ_XPUB ? 200 : 0);
     zsock_set_maxmsgsize(sock, EDA_MAX_MSG);
     zsock_set_sndhwm(sock, type == ZMQ_ROUTER ? EDA_SVC_ROUTER_HWM : EDA_SVC_HWM);
-    /* ZMTP heartbeats: a connection whose other end vanished without closing
-       it (a host crash, a cut link) is dropped, and a connecting socket
-       connects again. */
-    zsock_set_heartbeat_ivl(sock, EDA_SVC_HEARTBEAT_MS);
-    zsock_set_heartbeat_timeout(sock, EDA_SVC_SILENCE_MS);
+    /* ZMTP heartbeats on the connections it makes: one whose other end
+       vanished without closing it (a host crash, a cut link) is dropped and
+       made again. Not on its own bound sockets: a client or subscriber that
+       does not read would miss the pongs and be cut, rather than kept
+       within its bounds and counted (section 2 of the protocol). */
+    if (!bind) {
+        zsock_set_heartbeat_ivl(sock, EDA_SVC_HEARTBEAT_MS);
+        zsock_set_heartbeat_timeout(sock, EDA_SVC_SILENCE_MS);
+    }
     if (type == ZMQ_ROUTER)
         zsock_set_router_mandatory(sock, 1); /* a full client: EAGAIN, see eda_intake */
     if (type == ZMQ_XPUB)

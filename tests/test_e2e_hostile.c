@@ -1678,8 +1678,10 @@ static uint64_t s_lie(zsock_t *router, zsock_t *xpub, s_lie_t how, const char *w
                  sys.why);
     cr_assert_eq(reply.ok, 1, "%s: Ping", what);
     uint64_t grew = after - before;
-    cr_log_warn("%s: replays_requested +%llu in %d ms (%llu reached the fake)", what,
-                (unsigned long long)grew, S_LIE_MS, (unsigned long long)asks);
+    /* Measured, for the record (a warning would fail Criterion's exit code). */
+    fprintf(stderr,
+            "e2e_hostile: %s: replays_requested +%llu in %d ms (%llu reached the fake)\n",
+            what, (unsigned long long)grew, S_LIE_MS, (unsigned long long)asks);
     cr_assert_leq(grew, S_STORM_MAX, "%s: %llu ReplayEvents in %d ms: a storm", what,
                   (unsigned long long)grew, S_LIE_MS);
     return grew;
@@ -1734,7 +1736,8 @@ Test(e2e_hostile, a_lying_peer_cannot_cause_a_replay_storm)
     cr_assert_eq(tu_system_shutdown(&sys), 0, "%s", sys.why);
     struct stat st;
     cr_assert_eq(stat(sys.log[TU_CUSTOMER], &st), 0);
-    cr_log_warn("customer-service's log: %lld bytes", (long long)st.st_size);
+    fprintf(stderr, "e2e_hostile: customer-service's log: %lld bytes\n",
+            (long long)st.st_size);
     cr_assert_lt(st.st_size, 32 * 1024, "customer-service's log grew to %lld bytes",
                  (long long)st.st_size);
 }
