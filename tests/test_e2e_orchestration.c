@@ -49,34 +49,13 @@ static void s_orchestrate(const char *command_timeout, const char *saga_deadline
                      0, "%s", sys.why);
 }
 
-/*  Packs PlaceOrder data naming its saga pattern (`saga` NULL: none). */
-static void s_pack_place(msgpack_packer *pk, const char *customer_id,
-                         const tu_item_t *items, size_t n, const char *request_id,
-                         const char *saga)
-{
-    msgpack_pack_map(pk, 2 + (request_id != NULL) + (saga != NULL));
-    eda_pack_kv_str(pk, "customer_id", customer_id);
-    if (request_id)
-        eda_pack_kv_str(pk, "request_id", request_id);
-    if (saga)
-        eda_pack_kv_str(pk, "saga", saga);
-    eda_pack_key(pk, "items");
-    msgpack_pack_array(pk, n);
-    for (size_t i = 0; i < n; i++) {
-        msgpack_pack_map(pk, 3);
-        eda_pack_kv_str(pk, "sku", items[i].sku);
-        eda_pack_kv_i64(pk, "qty", items[i].qty);
-        eda_pack_kv_i64(pk, "price", items[i].price);
-    }
-}
-
 /*  PlaceOrder naming `saga` (NULL: order-service's --saga), which must be
     accepted PENDING. */
 static void s_place(const char *customer_id, const tu_item_t *items, size_t n,
                     const char *saga, char *order_id)
 {
-    s_pack_place(tu_begin(&sys, TU_ORDER, "PlaceOrder"), customer_id, items, n, NULL,
-                 saga);
+    tu_pack_place_order(tu_begin(&sys, TU_ORDER, "PlaceOrder"), customer_id, items, n,
+                        NULL, saga);
     eda_envelope_t reply;
     cr_assert_eq(tu_call(&sys, TU_ORDER, &reply), 0, "%s", sys.why);
     char code[32], status[16] = "";
@@ -91,8 +70,8 @@ static void s_place(const char *customer_id, const tu_item_t *items, size_t n,
 static void s_send(const char *customer_id, const tu_item_t *items, size_t n,
                    const char *request_id, const char *saga)
 {
-    s_pack_place(tu_begin(&sys, TU_ORDER, "PlaceOrder"), customer_id, items, n,
-                 request_id, saga);
+    tu_pack_place_order(tu_begin(&sys, TU_ORDER, "PlaceOrder"), customer_id, items, n,
+                        request_id, saga);
     cr_assert_eq(eda_client_send(sys.client[TU_ORDER]), 0, "PlaceOrder %s not queued",
                  request_id);
 }
@@ -105,8 +84,8 @@ static void s_place_retry(const char *customer_id, const tu_item_t *items, size_
 {
     int64_t deadline = zclock_mono() + timeout_ms;
     while (zclock_mono() < deadline) {
-        s_pack_place(tu_begin(&sys, TU_ORDER, "PlaceOrder"), customer_id, items, n,
-                     request_id, saga);
+        tu_pack_place_order(tu_begin(&sys, TU_ORDER, "PlaceOrder"), customer_id, items, n,
+                            request_id, saga);
         eda_envelope_t reply;
         if (tu_call_ms(&sys, TU_ORDER, 1000, &reply))
             continue; /* restarting: the request_id makes the retry safe */
@@ -281,8 +260,8 @@ Test(e2e_orchestration, each_order_runs_the_pattern_it_names)
 
     const char *bad[] = {"", "Orchestration", "saga"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        s_pack_place(tu_begin(&sys, TU_ORDER, "PlaceOrder"), "gus", items, 1, NULL,
-                     bad[i]);
+        tu_pack_place_order(tu_begin(&sys, TU_ORDER, "PlaceOrder"), "gus", items, 1, NULL,
+                            bad[i]);
         eda_envelope_t reply;
         char code[32];
         cr_assert_eq(tu_call(&sys, TU_ORDER, &reply), 0, "%s", sys.why);

@@ -499,14 +499,18 @@ int tu_add_stock(tu_system_t *sys, const char *sku, int64_t qty)
     return 0;
 }
 
-static void s_pack_order(msgpack_packer *pk, const char *customer_id,
-                         const tu_item_t *items, size_t n, const char *request_id)
+void tu_pack_place_order(msgpack_packer *pk, const char *customer_id,
+                         const tu_item_t *items, size_t n, const char *request_id,
+                         const char *saga)
 {
-    msgpack_pack_map(pk, 1 + (customer_id != NULL) + (request_id != NULL));
+    msgpack_pack_map(pk,
+                     1 + (customer_id != NULL) + (request_id != NULL) + (saga != NULL));
     if (customer_id)
         eda_pack_kv_str(pk, "customer_id", customer_id);
     if (request_id)
         eda_pack_kv_str(pk, "request_id", request_id);
+    if (saga)
+        eda_pack_kv_str(pk, "saga", saga);
     eda_pack_key(pk, "items");
     msgpack_pack_array(pk, n);
     for (size_t i = 0; i < n; i++) {
@@ -521,8 +525,8 @@ int tu_place_order(tu_system_t *sys, const char *customer_id, const tu_item_t *i
                    size_t n, const char *request_id, char *order_id, char *status,
                    char *code)
 {
-    s_pack_order(tu_begin(sys, TU_ORDER, "PlaceOrder"), customer_id, items, n,
-                 request_id);
+    tu_pack_place_order(tu_begin(sys, TU_ORDER, "PlaceOrder"), customer_id, items, n,
+                        request_id, NULL);
     eda_envelope_t reply;
     if (code)
         code[0] = '\0';
@@ -549,8 +553,8 @@ int tu_place_order_retry(tu_system_t *sys, const char *customer_id,
 {
     int64_t deadline = zclock_mono() + timeout_ms;
     while (zclock_mono() < deadline) {
-        s_pack_order(tu_begin(sys, TU_ORDER, "PlaceOrder"), customer_id, items, n,
-                     request_id);
+        tu_pack_place_order(tu_begin(sys, TU_ORDER, "PlaceOrder"), customer_id, items, n,
+                            request_id, NULL);
         eda_envelope_t reply;
         if (tu_call_ms(sys, TU_ORDER, 1000, &reply))
             continue; /* restarting: the same request_id makes a retry safe */
@@ -570,8 +574,8 @@ int tu_place_order_retry(tu_system_t *sys, const char *customer_id,
 int tu_send_place_order(tu_system_t *sys, const char *customer_id, const tu_item_t *items,
                         size_t n, const char *request_id)
 {
-    s_pack_order(tu_begin(sys, TU_ORDER, "PlaceOrder"), customer_id, items, n,
-                 request_id);
+    tu_pack_place_order(tu_begin(sys, TU_ORDER, "PlaceOrder"), customer_id, items, n,
+                        request_id, NULL);
     if (eda_client_send(sys->client[TU_ORDER]))
         return s_fail(sys, "PlaceOrder %s could not be queued", request_id);
     return 0;

@@ -144,6 +144,12 @@ typedef struct {
     int nitems;
 } tu_order_t;
 
+/*  Packs the data of a PlaceOrder (customer_id, request_id and saga may be
+    NULL: left out). */
+void tu_pack_place_order(msgpack_packer *pk, const char *customer_id,
+                         const tu_item_t *items, size_t n, const char *request_id,
+                         const char *saga);
+
 /*  CreateCustomer, which must succeed. */
 int tu_create_customer(tu_system_t *sys, const char *customer_id, int64_t credit_limit);
 
