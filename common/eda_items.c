@@ -56,3 +56,39 @@ void eda_items_pack(msgpack_packer *pk, const eda_item_t *items, size_t n,
             eda_pack_kv_i64(pk, "price", items[i].price);
     }
 }
+
+int eda_items_total(const eda_item_t *items, size_t n, int64_t *total, char *why,
+                    size_t why_size)
+{
+    int64_t sum = 0, qty = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t line;
+        if (__builtin_mul_overflow(items[i].qty, items[i].price, &line) ||
+            __builtin_add_overflow(sum, line, &sum)) {
+            snprintf(why, why_size, "the order total does not fit in 63 bits");
+            return -1;
+        }
+        /* Stock sums the quantities of one SKU: they must fit as well. */
+        if (__builtin_add_overflow(qty, items[i].qty, &qty)) {
+            snprintf(why, why_size, "the order's quantities do not fit in 63 bits");
+            return -1;
+        }
+    }
+    *total = sum;
+    return 0;
+}
+
+int eda_items_read_order(const msgpack_object *array, int64_t expected, eda_item_t *out,
+                         char *why, size_t why_size)
+{
+    int64_t total;
+    int n = eda_items_read(array, true, out, why, why_size);
+    if (n < 0 || eda_items_total(out, (size_t)n, &total, why, why_size))
+        return -1;
+    if (expected >= 0 && total != expected) {
+        snprintf(why, why_size, "total %lld is not the items' %lld", (long long)expected,
+                 (long long)total);
+        return -1;
+    }
+    return n;
+}

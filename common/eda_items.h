@@ -22,6 +22,20 @@ typedef struct {
 int eda_items_read(const msgpack_object *array, bool need_price, eda_item_t *out,
                    char *why, size_t why_size);
 
+/*  The order rule, in one place for every service that reads an order's
+    items (PlaceOrder, OrderCreated): the total of qty x price and the sum
+    of all quantities fit in 63 bits. Writes the total in *total. Returns 0,
+    or -1 with a reason. */
+int eda_items_total(const eda_item_t *items, size_t n, int64_t *total, char *why,
+                    size_t why_size);
+
+/*  Reads an order's `items` (with prices, eda_items_read) into out[] and
+    applies the order rule; when `expected` >= 0 the items' total must be
+    that (an OrderCreated's `total`). Returns the number of items, or -1
+    with a reason. */
+int eda_items_read_order(const msgpack_object *array, int64_t expected, eda_item_t *out,
+                         char *why, size_t why_size);
+
 /*  Packs items as an array of maps, with prices when `with_price`. */
 void eda_items_pack(msgpack_packer *pk, const eda_item_t *items, size_t n,
                     bool with_price);

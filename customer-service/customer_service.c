@@ -10,6 +10,7 @@
 
 #include "customer_domain.h"
 #include "eda_hold.h"
+#include "eda_items.h"
 
 #include <string.h>
 
@@ -317,12 +318,18 @@ static int s_on_order_created(void *state, eda_ctx_t *ctx)
 {
     customer_state_t *self = state;
     const msgpack_object *data = &eda_ctx_msg(ctx)->data;
-    char order_id[EDA_NAME_MAX + 1], customer_id[EDA_NAME_MAX + 1] = "";
+    char order_id[EDA_NAME_MAX + 1], customer_id[EDA_NAME_MAX + 1] = "", why[128];
     int64_t amount = -1;
+    eda_item_t items[EDA_ITEMS_MAX];
     if (eda_ctx_order_id(ctx, order_id, sizeof order_id) ||
         eda_get_str(data, "customer_id", customer_id, sizeof customer_id) != 0 ||
         eda_get_i64(data, "total", &amount) != 0 || amount < 0)
         return eda_ctx_bad_event(ctx, "needs order_id, customer_id and total");
+    /* The order rule inventory-service applies too: credit is never held
+       for an order that could never be settled. */
+    if (eda_items_read_order(eda_map_get(data, "items"), amount, items, why, sizeof why) <
+        0)
+        return eda_ctx_bad_event(ctx, "items: %s", why);
     s_outcome_t out;
     return s_reserve(self, ctx, order_id, customer_id, amount, "choreography", &out);
 }

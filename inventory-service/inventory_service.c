@@ -409,8 +409,13 @@ static int s_on_order_created(void *state, eda_ctx_t *ctx)
     eda_item_t items[EDA_ITEMS_MAX], lines[EDA_ITEMS_MAX];
     if (eda_ctx_order_id(ctx, order_id, sizeof order_id))
         return eda_ctx_bad_event(ctx, "no order_id");
-    int n = eda_items_read(eda_map_get(&eda_ctx_msg(ctx)->data, "items"), false, items,
-                           why, sizeof why);
+    /* The order rule customer-service applies too (items and total). */
+    const msgpack_object *data = &eda_ctx_msg(ctx)->data;
+    int64_t total = -1;
+    if (eda_get_i64(data, "total", &total) != 0 || total < 0)
+        return eda_ctx_bad_event(ctx, "needs a total");
+    int n =
+        eda_items_read_order(eda_map_get(data, "items"), total, items, why, sizeof why);
     int m = n > 0 ? inventory_merge(items, (size_t)n, lines) : -1;
     if (m < 0)
         return eda_ctx_bad_event(ctx, "items: %s", n < 0 ? why : "quantities overflow");

@@ -36,22 +36,7 @@ bool order_reason_valid(const char *reason)
 int order_total(const eda_item_t *items, size_t n, int64_t *total, char *why,
                 size_t why_size)
 {
-    int64_t sum = 0, qty = 0;
-    for (size_t i = 0; i < n; i++) {
-        int64_t line;
-        if (__builtin_mul_overflow(items[i].qty, items[i].price, &line) ||
-            __builtin_add_overflow(sum, line, &sum)) {
-            snprintf(why, why_size, "the order total does not fit in 63 bits");
-            return -1;
-        }
-        /* Stock sums the quantities of one SKU: they must fit as well. */
-        if (__builtin_add_overflow(qty, items[i].qty, &qty)) {
-            snprintf(why, why_size, "the order's quantities do not fit in 63 bits");
-            return -1;
-        }
-    }
-    *total = sum;
-    return 0;
+    return eda_items_total(items, n, total, why, why_size); /* the one rule */
 }
 
 bool order_can_decide(order_status_t status)

@@ -1797,6 +1797,96 @@ Test(e2e_hostile, an_unreadable_event_in_a_peers_log_is_skipped)
                  skipped);
 }
 
+/*  Packs an OrderCreated of the fake order-service for customer "carol"
+    into `buf` (cleared): order "o-rule-<seq>" with items[n] and `total`,
+    packed as given, however wrong. */
+static void s_rule_event(msgpack_sbuffer *buf, uint64_t seq, const eda_item_t *items,
+                         size_t n, int64_t total)
+{
+    msgpack_sbuffer_clear(buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
+    char id[32], order[32];
+    snprintf(id, sizeof id, "e-rule-%llu", (unsigned long long)seq);
+    snprintf(order, sizeof order, "o-rule-%llu", (unsigned long long)seq);
+    eda_header_t hdr = {.kind = EDA_KIND_EVENT,
+                        .type = "OrderCreated",
+                        .id = id,
+                        .source = "order-service",
+                        .ts = eda_now_us(),
+                        .correlation_id = order,
+                        .seq = seq,
+                        .epoch = S_FAKE_EPOCH};
+    eda_pack_header(&pk, &hdr);
+    msgpack_pack_map(&pk, 5);
+    eda_pack_kv_str(&pk, "order_id", order);
+    eda_pack_kv_str(&pk, "customer_id", "carol");
+    eda_pack_key(&pk, "items");
+    eda_items_pack(&pk, items, n, true);
+    eda_pack_kv_i64(&pk, "total", total);
+    eda_pack_kv_str(&pk, "saga", "choreography");
+}
+
+/*  customer-service applies the one order-validity rule inventory-service
+    applies: an OrderCreated that breaks it is counted as bad input and
+    skipped with its seq, and no credit is held for it. Only #5 of the fake
+    order-service's log is a valid order. */
+Test(e2e_hostile, an_order_created_that_breaks_the_order_rule_holds_nothing)
+{
+    zsock_t *router = s_raw(ZMQ_ROUTER, sys.commands[TU_ORDER]);
+    s_raw(ZMQ_XPUB, sys.events[TU_ORDER]);
+    cr_assert_eq(tu_system_start(&sys, TU_CUSTOMER), 0, "%s", sys.why);
+    cr_assert_eq(tu_create_customer(&sys, "carol", 1000), 0, "%s", sys.why);
+    uint64_t bad_before = s_bad_input(TU_CUSTOMER);
+
+    enum { N = 5 };
+    msgpack_sbuffer events[N];
+    for (int i = 0; i < N; i++)
+        msgpack_sbuffer_init(&events[i]);
+    /* #1: qty -5, with a total that is otherwise right for one line. */
+    s_rule_event(&events[0], 1, (eda_item_t[]){{.sku = "a", .qty = -5, .price = 100}}, 1,
+                 100);
+    /* #2: two lines of one sku whose quantities sum past 2^63-1. */
+    s_rule_event(&events[1], 2,
+                 (eda_item_t[]){{.sku = "a", .qty = INT64_MAX, .price = 0},
+                                {.sku = "a", .qty = 1, .price = 0}},
+                 2, 0);
+    /* #3: no items. */
+    s_rule_event(&events[2], 3, NULL, 0, 0);
+    /* #4: a total that is not the items' sum. */
+    s_rule_event(&events[3], 4, (eda_item_t[]){{.sku = "a", .qty = 1, .price = 100}}, 1,
+                 5);
+    /* #5: valid. */
+    s_rule_event(&events[4], 5, (eda_item_t[]){{.sku = "a", .qty = 2, .price = 100}}, 1,
+                 200);
+
+    /* Each ReplayEvents gets the log after the seq it asks from. */
+    int64_t deadline = zclock_mono() + TU_SETTLE_MS;
+    uint64_t last = 0;
+    char epoch[EDA_NAME_MAX + 1];
+    while (last < N && zclock_mono() < deadline) {
+        s_ask_t ask;
+        if (s_recv_ask(router, 20, &ask)) {
+            size_t from = ask.after_seq < N ? (size_t)ask.after_seq : N;
+            s_answer_ask(router, &ask, S_FAKE_EPOCH, N, events + from, N - from);
+        }
+        cr_assert_eq(tu_stat_peer(&sys, TU_CUSTOMER, TU_ORDER, epoch, &last), 0, "%s",
+                     sys.why);
+    }
+    for (int i = 0; i < N; i++)
+        msgpack_sbuffer_destroy(&events[i]);
+    cr_assert_eq(last, N, "customer-service stopped at #%llu of order-service",
+                 (unsigned long long)last);
+    cr_assert_str_eq(epoch, S_FAKE_EPOCH);
+    uint64_t grew = s_bad_input(TU_CUSTOMER) - bad_before;
+    cr_assert_eq(grew, 4, "bad_input grew by %llu, not 4", (unsigned long long)grew);
+    cr_assert_eq(tu_expect_credit(&sys, "carol", 200, 800), 0, "%s", sys.why);
+    eda_envelope_t reply;
+    cr_assert_eq(tu_call_empty(&sys, TU_CUSTOMER, "Ping", &reply), 0, "%s", sys.why);
+    cr_assert_eq(reply.ok, 1, "Ping");
+    cr_assert_eq(tu_system_shutdown(&sys), 0, "%s", sys.why);
+}
+
 /*  Over ipc a second bind would silently take the socket file over, and the
     first service would stop receiving commands: a second instance on the
     same endpoints refuses to start instead. */
