@@ -39,7 +39,7 @@ struct eda_store {
     uint64_t committed_seq; /* last seq in the log as committed */
     uint64_t next_seq;      /* seq the next append gets */
     uint64_t savepoint_seq; /* next_seq when the savepoint was taken */
-    char failure[256];      /* why the last commit failed, "" after a success */
+    char failure[256];      /* why this batch's commit failed, "" otherwise */
 };
 
 static void s_random_hex(char *out, size_t nhex)
@@ -337,6 +337,7 @@ bool eda_store_txn_lost(eda_store_t *self)
 int eda_store_begin(eda_store_t *self)
 {
     assert(!self->in_txn);
+    self->failure[0] = '\0'; /* a failed commit's reason is for that batch only */
     if (s_step(self->begin))
         return -1;
     self->in_txn = true;
@@ -352,7 +353,6 @@ int eda_store_commit(eda_store_t *self)
         eda_store_rollback(self);
         return -1;
     }
-    self->failure[0] = '\0';
     self->in_txn = false;
     self->committed_seq = self->next_seq - 1;
     return 0;
