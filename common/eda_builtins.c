@@ -87,17 +87,23 @@ static int s_cmd_replay(void *state, eda_ctx_t *ctx)
         return eda_ctx_error(ctx, EDA_BAD_REQUEST,
                              "limit must be an integer from 1 to %d",
                              EDA_SVC_REPLAY_LIMIT);
-    if (after > INT64_MAX)
-        after = INT64_MAX;
+    /* Only what the peers may see: not the events eda_fence holds back. */
+    uint64_t last = eda_fence_visible(svc);
+    if (after >= last)
+        limit = 0;
+    else if (limit > last - after)
+        limit = last - after;
     msgpack_sbuffer_clear(&svc->tmp);
-    int n = eda_store_replay(svc->store, after, (uint32_t)limit, EDA_SVC_REPLAY_BYTES,
-                             s_collect_event, &svc->tmp);
+    int n = limit ? eda_store_replay(svc->store, after, (uint32_t)limit,
+                                     EDA_SVC_REPLAY_BYTES, s_collect_event, &svc->tmp)
+                  : 0;
     if (n < 0)
         return -1;
     msgpack_packer *pk = eda_ctx_reply(ctx);
-    msgpack_pack_map(pk, 3);
+    msgpack_pack_map(pk, 5);
     eda_pack_kv_str(pk, "epoch", eda_store_epoch(svc->store));
-    eda_pack_kv_u64(pk, "last_seq", eda_store_next_seq(svc->store) - 1);
+    eda_pack_kv_u64(pk, "last_seq", last);
+    eda_fence_pack_applied(svc, pk);
     eda_pack_key(pk, "events");
     msgpack_pack_array(pk, (size_t)n);
     const char *p = svc->tmp.data;

@@ -1,10 +1,13 @@
 /*  eda_client: DEALER with a reusable send buffer and decoder. */
 #include "eda_client.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 struct eda_client {
     char endpoint[256];
@@ -28,6 +31,26 @@ static void s_draw_prefix(void)
     snprintf(s_prefix, sizeof s_prefix, "%.8s",
              uuid ? zuuid_str_canonical(uuid) : "00000000");
     zuuid_destroy(&uuid);
+}
+
+void eda_random_hex(char *out, size_t nhex)
+{
+    unsigned char raw[32] = {0};
+    int fd = open("/dev/urandom", O_RDONLY);
+    ssize_t got = fd >= 0 ? read(fd, raw, sizeof raw) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (got < (ssize_t)(nhex / 2)) {
+        /* No urandom: time and pid are unique enough for an id. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t mix = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^
+                       ((uint64_t)getpid() << 40);
+        memcpy(raw, &mix, sizeof mix);
+    }
+    for (size_t i = 0; i < nhex; i++)
+        out[i] = "0123456789abcdef"[(raw[i / 2] >> (i % 2 ? 0 : 4)) & 0xf];
+    out[nhex] = '\0';
 }
 
 void eda_new_id(char *out, size_t size)

@@ -76,4 +76,8 @@ zsock_t *eda_client_sock(eda_client_t *self);
     counter. Can't fail. */
 void eda_new_id(char *out, size_t size);
 
+/*  Fills out[nhex + 1] with nhex random hex digits (nhex <= 64) from
+    /dev/urandom, or from the time and pid when it cannot be read. */
+void eda_random_hex(char *out, size_t nhex);
+
 #endif

@@ -295,14 +295,16 @@ int eda_peers_recv_event(eda_service_t *svc, eda_peer_t *peer)
         if (!same || last > peer->last_seq)
             eda_peers_request_replay(svc, peer);
         /* Behind what we applied, in the same log: it lost committed events
-           (a restored backup, a power cut); its next seqs will be dropped. */
+           (a restored backup, a power cut). Its eda_fence starts a new log
+           when it reads our `applied`. */
         bool behind = same && last < peer->committed_seq;
         if (behind && !peer->behind)
-            eda_log_msg(svc->log, EDA_LOG_ERROR,
+            eda_log_msg(svc->log, EDA_LOG_WARN,
                         "%s reports last_seq %llu, behind the %llu applied from its log "
-                        "%s: it lost events; recreate its log to recover",
+                        "%s: it lost events, and should start a new log",
                         peer->name, (unsigned long long)last,
                         (unsigned long long)peer->committed_seq, peer->epoch);
+        eda_fence_report(svc, peer, &env.data);
         peer->behind = behind;
     } else if (env.kind == EDA_KIND_EVENT)
         s_offer_event(svc, peer, &env);
@@ -374,6 +376,7 @@ static void s_apply_replay(eda_service_t *svc, eda_peer_t *peer,
         s_replay_quiet(peer, false);
         return;
     }
+    eda_fence_report(svc, peer, &reply->data);
     if (!streq(epoch, peer->epoch)) {
         if (peer->epoch[0])
             eda_log_msg(

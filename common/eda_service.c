@@ -83,19 +83,27 @@ static void s_publish(eda_service_t *svc, const void *topic, size_t tlen,
     zmq_send(pub, body, blen, 0);
 }
 
+void eda_svc_publish_event(eda_service_t *svc, const char *type, size_t tlen,
+                           const void *body, size_t blen)
+{
+    s_publish(svc, type, tlen, body, blen);
+    eda_envelope_t env;
+    if (eda_log_enabled(svc->log, EDA_LOG_INFO) &&
+        eda_decode(svc->log_decoder, body, blen, &env, NULL, 0) == EDA_OK)
+        eda_log_flow(svc->log, EDA_FLOW_PUBLISHED, &env, NULL);
+    svc->stats.events_published++;
+}
+
+/*  Publishes the batch's events, unless eda_fence holds them back (they
+    are in the log, and go out from there when released). */
 static void s_publish_outbox(eda_service_t *svc)
 {
     const char *p = svc->outbox.data, *end = p + svc->outbox.size;
-    while (p < end) {
+    while (p < end && !svc->fenced) {
         uint32_t tlen, blen;
         const char *type = eda_arena_get(&p, &tlen);
         const char *body = eda_arena_get(&p, &blen);
-        s_publish(svc, type, tlen, body, blen);
-        eda_envelope_t env;
-        if (eda_log_enabled(svc->log, EDA_LOG_INFO) &&
-            eda_decode(svc->log_decoder, body, blen, &env, NULL, 0) == EDA_OK)
-            eda_log_flow(svc->log, EDA_FLOW_PUBLISHED, &env, NULL);
-        svc->stats.events_published++;
+        eda_svc_publish_event(svc, type, tlen, body, blen);
     }
     svc->outbox.size = 0;
 }
@@ -165,8 +173,9 @@ static void s_heartbeat(eda_service_t *svc)
                         .ts = eda_now_us(),
                         .epoch = eda_store_epoch(svc->store)};
     eda_pack_header(&pk, &hdr);
-    msgpack_pack_map(&pk, 1);
-    eda_pack_kv_u64(&pk, "last_seq", eda_store_committed_seq(svc->store));
+    msgpack_pack_map(&pk, 3);
+    eda_pack_kv_u64(&pk, "last_seq", eda_fence_visible(svc));
+    eda_fence_pack_applied(svc, &pk);
     s_publish(svc, "Heartbeat", 9, svc->tmp.data, svc->tmp.size);
 }
 
@@ -330,6 +339,7 @@ static int64_t s_timers(eda_service_t *svc)
         svc->next_heartbeat_ms = now + EDA_SVC_HEARTBEAT_MS;
     }
     int64_t next = eda_peers_timers(svc, now);
+    eda_fence_timers(svc, now);
     return next < svc->next_heartbeat_ms ? next : svc->next_heartbeat_ms;
 }
 
@@ -597,6 +607,7 @@ void eda_service_actor(zsock_t *pipe, void *args)
                 eda_config_peer(&svc->cfg, svc->def->name)->events,
                 eda_config_peer(&svc->cfg, svc->def->name)->commands, svc->cfg.db,
                 eda_store_epoch(svc->store));
+    eda_fence_start(svc);
     for (size_t i = 0; i < svc->npeers; i++)
         eda_peers_request_replay(svc, &svc->peers[i]); /* catch up first */
     svc->next_heartbeat_ms = zclock_mono();

@@ -61,7 +61,9 @@ typedef struct {
     int64_t heard_ms;          /* when its SUB last brought something readable */
     int64_t reconnect_ms;      /* when to reconnect again while it stays silent */
     int64_t reconnect_wait;
-    bool silent; /* reported once until it is heard again */
+    bool silent;           /* reported once until it is heard again */
+    bool reported;         /* it said how far it applied our log: eda_fence */
+    uint64_t reported_seq; /* how far, 0 when it knows another log of ours */
 } eda_peer_t;
 
 typedef struct {
@@ -110,6 +112,12 @@ struct eda_service {
     int64_t timer_next_ms[EDA_SVC_TIMERS_MAX];
     size_t ntimers;
     eda_svc_stats_t stats;
+    /* eda_fence.c: events after fence_seq are held back while fenced */
+    bool fenced;
+    uint64_t fence_seq;
+    uint64_t lost_seq;      /* a peer applied this much of a log that lost commits */
+    char lost_by[64];       /* that peer */
+    int64_t fence_retry_ms; /* a new log the database refused: next try */
 };
 
 /* --- arenas ---------------------------------------------------------------- */
@@ -169,6 +177,10 @@ zsock_t *eda_svc_socket(eda_service_t *svc, int type, const char *endpoint, bool
     (logged). */
 int eda_svc_secure_client(eda_service_t *svc, eda_client_t *client, const char *server);
 
+/*  Publishes one logged event, [type][body], and logs its flow line. */
+void eda_svc_publish_event(eda_service_t *svc, const char *type, size_t tlen,
+                           const void *body, size_t blen);
+
 /* --- eda_intake.c: commands in, replies out ---------------------------------- */
 
 /*  Reads and handles one command message from the ROUTER without waiting.
@@ -220,6 +232,26 @@ int64_t eda_peers_timers(eda_service_t *svc, int64_t now);
 
 /*  Sends the queued commands to their peers (after a commit). */
 void eda_peers_send_commands(eda_service_t *svc);
+
+/* --- eda_fence.c: a restarted log checked against the peers ------------------ */
+
+/*  After the peers are open: holds new events back when the log has some. */
+void eda_fence_start(eda_service_t *svc);
+
+/*  The last seq the peers may see (heartbeats, ReplayEvents). */
+uint64_t eda_fence_visible(eda_service_t *svc);
+
+/*  Packs the keys `applied` {peer: seq} and `applied_epoch` {peer: epoch}:
+    how far this service applied each peer's log, as committed. */
+void eda_fence_pack_applied(eda_service_t *svc, msgpack_packer *pk);
+
+/*  Takes what a peer's heartbeat or ReplayEvents reply (`data`) says it
+    applied of this service's log. */
+void eda_fence_report(eda_service_t *svc, eda_peer_t *peer, const msgpack_object *data);
+
+/*  Between batches: starts a new log when a peer is ahead of this one, and
+    releases the held events once every peer has reported or is silent. */
+void eda_fence_timers(eda_service_t *svc, int64_t now);
 
 /* --- eda_builtins.c ---------------------------------------------------------------- */
 

@@ -6,6 +6,8 @@
 */
 #include "eda_store.h"
 
+#include "eda_client.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -31,36 +33,17 @@ struct eda_store {
     dev_t dev;   /* the file opened, for eda_store_check */
     ino_t ino;
     char epoch[EDA_EPOCH_LEN + 1];
+    char old_epoch[EDA_EPOCH_LEN + 1]; /* before eda_store_new_epoch, until commit */
     sqlite3_stmt **stmts; /* every statement prepared, finalized on destroy */
     size_t nstmts;
     sqlite3_stmt *begin, *commit, *rollback, *savepoint, *release, *rollback_to;
-    sqlite3_stmt *append, *replay, *inbox_get, *inbox_put;
+    sqlite3_stmt *append, *replay, *inbox_get, *inbox_put, *clear_log, *set_epoch;
     bool in_txn;
     uint64_t committed_seq; /* last seq in the log as committed */
     uint64_t next_seq;      /* seq the next append gets */
     uint64_t savepoint_seq; /* next_seq when the savepoint was taken */
     char failure[256];      /* why this batch's commit failed, "" otherwise */
 };
-
-static void s_random_hex(char *out, size_t nhex)
-{
-    unsigned char raw[32] = {0};
-    int fd = open("/dev/urandom", O_RDONLY);
-    ssize_t got = fd >= 0 ? read(fd, raw, sizeof raw) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (got < (ssize_t)(nhex / 2)) {
-        /* No urandom: time and pid are unique enough for an epoch. */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t mix = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^
-                       ((uint64_t)getpid() << 40);
-        memcpy(raw, &mix, sizeof mix);
-    }
-    for (size_t i = 0; i < nhex; i++)
-        out[i] = "0123456789abcdef"[(raw[i / 2] >> (i % 2 ? 0 : 4)) & 0xf];
-    out[nhex] = '\0';
-}
 
 sqlite3_stmt *eda_store_prepare(eda_store_t *self, const char *sql)
 {
@@ -109,7 +92,7 @@ static int s_load_epoch(eda_store_t *self)
     if (strlen(self->epoch) == EDA_EPOCH_LEN)
         return 0;
 
-    s_random_hex(self->epoch, EDA_EPOCH_LEN);
+    eda_random_hex(self->epoch, EDA_EPOCH_LEN);
     sqlite3_stmt *put =
         eda_store_prepare(self, "INSERT OR REPLACE INTO eda_meta VALUES ('epoch', ?)");
     if (!put)
@@ -246,6 +229,9 @@ eda_store_t *eda_store_new(const char *path, const char *schema, eda_sync_t sync
               self, "SELECT epoch, last_seq FROM eda_inbox WHERE peer = ?")) ||
         !(self->inbox_put = eda_store_prepare(
               self, "INSERT OR REPLACE INTO eda_inbox VALUES (?,?,?)")) ||
+        !(self->clear_log = eda_store_prepare(self, "DELETE FROM eda_event_log")) ||
+        !(self->set_epoch = eda_store_prepare(
+              self, "INSERT OR REPLACE INTO eda_meta VALUES ('epoch', ?)")) ||
         s_load_epoch(self) || s_load_last_seq(self))
         goto err;
     return self;
@@ -355,12 +341,17 @@ int eda_store_commit(eda_store_t *self)
     }
     self->in_txn = false;
     self->committed_seq = self->next_seq - 1;
+    self->old_epoch[0] = '\0';
     return 0;
 }
 
 int eda_store_rollback(eda_store_t *self)
 {
     self->next_seq = self->committed_seq + 1;
+    if (self->old_epoch[0]) {
+        memcpy(self->epoch, self->old_epoch, sizeof self->epoch);
+        self->old_epoch[0] = '\0';
+    }
     self->in_txn = false;
     if (sqlite3_get_autocommit(self->db))
         return 0; /* SQLite already rolled back, e.g. after a full disk */
@@ -405,6 +396,20 @@ int eda_store_append(eda_store_t *self, const char *type, const void *body, size
     if (s_step(self->append))
         return -1;
     self->next_seq++;
+    return 0;
+}
+
+int eda_store_new_epoch(eda_store_t *self)
+{
+    assert(self->in_txn && !self->old_epoch[0]);
+    if (s_step(self->clear_log))
+        return -1;
+    memcpy(self->old_epoch, self->epoch, sizeof self->epoch);
+    eda_random_hex(self->epoch, EDA_EPOCH_LEN);
+    sqlite3_bind_text(self->set_epoch, 1, self->epoch, -1, SQLITE_STATIC);
+    if (s_step(self->set_epoch))
+        return -1; /* the rollback restores the old epoch */
+    self->next_seq = 1;
     return 0;
 }
 

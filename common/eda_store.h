@@ -88,6 +88,12 @@ uint64_t eda_store_committed_seq(eda_store_t *self);
     open transaction. Returns 0 or -1. */
 int eda_store_append(eda_store_t *self, const char *type, const void *body, size_t len);
 
+/*  Starts the event log anew inside the open transaction: every logged event
+    is deleted, a new random epoch is drawn and the next seq is 1. Used when
+    the log lost commits its peers applied (DESIGN section 4). A rollback
+    restores the old epoch. 0 or -1. */
+int eda_store_new_epoch(eda_store_t *self);
+
 /*  Calls fn for each logged event with seq > after_seq in order, at most
     `limit` events and, past the first, no more than `max_bytes` of bodies.
     Returns the number of events passed, or -1 on a database error. */

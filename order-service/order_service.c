@@ -7,6 +7,7 @@
 */
 #include "order_service.h"
 
+#include "eda_client.h"
 #include "eda_text.h"
 #include "order_domain.h"
 #include "order_orchestrator.h"
@@ -35,7 +36,7 @@ typedef struct {
     order_orchestrator_t *orchestrator;
     sqlite3_stmt *insert, *by_id, *by_request, *list_all, *list_status, *set_status;
     sqlite3_stmt *last_number; /* the highest order number, this batch included */
-    char id_prefix[16];        /* "o-" and the first 12 characters of the epoch */
+    char id_prefix[16];        /* "o-" and 12 hex digits drawn at each start */
     msgpack_sbuffer items;     /* scratch for an order's packed items */
     msgpack_packer items_pk;
     msgpack_sbuffer list; /* scratch for a ListOrders reply */
@@ -477,7 +478,12 @@ static void *s_start(eda_service_t *svc)
         s_stop((void **)&self);
         return NULL;
     }
-    snprintf(self->id_prefix, sizeof self->id_prefix, "o-%.12s", eda_store_epoch(store));
+    /* Drawn at each start: a database that lost its last commits (restored
+       from a copy) numbers orders again from where it stands, and the ids
+       must still differ from those its peers hold. */
+    char run[13];
+    eda_random_hex(run, 12);
+    snprintf(self->id_prefix, sizeof self->id_prefix, "o-%s", run);
     return self;
 }
 

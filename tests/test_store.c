@@ -124,6 +124,46 @@ Test(store, epoch_survives_reopen)
     eda_store_destroy(&store);
 }
 
+/*  A new epoch (a log that lost commits): rolled back, nothing changes;
+    committed, the log is empty under a new epoch that survives a reopen,
+    and seqs start again from 1. */
+Test(store, new_epoch_empties_the_log_and_rolls_back_whole)
+{
+    eda_store_t *store = s_open(s_path);
+    char epoch[EDA_EPOCH_LEN + 1];
+    snprintf(epoch, sizeof epoch, "%s", eda_store_epoch(store));
+    s_append_one(store, "one");
+    s_append_one(store, "two");
+
+    cr_assert_eq(eda_store_begin(store), 0);
+    cr_assert_eq(eda_store_new_epoch(store), 0);
+    cr_assert_str_neq(eda_store_epoch(store), epoch);
+    cr_assert_eq(eda_store_next_seq(store), 1);
+    cr_assert_eq(eda_store_rollback(store), 0);
+    cr_assert_str_eq(eda_store_epoch(store), epoch, "a rollback keeps the old epoch");
+    cr_assert_eq(eda_store_next_seq(store), 3);
+    cr_assert_eq(s_replay(store, 0, 100, 1 << 20).n, 2);
+
+    cr_assert_eq(eda_store_begin(store), 0);
+    cr_assert_eq(eda_store_new_epoch(store), 0);
+    cr_assert_eq(eda_store_append(store, "Carried", "c", 1), 0);
+    cr_assert_eq(eda_store_commit(store), 0);
+    char fresh[EDA_EPOCH_LEN + 1];
+    snprintf(fresh, sizeof fresh, "%s", eda_store_epoch(store));
+    cr_assert(s_is_hex_epoch(fresh) && strcmp(fresh, epoch) != 0);
+    cr_assert_eq(eda_store_committed_seq(store), 1);
+    replayed_t r = s_replay(store, 0, 100, 1 << 20);
+    cr_assert_eq(r.n, 1);
+    cr_assert_eq(r.seq[0], 1);
+    cr_assert_str_eq(r.body[0], "c");
+    eda_store_destroy(&store);
+
+    store = s_open(s_path);
+    cr_assert_str_eq(eda_store_epoch(store), fresh);
+    cr_assert_eq(eda_store_next_seq(store), 2);
+    eda_store_destroy(&store);
+}
+
 Test(store, deleted_file_gives_a_new_epoch)
 {
     eda_store_t *store = s_open(s_path);

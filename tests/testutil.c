@@ -342,6 +342,52 @@ static bool s_log_has_report(tu_system_t *sys, tu_service_t svc)
     return found;
 }
 
+bool tu_log_has(tu_system_t *sys, tu_service_t svc, const char *needle)
+{
+    FILE *f = fopen(sys->log[svc], "r");
+    char *line = NULL;
+    size_t cap = 0;
+    bool found = false;
+    while (f && !found && getline(&line, &cap, f) >= 0)
+        found = strstr(line, needle) != NULL;
+    free(line);
+    if (f)
+        fclose(f);
+    return found;
+}
+
+/*  Copies file `from` to `to`; a missing `from` removes `to`. 0 or -1. */
+static int s_copy_file(tu_system_t *sys, const char *from, const char *to)
+{
+    int in = open(from, O_RDONLY);
+    if (in < 0 && errno == ENOENT)
+        return unlink(to) == 0 || errno == ENOENT ? 0 : s_fail(sys, "unlink %s", to);
+    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    char buf[65536];
+    ssize_t n = 0;
+    while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, (size_t)n) != n)
+            n = -1;
+    int failed = in < 0 || out < 0 || n < 0;
+    if (in >= 0)
+        close(in);
+    if (out >= 0 && close(out))
+        failed = 1;
+    return failed ? s_fail(sys, "cannot copy %s to %s: %s", from, to, strerror(errno))
+                  : 0;
+}
+
+int tu_copy_db(tu_system_t *sys, const char *from, const char *to)
+{
+    char a[400], b[400];
+    snprintf(a, sizeof a, "%s-wal", from);
+    snprintf(b, sizeof b, "%s-wal", to);
+    if (s_copy_file(sys, from, to) || s_copy_file(sys, a, b))
+        return -1;
+    snprintf(b, sizeof b, "%s-shm", to);
+    return unlink(b) == 0 || errno == ENOENT ? 0 : s_fail(sys, "unlink %s", b);
+}
+
 int tu_system_shutdown(tu_system_t *sys)
 {
     int rc = 0;

@@ -110,6 +110,14 @@ void tu_system_fini(tu_system_t *sys);
 /*  Prints the last lines of each service's log to stderr. */
 void tu_system_dump_logs(tu_system_t *sys);
 
+/*  Whether a line of the service's log holds `needle`. */
+bool tu_log_has(tu_system_t *sys, tu_service_t svc, const char *needle);
+
+/*  Copies the database of a stopped service, with its -wal file, to
+    `to` (and `to`-wal), removing any -shm beside `to`: a backup, or a
+    restore when `to` is sys->db[svc]. 0 or -1. */
+int tu_copy_db(tu_system_t *sys, const char *from, const char *to);
+
 /* --- commands ---------------------------------------------------------------- */
 
 /*  Begins a command to `svc`; pack exactly one data map, then tu_call. */
