@@ -2,6 +2,7 @@
     and ReplayEvents (its event log, exact bytes, for gap repair).
 */
 #include "eda_service_impl.h"
+#include "eda_text.h"
 
 static int s_cmd_ping(void *state, eda_ctx_t *ctx)
 {
@@ -87,16 +88,25 @@ static int s_cmd_replay(void *state, eda_ctx_t *ctx)
         return eda_ctx_error(ctx, EDA_BAD_REQUEST,
                              "limit must be an integer from 1 to %d",
                              EDA_SVC_REPLAY_LIMIT);
+    char order[EDA_NAME_MAX + 1] = "";
+    if (eda_get_str(data, "correlation_id", order, sizeof order) < 0 ||
+        !eda_printable(order, strlen(order)))
+        return eda_ctx_error(
+            ctx, EDA_BAD_REQUEST,
+            "correlation_id must be a string of printable characters, at "
+            "most %d bytes",
+            EDA_NAME_MAX);
     /* Only what the peers may see: not the events eda_fence holds back. */
     uint64_t last = eda_fence_visible(svc);
-    if (after >= last)
-        limit = 0;
-    else if (limit > last - after)
-        limit = last - after;
     msgpack_sbuffer_clear(&svc->tmp);
-    int n = limit ? eda_store_replay(svc->store, after, (uint32_t)limit,
-                                     EDA_SVC_REPLAY_BYTES, s_collect_event, &svc->tmp)
-                  : 0;
+    int n = 0;
+    if (order[0] && after < last)
+        n = eda_store_replay_order(svc->store, order, after, last, (uint32_t)limit,
+                                   EDA_SVC_REPLAY_BYTES, s_collect_event, &svc->tmp);
+    else if (after < last)
+        n = eda_store_replay(svc->store, after,
+                             (uint32_t)(limit < last - after ? limit : last - after),
+                             EDA_SVC_REPLAY_BYTES, s_collect_event, &svc->tmp);
     if (n < 0)
         return -1;
     msgpack_packer *pk = eda_ctx_reply(ctx);
@@ -112,6 +122,56 @@ static int s_cmd_replay(void *state, eda_ctx_t *ctx)
         const char *event = eda_arena_get(&p, &len);
         msgpack_pack_bin_with_body(pk, event, len);
     }
+    return 0;
+}
+
+int eda_builtins_index_log(eda_service_t *svc)
+{
+    enum { CHUNK = 1000 };
+    sqlite3_stmt *todo = eda_store_prepare(
+        svc->store, "SELECT seq, body FROM eda_event_log WHERE correlation_id IS NULL"
+                    " ORDER BY seq LIMIT 1000");
+    sqlite3_stmt *set = eda_store_prepare(
+        svc->store, "UPDATE eda_event_log SET correlation_id = ? WHERE seq = ?");
+    if (!todo || !set || eda_store_begin(svc->store))
+        return -1;
+    static struct {
+        int64_t seq;
+        char order[EDA_NAME_MAX + 1];
+    } rows[CHUNK];
+    uint64_t total = 0;
+    int n, rc = 0;
+    do {
+        /* Read a chunk, then write it: no update under a running scan. */
+        n = 0;
+        while (n < CHUNK && sqlite3_step(todo) == SQLITE_ROW) {
+            eda_envelope_t env;
+            rows[n].seq = sqlite3_column_int64(todo, 0);
+            rows[n].order[0] = '\0'; /* unreadable: no order, never asked again */
+            if (eda_decode(svc->decoder, sqlite3_column_blob(todo, 1),
+                           (size_t)sqlite3_column_bytes(todo, 1), &env, NULL,
+                           0) == EDA_OK)
+                snprintf(rows[n].order, sizeof rows[n].order, "%s", env.correlation_id);
+            n++;
+        }
+        sqlite3_reset(todo);
+        for (int i = 0; i < n && rc == 0; i++) {
+            sqlite3_bind_text(set, 1, rows[i].order, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(set, 2, rows[i].seq);
+            rc = eda_store_exec(set);
+        }
+        total += (uint64_t)n;
+    } while (n == CHUNK && rc == 0);
+    if (rc || eda_store_commit(svc->store)) {
+        eda_log_msg(svc->log, EDA_LOG_ERROR, "cannot index the event log by order: %s",
+                    eda_store_errmsg(svc->store));
+        if (eda_store_in_txn(svc->store))
+            eda_store_rollback(svc->store);
+        return -1;
+    }
+    if (total)
+        eda_log_msg(svc->log, EDA_LOG_INFO, "indexed %llu logged events by order",
+                    (unsigned long long)total);
     return 0;
 }
 

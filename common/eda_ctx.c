@@ -94,6 +94,7 @@ msgpack_packer *eda_ctx_emit(eda_ctx_t *ctx, const char *type, const char *order
                         .epoch = eda_store_epoch(svc->store)};
     eda_pack_header(&svc->event_pk, &hdr);
     snprintf(ctx->emit_type, sizeof ctx->emit_type, "%s", type);
+    snprintf(ctx->emit_order, sizeof ctx->emit_order, "%s", order_id ? order_id : "");
     ctx->emitting = true;
     return &svc->event_pk;
 }
@@ -105,7 +106,7 @@ int eda_ctx_emit_end(eda_ctx_t *ctx)
     ctx->emitting = false;
     msgpack_sbuffer *ev = &svc->event_buf;
     const char *type = ctx->emit_type;
-    if (eda_store_append(svc->store, type, ev->data, ev->size)) {
+    if (eda_store_append(svc->store, type, ctx->emit_order, ev->data, ev->size)) {
         eda_log_msg(svc->log, EDA_LOG_ERROR, "cannot log event %s: %s", type,
                     eda_store_errmsg(svc->store));
         return -1;

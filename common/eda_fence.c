@@ -97,7 +97,7 @@ static int s_carry(eda_service_t *svc, const void *body, size_t len)
     msgpack_sbuffer_clear(&svc->event_buf);
     eda_pack_header(&svc->event_pk, &hdr);
     msgpack_pack_object(&svc->event_pk, env.data);
-    return eda_store_append(svc->store, env.type, svc->event_buf.data,
+    return eda_store_append(svc->store, env.type, env.correlation_id, svc->event_buf.data,
                             svc->event_buf.size);
 }
 

@@ -585,7 +585,7 @@ static eda_service_t *s_new(const eda_service_def_t *def, const eda_config_t *cf
              (svc->pub = eda_svc_socket(svc, ZMQ_XPUB, self->events, true, NULL)) &&
              (svc->router =
                   eda_svc_socket(svc, ZMQ_ROUTER, self->commands, true, NULL)) &&
-             eda_peers_open(svc) == 0) {
+             eda_peers_open(svc) == 0 && eda_builtins_index_log(svc) == 0) {
         if ((svc->state = def->start(svc)))
             return svc;
         eda_log_msg(svc->log, EDA_LOG_ERROR, "%s could not start (database: %s)",

@@ -83,6 +83,7 @@ struct eda_ctx {
     bool reply_ok;
     bool emitting;
     char emit_type[EDA_NAME_MAX + 1];
+    char emit_order[EDA_NAME_MAX + 1]; /* its correlation_id, "" for none */
     int command_peer; /* peer index of the command being built, -1 none */
     char command_id[EDA_NAME_MAX + 1];
 };
@@ -257,5 +258,9 @@ void eda_fence_timers(eda_service_t *svc, int64_t now);
 
 /*  Ping, Stats and ReplayEvents, answered by every service. */
 extern const eda_command_t eda_builtin_commands[];
+
+/*  At start: indexes by order (for ReplayEvents {correlation_id}) the events
+    that a version without the index logged. 0, or -1 on a database error. */
+int eda_builtins_index_log(eda_service_t *svc);
 
 #endif

@@ -22,7 +22,7 @@
 #define S_BASE_SCHEMA                                                                    \
     "CREATE TABLE IF NOT EXISTS eda_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"   \
     "CREATE TABLE IF NOT EXISTS eda_event_log (seq INTEGER PRIMARY KEY,"                 \
-    " type TEXT NOT NULL, body BLOB NOT NULL);"                                          \
+    " type TEXT NOT NULL, body BLOB NOT NULL, correlation_id TEXT);"                     \
     "CREATE TABLE IF NOT EXISTS eda_inbox (peer TEXT PRIMARY KEY, epoch TEXT NOT NULL,"  \
     " last_seq INTEGER NOT NULL);"
 
@@ -37,7 +37,8 @@ struct eda_store {
     sqlite3_stmt **stmts; /* every statement prepared, finalized on destroy */
     size_t nstmts;
     sqlite3_stmt *begin, *commit, *rollback, *savepoint, *release, *rollback_to;
-    sqlite3_stmt *append, *replay, *inbox_get, *inbox_put, *clear_log, *set_epoch;
+    sqlite3_stmt *append, *replay, *replay_order, *inbox_get, *inbox_put, *clear_log,
+        *set_epoch;
     bool in_txn;
     uint64_t committed_seq; /* last seq in the log as committed */
     uint64_t next_seq;      /* seq the next append gets */
@@ -205,6 +206,13 @@ eda_store_t *eda_store_new(const char *path, const char *schema, eda_sync_t sync
     sqlite3_extended_result_codes(self->db, 1);
     if (s_pragmas(self, sync) ||
         sqlite3_exec(self->db, S_BASE_SCHEMA, NULL, NULL, NULL) != SQLITE_OK ||
+        /* A log made before events were indexed by order: see
+           eda_store_unindexed. */
+        eda_store_add_column(self, "eda_event_log", "correlation_id", "TEXT") ||
+        sqlite3_exec(self->db,
+                     "CREATE INDEX IF NOT EXISTS eda_event_log_order"
+                     " ON eda_event_log (correlation_id, seq)",
+                     NULL, NULL, NULL) != SQLITE_OK ||
         (schema && sqlite3_exec(self->db, schema, NULL, NULL, NULL) != SQLITE_OK))
         goto err;
     struct stat st = {0};
@@ -221,10 +229,14 @@ eda_store_t *eda_store_new(const char *path, const char *schema, eda_sync_t sync
         !(self->savepoint = eda_store_prepare(self, "SAVEPOINT msg")) ||
         !(self->release = eda_store_prepare(self, "RELEASE msg")) ||
         !(self->rollback_to = eda_store_prepare(self, "ROLLBACK TO msg")) ||
-        !(self->append =
-              eda_store_prepare(self, "INSERT INTO eda_event_log VALUES (?,?,?)")) ||
+        !(self->append = eda_store_prepare(
+              self, "INSERT INTO eda_event_log (seq, type, body, correlation_id)"
+                    " VALUES (?, ?, ?, ?)")) ||
         !(self->replay = eda_store_prepare(self, "SELECT seq, body FROM eda_event_log "
                                                  "WHERE seq > ? ORDER BY seq LIMIT ?")) ||
+        !(self->replay_order = eda_store_prepare(
+              self, "SELECT seq, body FROM eda_event_log WHERE correlation_id = ?"
+                    " AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?")) ||
         !(self->inbox_get = eda_store_prepare(
               self, "SELECT epoch, last_seq FROM eda_inbox WHERE peer = ?")) ||
         !(self->inbox_put = eda_store_prepare(
@@ -387,12 +399,15 @@ uint64_t eda_store_committed_seq(eda_store_t *self)
     return self->committed_seq;
 }
 
-int eda_store_append(eda_store_t *self, const char *type, const void *body, size_t len)
+int eda_store_append(eda_store_t *self, const char *type, const char *correlation_id,
+                     const void *body, size_t len)
 {
     assert(self->in_txn);
     sqlite3_bind_int64(self->append, 1, (sqlite3_int64)self->next_seq);
     sqlite3_bind_text(self->append, 2, type, -1, SQLITE_STATIC);
     sqlite3_bind_blob(self->append, 3, body, (int)len, SQLITE_STATIC);
+    sqlite3_bind_text(self->append, 4, correlation_id ? correlation_id : "", -1,
+                      SQLITE_STATIC);
     if (s_step(self->append))
         return -1;
     self->next_seq++;
@@ -413,25 +428,43 @@ int eda_store_new_epoch(eda_store_t *self)
     return 0;
 }
 
+/*  Passes the rows of a bound replay statement to fn (see eda_store_replay). */
+static int s_replay_rows(sqlite3_stmt *q, size_t max_bytes, eda_store_event_fn *fn,
+                         void *arg)
+{
+    int count = 0;
+    size_t bytes = 0;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        size_t len = (size_t)sqlite3_column_bytes(q, 1);
+        if (count > 0 && bytes + len > max_bytes)
+            break;
+        bytes += len;
+        fn((uint64_t)sqlite3_column_int64(q, 0), sqlite3_column_blob(q, 1), len, arg);
+        count++;
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? count : -1;
+}
+
 int eda_store_replay(eda_store_t *self, uint64_t after_seq, uint32_t limit,
                      size_t max_bytes, eda_store_event_fn *fn, void *arg)
 {
     sqlite3_bind_int64(self->replay, 1, (sqlite3_int64)after_seq);
     sqlite3_bind_int64(self->replay, 2, limit);
-    int count = 0;
-    size_t bytes = 0;
-    int rc;
-    while ((rc = sqlite3_step(self->replay)) == SQLITE_ROW) {
-        size_t len = (size_t)sqlite3_column_bytes(self->replay, 1);
-        if (count > 0 && bytes + len > max_bytes)
-            break;
-        bytes += len;
-        fn((uint64_t)sqlite3_column_int64(self->replay, 0),
-           sqlite3_column_blob(self->replay, 1), len, arg);
-        count++;
-    }
-    sqlite3_reset(self->replay);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? count : -1;
+    return s_replay_rows(self->replay, max_bytes, fn, arg);
+}
+
+int eda_store_replay_order(eda_store_t *self, const char *correlation_id,
+                           uint64_t after_seq, uint64_t until_seq, uint32_t limit,
+                           size_t max_bytes, eda_store_event_fn *fn, void *arg)
+{
+    sqlite3_stmt *q = self->replay_order;
+    sqlite3_bind_text(q, 1, correlation_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)after_seq);
+    sqlite3_bind_int64(q, 3, (sqlite3_int64)until_seq);
+    sqlite3_bind_int64(q, 4, limit);
+    return s_replay_rows(q, max_bytes, fn, arg);
 }
 
 int eda_store_inbox_get(eda_store_t *self, const char *peer, char *epoch,

@@ -85,8 +85,10 @@ uint64_t eda_store_next_seq(eda_store_t *self);
 uint64_t eda_store_committed_seq(eda_store_t *self);
 
 /*  Appends the event with seq eda_store_next_seq() to the log, inside the
-    open transaction. Returns 0 or -1. */
-int eda_store_append(eda_store_t *self, const char *type, const void *body, size_t len);
+    open transaction, indexed by `correlation_id` (its order; NULL or "" for
+    none). Returns 0 or -1. */
+int eda_store_append(eda_store_t *self, const char *type, const char *correlation_id,
+                     const void *body, size_t len);
 
 /*  Starts the event log anew inside the open transaction: every logged event
     is deleted, a new random epoch is drawn and the next seq is 1. Used when
@@ -100,6 +102,13 @@ int eda_store_new_epoch(eda_store_t *self);
 typedef void(eda_store_event_fn)(uint64_t seq, const void *body, size_t len, void *arg);
 int eda_store_replay(eda_store_t *self, uint64_t after_seq, uint32_t limit,
                      size_t max_bytes, eda_store_event_fn *fn, void *arg);
+
+/*  The same for one order's events (correlation_id), through an index: its
+    cost grows with the order's events, not the log. Only events with
+    after_seq < seq <= until_seq. */
+int eda_store_replay_order(eda_store_t *self, const char *correlation_id,
+                           uint64_t after_seq, uint64_t until_seq, uint32_t limit,
+                           size_t max_bytes, eda_store_event_fn *fn, void *arg);
 
 /*  Reads peer's inbox checkpoint: epoch (into epoch[EDA_EPOCH_LEN + 1], ""
     when none) and last seq applied (0 when none). Returns 0 or -1. */

@@ -601,6 +601,113 @@ Test(service, replay_events_are_the_published_envelopes_in_order)
     eda_decoder_destroy(&dec);
 }
 
+/*  ReserveCredit and ReleaseCredit for one order: customer-service logs a
+    CreditReserved, then a CreditReleased when `release`. */
+static void s_credit_for(eda_client_t *c, const char *order, int64_t amount, bool release)
+{
+    msgpack_packer *pk = eda_client_begin(c, "ReserveCredit", order);
+    msgpack_pack_map(pk, 3);
+    eda_pack_kv_str(pk, "order_id", order);
+    eda_pack_kv_str(pk, "customer_id", "ann");
+    eda_pack_kv_i64(pk, "amount", amount);
+    eda_envelope_t reply;
+    s_call(c, &reply);
+    s_expect_ok(&reply);
+    if (!release)
+        return;
+    pk = eda_client_begin(c, "ReleaseCredit", order);
+    msgpack_pack_map(pk, 1);
+    eda_pack_kv_str(pk, "order_id", order);
+    s_call(c, &reply);
+    s_expect_ok(&reply);
+}
+
+/*  ReplayEvents {correlation_id, after_seq}: the seqs of the events
+    returned, into seqs[8]; their count. */
+static uint32_t s_replay_order(eda_client_t *c, const char *order, uint64_t after,
+                               uint64_t *seqs)
+{
+    msgpack_packer *pk = eda_client_begin(c, "ReplayEvents", NULL);
+    msgpack_pack_map(pk, 2);
+    eda_pack_kv_str(pk, "correlation_id", order);
+    eda_pack_kv_u64(pk, "after_seq", after);
+    eda_envelope_t reply;
+    s_call(c, &reply);
+    s_expect_ok(&reply);
+    const msgpack_object *events = eda_map_get(&reply.data, "events");
+    cr_assert_not_null(events);
+    cr_assert_leq(events->via.array.size, 8);
+    eda_decoder_t *dec = eda_decoder_new();
+    for (uint32_t i = 0; i < events->via.array.size; i++) {
+        const msgpack_object *bin = &events->via.array.ptr[i];
+        eda_envelope_t ev;
+        cr_assert_eq(eda_decode(dec, bin->via.bin.ptr, bin->via.bin.size, &ev, NULL, 0),
+                     EDA_OK);
+        cr_assert_str_eq(ev.correlation_id, order);
+        seqs[i] = ev.seq;
+    }
+    eda_decoder_destroy(&dec);
+    return events->via.array.size;
+}
+
+/*  One order's events only, in seq order, also from a log written before
+    the index existed (indexed at start). */
+Test(service, replay_by_correlation_id_returns_one_orders_events)
+{
+    cr_assert_eq(tu_tempdir(s_dir, sizeof s_dir), 0);
+    char db[700];
+    snprintf(db, sizeof db, "%s/customer.db", s_dir);
+    s_topo_t t;
+    s_topo_init(&t, db);
+    zactor_t *actor;
+    cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], &actor), 0);
+    eda_client_t *c = s_client(t.commands[S_CUSTOMER]);
+    s_create_customer(c, "ann", 1000);   /* seq 1 */
+    s_credit_for(c, "o-a", 100, false);  /* 2 */
+    s_credit_for(c, "o-b", 50, true);    /* 3, 4 */
+    s_credit_for(c, "o-a-2", 10, false); /* 5: a prefix is not a match */
+    msgpack_packer *pk = eda_client_begin(c, "ReleaseCredit", "o-a");
+    msgpack_pack_map(pk, 1);
+    eda_pack_kv_str(pk, "order_id", "o-a"); /* 6 */
+    eda_envelope_t reply;
+    s_call(c, &reply);
+    s_expect_ok(&reply);
+
+    for (int round = 0; round < 2; round++) {
+        uint64_t seqs[8];
+        cr_assert_eq(s_replay_order(c, "o-a", 0, seqs), 2, "round %d", round);
+        cr_assert(seqs[0] == 2 && seqs[1] == 6);
+        cr_assert_eq(s_replay_order(c, "o-a", 2, seqs), 1);
+        cr_assert_eq(seqs[0], 6);
+        cr_assert_eq(s_replay_order(c, "o-b", 0, seqs), 2);
+        cr_assert(seqs[0] == 3 && seqs[1] == 4);
+        cr_assert_eq(s_replay_order(c, "o-none", 0, seqs), 0);
+        if (round == 1)
+            break;
+        /* As an older version left it: no order in the index. */
+        s_stop(&actor);
+        sqlite3 *raw;
+        cr_assert_eq(sqlite3_open(db, &raw), SQLITE_OK);
+        cr_assert_eq(sqlite3_exec(raw, "UPDATE eda_event_log SET correlation_id = NULL",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+        sqlite3_close(raw);
+        cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], &actor), 0);
+        c = s_client(t.commands[S_CUSTOMER]);
+    }
+
+    pk = eda_client_begin(c, "ReplayEvents", NULL);
+    msgpack_pack_map(pk, 1);
+    eda_pack_kv_i64(pk, "correlation_id", 42);
+    s_call(c, &reply);
+    s_expect_error(&reply, "BAD_REQUEST");
+    pk = eda_client_begin(c, "ReplayEvents", NULL);
+    msgpack_pack_map(pk, 1);
+    eda_pack_kv_str(pk, "correlation_id", "o-\x01");
+    s_call(c, &reply);
+    s_expect_error(&reply, "BAD_REQUEST");
+}
+
 Test(service, replay_after_the_end_returns_no_events_and_last_seq)
 {
     eda_client_t *c = s_start_alone(S_INVENTORY);

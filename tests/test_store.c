@@ -55,7 +55,7 @@ static bool s_is_hex_epoch(const char *epoch)
 static void s_append_one(eda_store_t *store, const char *body)
 {
     cr_assert_eq(eda_store_begin(store), 0);
-    cr_assert_eq(eda_store_append(store, "TestEvent", body, strlen(body)), 0);
+    cr_assert_eq(eda_store_append(store, "TestEvent", NULL, body, strlen(body)), 0);
     cr_assert_eq(eda_store_commit(store), 0);
 }
 
@@ -146,7 +146,7 @@ Test(store, new_epoch_empties_the_log_and_rolls_back_whole)
 
     cr_assert_eq(eda_store_begin(store), 0);
     cr_assert_eq(eda_store_new_epoch(store), 0);
-    cr_assert_eq(eda_store_append(store, "Carried", "c", 1), 0);
+    cr_assert_eq(eda_store_append(store, "Carried", NULL, "c", 1), 0);
     cr_assert_eq(eda_store_commit(store), 0);
     char fresh[EDA_EPOCH_LEN + 1];
     snprintf(fresh, sizeof fresh, "%s", eda_store_epoch(store));
@@ -161,6 +161,43 @@ Test(store, new_epoch_empties_the_log_and_rolls_back_whole)
     store = s_open(s_path);
     cr_assert_str_eq(eda_store_epoch(store), fresh);
     cr_assert_eq(eda_store_next_seq(store), 2);
+    eda_store_destroy(&store);
+}
+
+/*  One order's events through the index, and a log made by a version
+    without it gets the column on open. */
+Test(store, replay_order_reads_one_orders_events)
+{
+    sqlite3 *raw;
+    cr_assert_eq(sqlite3_open(s_path, &raw), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(raw,
+                              "CREATE TABLE eda_event_log (seq INTEGER PRIMARY KEY,"
+                              " type TEXT NOT NULL, body BLOB NOT NULL);"
+                              "INSERT INTO eda_event_log VALUES (1, 'Old', 'old');",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    sqlite3_close(raw);
+    eda_store_t *store = s_open(s_path);
+    cr_assert_eq(eda_store_begin(store), 0);
+    const char *orders[] = {"o-1", "o-2", NULL, "o-1", "o-10"};
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(eda_store_append(store, "TestEvent", orders[i], "e", 1), 0);
+    cr_assert_eq(eda_store_commit(store), 0);
+    replayed_t r = {.n = 0};
+    cr_assert_eq(
+        eda_store_replay_order(store, "o-1", 0, 100, 100, 1 << 20, s_collect, &r), 2);
+    cr_assert(r.seq[0] == 2 && r.seq[1] == 5);
+    r.n = 0;
+    cr_assert_eq(
+        eda_store_replay_order(store, "o-1", 2, 100, 100, 1 << 20, s_collect, &r), 1);
+    cr_assert_eq(r.seq[0], 5);
+    r.n = 0;
+    cr_assert_eq(eda_store_replay_order(store, "o-1", 0, 4, 100, 1 << 20, s_collect, &r),
+                 1, "until_seq bounds it");
+    r.n = 0;
+    cr_assert_eq(eda_store_replay_order(store, "o-1", 0, 100, 1, 1 << 20, s_collect, &r),
+                 1, "limit bounds it");
+    cr_assert_eq(s_replay(store, 0, 100, 1 << 20).n, 6, "the old event is kept");
     eda_store_destroy(&store);
 }
 
@@ -260,8 +297,8 @@ Test(store, append_assigns_1_2_3_and_survives_reopen)
     const char *bodies[] = {"first", "second", "third"};
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(eda_store_next_seq(store), (uint64_t)i + 1);
-        cr_assert_eq(eda_store_append(store, "TestEvent", bodies[i], strlen(bodies[i])),
-                     0);
+        cr_assert_eq(
+            eda_store_append(store, "TestEvent", NULL, bodies[i], strlen(bodies[i])), 0);
     }
     cr_assert_eq(eda_store_next_seq(store), 4);
     cr_assert_eq(eda_store_committed_seq(store), 0, "nothing is committed yet");
@@ -291,7 +328,7 @@ Test(store, binary_bodies_are_kept_exactly)
     eda_store_t *store = s_open(s_path);
     const char body[] = {'\x81', '\0', '\xff', '\0', 'x'};
     cr_assert_eq(eda_store_begin(store), 0);
-    cr_assert_eq(eda_store_append(store, "Bin", body, sizeof body), 0);
+    cr_assert_eq(eda_store_append(store, "Bin", NULL, body, sizeof body), 0);
     cr_assert_eq(eda_store_commit(store), 0);
     replayed_t r = s_replay(store, 0, 10, 1 << 20);
     cr_assert_eq(r.n, 1);
@@ -305,8 +342,8 @@ Test(store, rollback_rewinds_next_seq_and_the_rows_vanish)
     eda_store_t *store = s_open(s_path);
     s_append_one(store, "kept");
     cr_assert_eq(eda_store_begin(store), 0);
-    cr_assert_eq(eda_store_append(store, "TestEvent", "lost-1", 6), 0);
-    cr_assert_eq(eda_store_append(store, "TestEvent", "lost-2", 6), 0);
+    cr_assert_eq(eda_store_append(store, "TestEvent", NULL, "lost-1", 6), 0);
+    cr_assert_eq(eda_store_append(store, "TestEvent", NULL, "lost-2", 6), 0);
     cr_assert_eq(eda_store_next_seq(store), 4);
     cr_assert_eq(eda_store_rollback(store), 0);
     cr_assert_not(eda_store_in_txn(store));
@@ -333,14 +370,14 @@ Test(store, savepoint_and_rollback_to_undo_only_that_unit)
 
     /* message 1: kept */
     cr_assert_eq(eda_store_savepoint(store), 0);
-    cr_assert_eq(eda_store_append(store, "TestEvent", "m1", 2), 0);
+    cr_assert_eq(eda_store_append(store, "TestEvent", NULL, "m1", 2), 0);
     cr_assert_eq(eda_store_inbox_put(store, "peer-a", "aaaaaaaaaaaaaaaa", 1), 0);
     cr_assert_eq(eda_store_release(store), 0);
 
     /* message 2: fails half-way and is undone */
     cr_assert_eq(eda_store_savepoint(store), 0);
-    cr_assert_eq(eda_store_append(store, "TestEvent", "m2", 2), 0);
-    cr_assert_eq(eda_store_append(store, "TestEvent", "m2b", 3), 0);
+    cr_assert_eq(eda_store_append(store, "TestEvent", NULL, "m2", 2), 0);
+    cr_assert_eq(eda_store_append(store, "TestEvent", NULL, "m2b", 3), 0);
     cr_assert_eq(eda_store_inbox_put(store, "peer-a", "aaaaaaaaaaaaaaaa", 2), 0);
     cr_assert_eq(eda_store_next_seq(store), 4);
     cr_assert_eq(eda_store_rollback_to(store), 0);
@@ -349,7 +386,7 @@ Test(store, savepoint_and_rollback_to_undo_only_that_unit)
 
     /* message 3: kept, takes seq 2 */
     cr_assert_eq(eda_store_savepoint(store), 0);
-    cr_assert_eq(eda_store_append(store, "TestEvent", "m3", 2), 0);
+    cr_assert_eq(eda_store_append(store, "TestEvent", NULL, "m3", 2), 0);
     cr_assert_eq(eda_store_release(store), 0);
     cr_assert_eq(eda_store_commit(store), 0);
     cr_assert_eq(eda_store_committed_seq(store), 2);
@@ -373,7 +410,7 @@ Test(store, rollback_to_twice_in_one_batch)
     cr_assert_eq(eda_store_begin(store), 0);
     for (int i = 0; i < 2; i++) {
         cr_assert_eq(eda_store_savepoint(store), 0);
-        cr_assert_eq(eda_store_append(store, "TestEvent", "undone", 6), 0);
+        cr_assert_eq(eda_store_append(store, "TestEvent", NULL, "undone", 6), 0);
         cr_assert_eq(eda_store_rollback_to(store), 0);
     }
     cr_assert_eq(eda_store_next_seq(store), 1);
@@ -390,14 +427,14 @@ Test(store, committed_seq_follows_commit_and_rollback)
     s_append_one(store, "a");
     cr_assert_eq(eda_store_committed_seq(store), 1);
     cr_assert_eq(eda_store_begin(store), 0);
-    cr_assert_eq(eda_store_append(store, "TestEvent", "b", 1), 0);
+    cr_assert_eq(eda_store_append(store, "TestEvent", NULL, "b", 1), 0);
     cr_assert_eq(eda_store_committed_seq(store), 1,
                  "an open transaction is not committed");
     cr_assert_eq(eda_store_rollback(store), 0);
     cr_assert_eq(eda_store_committed_seq(store), 1);
     cr_assert_eq(eda_store_begin(store), 0);
-    cr_assert_eq(eda_store_append(store, "TestEvent", "c", 1), 0);
-    cr_assert_eq(eda_store_append(store, "TestEvent", "d", 1), 0);
+    cr_assert_eq(eda_store_append(store, "TestEvent", NULL, "c", 1), 0);
+    cr_assert_eq(eda_store_append(store, "TestEvent", NULL, "d", 1), 0);
     cr_assert_eq(eda_store_commit(store), 0);
     cr_assert_eq(eda_store_committed_seq(store), 3);
     /* a commit with no events changes nothing */
@@ -412,7 +449,7 @@ Test(store, open_transaction_is_rolled_back_on_destroy)
     eda_store_t *store = s_open(s_path);
     s_append_one(store, "kept");
     cr_assert_eq(eda_store_begin(store), 0);
-    cr_assert_eq(eda_store_append(store, "TestEvent", "lost", 4), 0);
+    cr_assert_eq(eda_store_append(store, "TestEvent", NULL, "lost", 4), 0);
     cr_assert_eq(eda_store_inbox_put(store, "peer-a", "aaaaaaaaaaaaaaaa", 9), 0);
     eda_store_destroy(&store);
 
@@ -438,7 +475,7 @@ static eda_store_t *s_ten_events(void)
         memset(body, '.', sizeof body);
         int n = snprintf(body, sizeof body, "e%d", i);
         body[n] = '.';
-        cr_assert_eq(eda_store_append(store, "TestEvent", body, sizeof body), 0);
+        cr_assert_eq(eda_store_append(store, "TestEvent", NULL, body, sizeof body), 0);
     }
     cr_assert_eq(eda_store_commit(store), 0);
     return store;
@@ -485,7 +522,7 @@ Test(store, replay_skips_uncommitted_after_rollback)
 {
     eda_store_t *store = s_ten_events();
     cr_assert_eq(eda_store_begin(store), 0);
-    cr_assert_eq(eda_store_append(store, "TestEvent", "x", 1), 0);
+    cr_assert_eq(eda_store_append(store, "TestEvent", NULL, "x", 1), 0);
     cr_assert_eq(eda_store_rollback(store), 0);
     cr_assert_eq(s_replay(store, 0, 100, 1 << 20).n, 10);
     eda_store_destroy(&store);
