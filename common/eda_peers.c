@@ -203,7 +203,7 @@ static void s_heard(eda_service_t *svc, eda_peer_t *peer)
     peer->reconnect_wait = EDA_SVC_SILENCE_MS;
     peer->reconnect_ms = 0;
     if (peer->silent)
-        eda_log_msg(svc->log, EDA_LOG_WARN, "%s is heard again", peer->name);
+        eda_log_msg(svc->log, EDA_LOG_INFO, "%s is heard again", peer->name);
     peer->silent = false;
 }
 
@@ -217,12 +217,12 @@ static int64_t s_check_silence(eda_service_t *svc, eda_peer_t *peer, int64_t now
         return peer->heard_ms + EDA_SVC_SILENCE_MS;
     if (now < peer->reconnect_ms)
         return peer->reconnect_ms;
+    const eda_endpoint_t *ep = eda_config_peer(&svc->cfg, peer->name);
     if (!peer->silent)
         eda_log_msg(svc->log, EDA_LOG_WARN,
-                    "no heartbeat from %s for %d s: connecting to it again", peer->name,
-                    EDA_SVC_SILENCE_MS / 1000);
+                    "no heartbeat from %s for %d s (events %s): connecting to it again",
+                    peer->name, EDA_SVC_SILENCE_MS / 1000, ep->events);
     peer->silent = true;
-    const eda_endpoint_t *ep = eda_config_peer(&svc->cfg, peer->name);
     zsock_disconnect(peer->sub, "%s", ep->events);
     if (zsock_connect(peer->sub, "%s", ep->events))
         eda_log_msg(svc->log, EDA_LOG_ERROR, "cannot connect to %s", ep->events);

@@ -420,12 +420,36 @@ static bool s_ipc_taken(const char *endpoint)
     return taken;
 }
 
+/*  What to do about a failed bind, for the log line: "" when nothing useful
+    can be said. */
+static const char *s_bind_hint(bool bind, int err)
+{
+    if (!bind)
+        return "";
+    switch (err) {
+    case EADDRINUSE:
+        return " (another service, or an earlier run, holds it: stop it, or give "
+               "another port with --events/--commands)";
+    case EADDRNOTAVAIL:
+        return " (no interface of this host has that address: use 127.0.0.1, 0.0.0.0 "
+               "or one of its addresses)";
+    case ENOENT:
+        return " (the folder of the ipc:// path does not exist: create it)";
+    case EACCES:
+        return " (not allowed: a port below 1024, or a folder this user cannot write)";
+    default:
+        return "";
+    }
+}
+
 zsock_t *eda_svc_socket(eda_service_t *svc, int type, const char *endpoint, bool bind,
                         const char *server)
 {
     if (bind && s_ipc_taken(endpoint)) {
         eda_log_msg(svc->log, EDA_LOG_ERROR,
-                    "cannot bind %s: another process is bound to it", endpoint);
+                    "cannot bind %s: another process is bound to it (another instance "
+                    "of this service? stop it, or give other endpoints)",
+                    endpoint);
         return NULL;
     }
     zsock_t *sock = zsock_new(type);
@@ -461,8 +485,10 @@ zsock_t *eda_svc_socket(eda_service_t *svc, int type, const char *endpoint, bool
     int rc =
         bind ? zsock_bind(sock, "%s", endpoint) : zsock_connect(sock, "%s", endpoint);
     if (rc == -1) {
-        eda_log_msg(svc->log, EDA_LOG_ERROR, "cannot %s %s: %s",
-                    bind ? "bind" : "connect to", endpoint, zmq_strerror(errno));
+        int err = errno;
+        eda_log_msg(svc->log, EDA_LOG_ERROR, "cannot %s %s: %s%s",
+                    bind ? "bind" : "connect to", endpoint, zmq_strerror(err),
+                    s_bind_hint(bind, err));
         zsock_destroy(&sock);
     } else if (bind && !svc->keys && !eda_endpoint_is_local(endpoint))
         eda_log_msg(svc->log, EDA_LOG_WARN,

@@ -131,6 +131,11 @@ static int s_lock(eda_store_t *self, const char *path, char *why, size_t why_siz
         if (errno == EROFS)
             snprintf(why, why_size, "database '%s' is read-only (read-only file system)",
                      path);
+        else if (errno == ENOENT)
+            snprintf(why, why_size,
+                     "cannot open database '%s': its folder does not exist (create it, "
+                     "or give another --db)",
+                     path);
         else
             snprintf(why, why_size, "cannot open database '%s': cannot open '%s': %s",
                      path, lock, strerror(errno));
@@ -147,9 +152,15 @@ static int s_lock(eda_store_t *self, const char *path, char *why, size_t why_siz
         if (err != EWOULDBLOCK)
             snprintf(why, why_size, "cannot lock database '%s': %s", path, strerror(err));
         else if (pid[0])
-            snprintf(why, why_size, "database '%s' is in use by process %s", path, pid);
+            snprintf(why, why_size,
+                     "database '%s' is in use by process %s (stop it, or give this "
+                     "service another --db)",
+                     path, pid);
         else
-            snprintf(why, why_size, "database '%s' is in use by another process", path);
+            snprintf(why, why_size,
+                     "database '%s' is in use by another process (stop it, or give "
+                     "this service another --db)",
+                     path);
         close(fd);
         return -1;
     }

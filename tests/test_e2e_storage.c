@@ -8,6 +8,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -64,6 +67,7 @@ Test(e2e_storage, a_second_service_on_the_same_database_exits_1_naming_the_holde
     snprintf(reason, sizeof reason, "database '%s' is in use by process %d",
              sys.db[TU_CUSTOMER], (int)sys.pid[TU_CUSTOMER]);
     cr_assert(s_log_has(log, reason), "its log names the holder: %s", reason);
+    cr_assert(s_log_has(log, "give this service another --db"), "and says what to do");
     /* The first goes on serving, with nothing lost. */
     int64_t reserved = -1;
     cr_assert_eq(tu_get_customer(&sys, "first", &reserved, NULL), 0, "%s", sys.why);
@@ -127,4 +131,37 @@ Test(e2e_storage, a_bad_sync_value_exits_2_with_a_reason)
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "it exited %d", st);
     cr_assert(s_log_has(log, "--sync must be full or normal, not 'bogus'"),
               "its one line says why");
+}
+
+/*  Start-up errors say what to do: a database in a folder that does not
+    exist, and a TCP port another process holds. */
+Test(e2e_storage, start_up_errors_say_what_to_do)
+{
+    char args[800], log[400];
+    snprintf(log, sizeof log, "%s/second.log", sys.dir);
+    snprintf(args, sizeof args, "--db '%s/no/such/folder/c.db'", sys.dir);
+    int st = s_run_customer(args, log);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exited %d", st);
+    cr_assert(
+        s_log_has(log, "its folder does not exist (create it, or give another --db)"),
+        "the log says the folder is missing");
+
+    /* A port held by a listener of the test's own. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof addr;
+    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 &&
+              listen(fd, 1) == 0 && getsockname(fd, (struct sockaddr *)&addr, &len) == 0);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd,
+             "%s/customer-service/customer-service --events tcp://127.0.0.1:%d"
+             " --commands 'ipc://%s/second.cmd' --db :memory: > '%s' 2>&1",
+             EDA_BIN_DIR, ntohs(addr.sin_port), sys.dir, log);
+    st = system(cmd);
+    close(fd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exited %d", st);
+    cr_assert(s_log_has(log, "holds it: stop it, or give another port with "
+                             "--events/--commands"),
+              "the log says what to do about the port");
 }
