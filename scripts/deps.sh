@@ -1,7 +1,7 @@
 # Sourced by run-demo.sh and run-tests.sh: installs the Debian packages the
 # build needs, only those that are missing, with sudo when not root.
 eda_install_deps() {
-    local pkgs="build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev \
+    local pkgs="build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libjansson-dev \
 libsqlite3-dev libcriterion-dev clang-format $*"
     local missing=()
     for p in $pkgs; do

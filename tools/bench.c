@@ -10,14 +10,15 @@
     and through the events its SUB missed meanwhile.
 */
 #include "bench.h"
+#include "cli.h"
 
 #include "eda_client.h"
 #include "eda_items.h"
 #include "eda_text.h"
 
 #include <czmq.h>
-#include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 
 /*  One order of the run, by its index. */
 typedef struct {
@@ -26,19 +27,6 @@ typedef struct {
     bool replied;
     bool done; /* its outcome is known */
 } s_saga_t;
-
-/*  What the command line asked for. */
-typedef struct {
-    long orders;
-    long window;
-    long rate;        /* orders per second, 0 unpaced */
-    const char *saga; /* NULL: order-service's default */
-} s_args_t;
-
-bool bench_saga_valid(const char *saga)
-{
-    return saga && (streq(saga, "choreography") || streq(saga, "orchestration"));
-}
 
 static int s_cmp_i64(const void *a, const void *b)
 {
@@ -82,53 +70,9 @@ static int s_setup_call(eda_client_t *client, int timeout_ms, const char *what)
     return 0;
 }
 
-static int s_usage(const char *why)
-{
-    if (why)
-        fprintf(stderr, "eda bench: %s\n", why);
-    fprintf(stderr, "usage: eda bench [--orders N] [--window W] [--rate PER_S] "
-                    "[--saga choreography|orchestration]\n");
-    return 2;
-}
-
-/*  Reads the bench options into `args`. 0, or the usage error's exit code 2
-    (printed). */
-static int s_parse_args(int argc, char **argv, s_args_t *args)
-{
-    static struct option longopts[] = {{"orders", required_argument, 0, 'n'},
-                                       {"window", required_argument, 0, 'w'},
-                                       {"rate", required_argument, 0, 'r'},
-                                       {"saga", required_argument, 0, 's'},
-                                       {0, 0, 0, 0}};
-    *args = (s_args_t){.orders = 20000, .window = 500};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (c == 's') {
-            if (!bench_saga_valid(optarg))
-                return s_usage("--saga must be choreography or orchestration");
-            args->saga = optarg;
-            continue;
-        }
-        char *end;
-        long v = optarg ? strtol(optarg, &end, 10) : 0;
-        if (c == '?' || !optarg || *end || v < 0 || v > 100000000)
-            return s_usage(NULL);
-        if (c == 'n')
-            args->orders = v;
-        else if (c == 'w')
-            args->window = v;
-        else
-            args->rate = v;
-    }
-    if (optind != argc || args->orders < 1 || args->window < 1)
-        return s_usage(NULL);
-    return 0;
-}
-
 /*  One run: its orders, what came back for them, and the counts. */
 typedef struct {
-    const s_args_t *args;
+    const bench_args_t *args;
     eda_client_t *oc; /* to order-service */
     char tag[16];     /* this run's, in its ids */
     char customer_id[32];
@@ -247,7 +191,7 @@ static void s_resend_due(s_run_t *run, int64_t now)
 /*  Prints the results: sorts run->latency and run->reply_latency in place. */
 static void s_report(const s_run_t *run, bool json, double secs)
 {
-    const s_args_t *args = run->args;
+    const bench_args_t *args = run->args;
     long done_n = run->done_n, approved = run->approved, resent = run->resent;
     int64_t *latency = run->latency, *reply_latency = run->reply_latency;
     qsort(latency, (size_t)done_n, sizeof *latency, s_cmp_i64);
@@ -257,18 +201,17 @@ static void s_report(const s_run_t *run, bool json, double secs)
     int64_t max = s_quantile(latency, (size_t)done_n, 1.0);
     int64_t r50 = s_quantile(reply_latency, (size_t)run->replied, 0.5);
     int64_t r99 = s_quantile(reply_latency, (size_t)run->replied, 0.99);
-    if (json) {
-        char saga[32] = "null"; /* no saga asked: order-service's default */
-        if (args->saga)
-            snprintf(saga, sizeof saga, "\"%s\"", args->saga);
-        printf("{\"orders\":%ld,\"approved\":%ld,\"seconds\":%.3f,\"sagas_per_s\":%.0f,"
-               "\"saga_p50_us\":%" PRId64 ",\"saga_p99_us\":%" PRId64
-               ",\"saga_max_us\":%" PRId64 ",\"reply_p50_us\":%" PRId64
-               ",\"reply_p99_us\":%" PRId64
-               ",\"resent\":%ld,\"window\":%ld,\"rate\":%ld,\"saga\":%s}\n",
-               done_n, approved, secs, (double)done_n / secs, p50, p99, max, r50, r99,
-               resent, args->window, args->rate, saga);
-    } else
+    if (json) /* a saga of null: order-service's default */
+        cli_print_json_value(json_pack(
+            "{sI sI sf sI sI sI sI sI sI sI sI sI ss?}", "orders", (json_int_t)done_n,
+            "approved", (json_int_t)approved, "seconds", round(secs * 1000) / 1000,
+            "sagas_per_s", (json_int_t)((double)done_n / secs + 0.5), "saga_p50_us",
+            (json_int_t)p50, "saga_p99_us", (json_int_t)p99, "saga_max_us",
+            (json_int_t)max, "reply_p50_us", (json_int_t)r50, "reply_p99_us",
+            (json_int_t)r99, "resent", (json_int_t)resent, "window",
+            (json_int_t)args->window, "rate", (json_int_t)args->rate, "saga",
+            args->saga));
+    else
         printf("%ld sagas (%ld approved) in %.2f s: %.0f sagas/s\n"
                "saga latency   p50 %.2f ms  p99 %.2f ms  max %.2f ms\n"
                "reply latency  p50 %.2f ms  p99 %.2f ms\n"
@@ -329,7 +272,7 @@ static int s_subscribe(zsock_t *sub, const char *events)
     completed, 1 otherwise. */
 static int s_drive(s_run_t *run, zsock_t *sub, bool json)
 {
-    const s_args_t *args = run->args;
+    const bench_args_t *args = run->args;
     /* Nothing at all from order-service for three rounds of resends. */
     const int64_t stall_us = 3 * run->resend_us;
     eda_decoder_t *decoder = eda_decoder_new();
@@ -391,17 +334,13 @@ done:
 }
 
 int bench_main(const eda_config_t *cfg, eda_keys_t *keys, int timeout_ms, bool json,
-               int argc, char **argv)
+               const bench_args_t *args)
 {
-    s_args_t args;
-    int usage = s_parse_args(argc, argv, &args);
-    if (usage)
-        return usage;
     const eda_endpoint_t *order = eda_config_peer(cfg, "order-service");
     const eda_endpoint_t *customer = eda_config_peer(cfg, "customer-service");
     const eda_endpoint_t *inventory = eda_config_peer(cfg, "inventory-service");
     /* A reply later than twice the timeout is taken as lost. */
-    s_run_t run = {.args = &args, .resend_us = 2 * (int64_t)timeout_ms * 1000};
+    s_run_t run = {.args = args, .resend_us = 2 * (int64_t)timeout_ms * 1000};
     char sku[32];
     eda_new_id(run.tag, sizeof run.tag);
     snprintf(run.customer_id, sizeof run.customer_id, "bench-%.8s", run.tag);
@@ -413,9 +352,9 @@ int bench_main(const eda_config_t *cfg, eda_keys_t *keys, int timeout_ms, bool j
     eda_client_t *ic = eda_client_new(inventory->commands, "eda-bench");
     run.oc = eda_client_new(order->commands, "eda-bench");
     zsock_t *sub = zsock_new(ZMQ_SUB);
-    run.sagas = calloc((size_t)args.orders, sizeof *run.sagas);
-    run.latency = calloc((size_t)args.orders, sizeof *run.latency);
-    run.reply_latency = calloc((size_t)args.orders, sizeof *run.reply_latency);
+    run.sagas = calloc((size_t)args->orders, sizeof *run.sagas);
+    run.latency = calloc((size_t)args->orders, sizeof *run.latency);
+    run.reply_latency = calloc((size_t)args->orders, sizeof *run.reply_latency);
     run.by_command = zhashx_new();
     run.by_order = zhashx_new();
     run.early = zhashx_new();

@@ -7,9 +7,13 @@
 
 #include <stdbool.h>
 
-/*  Tells whether `saga` names a saga pattern order-service knows:
-    "choreography" or "orchestration". Can't fail. */
-bool bench_saga_valid(const char *saga);
+/*  What the command line asked for. */
+typedef struct {
+    long orders;
+    long window;
+    long rate;        /* orders per second, 0 unpaced */
+    const char *saga; /* NULL: order-service's default */
+} bench_args_t;
 
 /*  Runs the benchmark against the services of `cfg` (CURVE with `keys`, may
     be NULL) and prints throughput
@@ -18,9 +22,8 @@ bool bench_saga_valid(const char *saga);
     An order with no reply, or no outcome seen, for 2x `timeout_ms` is sent
     again with its request_id (counted as "resent"); the run gives up as
     stalled after 6x `timeout_ms` with nothing from order-service.
-    Returns the exit code: 0 when every saga completed, 1 otherwise, 2 on
-    bad arguments. */
+    Returns the exit code: 0 when every saga completed, 1 otherwise. */
 int bench_main(const eda_config_t *cfg, eda_keys_t *keys, int timeout_ms, bool json,
-               int argc, char **argv);
+               const bench_args_t *args);
 
 #endif

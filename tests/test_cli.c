@@ -1,0 +1,390 @@
+/*  test_cli: the `eda` client as a user runs it. The real binary against the
+    real services (tu_system_t, on ipc:// endpoints in a temp folder, passed
+    with --peer), its stdout, stderr and exit status captured: per-command
+    help, global options after the command, names the user slips on, the exit
+    codes of the contract, paging through orders that keep coming, ping with
+    everything down, and --json that a JSON parser reads.
+*/
+#include "testutil.h"
+
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/wait.h>
+
+#define S_OUT_MAX  (1 << 20)
+#define S_ARGS_MAX 64
+#define S_RUN_MS   60000 /* the longest an eda run may take */
+
+static tu_system_t sys;
+static pid_t s_stopped; /* a service this test SIGSTOPped, 0 when none */
+
+/*  What one run of eda left. */
+typedef struct {
+    int status; /* the exit status, -1 when it did not exit */
+    char out[S_OUT_MAX];
+    char err[S_OUT_MAX];
+    size_t out_len, err_len;
+    int64_t ms; /* how long it ran */
+} s_run_t;
+
+static s_run_t s_run;
+
+static void s_setup(void)
+{
+    cr_assert_eq(tu_system_init(&sys), 0, "%s", sys.why);
+}
+
+static void s_teardown(void)
+{
+    if (s_stopped)
+        kill(s_stopped, SIGCONT);
+    s_stopped = 0;
+    tu_system_fini(&sys);
+}
+
+TestSuite(cli, .init = s_setup, .fini = s_teardown, .timeout = 180);
+
+/*  Reads what is ready on fd into buf[*len..max); false at EOF. */
+static bool s_drain(int fd, char *buf, size_t *len, size_t max)
+{
+    char scratch[4096];
+    char *to = *len + 1 < max ? buf + *len : scratch;
+    size_t room = *len + 1 < max ? max - *len - 1 : sizeof scratch;
+    ssize_t n = read(fd, to, room);
+    if (n > 0 && to != scratch) {
+        *len += (size_t)n;
+        buf[*len] = '\0';
+    }
+    return n > 0 || (n < 0 && errno == EINTR);
+}
+
+/*  Runs eda with argv[] (NULL-ended, without the program), then the
+    deployment's --peer options (global options after the command), and
+    waits for it to exit, reading its stdout and stderr. Fills s_run. */
+static void s_eda_argv(char **args, bool peers)
+{
+    char path[512], peer[TU_NSERVICES][700];
+    char *argv[S_ARGS_MAX] = {path};
+    int n = 1;
+    snprintf(path, sizeof path, "%s/tools/eda", EDA_BIN_DIR);
+    for (int i = 0; args[i] && n < S_ARGS_MAX - 10; i++)
+        argv[n++] = args[i];
+    for (int i = 0; peers && i < TU_NSERVICES; i++) {
+        snprintf(peer[i], sizeof peer[i], "%s=%s,%s", tu_service_name(i), sys.events[i],
+                 sys.commands[i]);
+        argv[n++] = "--peer";
+        argv[n++] = peer[i];
+    }
+    if (peers && sys.keys_dir[0]) {
+        argv[n++] = "--keys";
+        argv[n++] = sys.keys_dir;
+    }
+    argv[n] = NULL;
+    int out[2], err[2];
+    cr_assert_eq(pipe(out), 0);
+    cr_assert_eq(pipe(err), 0);
+    fflush(NULL);
+    int64_t start = zclock_mono();
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(out[1], STDOUT_FILENO);
+        dup2(err[1], STDERR_FILENO);
+        close(out[0]), close(out[1]), close(err[0]), close(err[1]);
+        execv(path, argv);
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    s_run.out_len = s_run.err_len = 0;
+    s_run.out[0] = s_run.err[0] = '\0';
+    struct pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+    int open_fds = 2;
+    while (open_fds > 0 && zclock_mono() - start < S_RUN_MS) {
+        if (poll(fds, 2, 100) <= 0)
+            continue;
+        for (int i = 0; i < 2; i++)
+            if (fds[i].fd >= 0 && fds[i].revents &&
+                !s_drain(fds[i].fd, i ? s_run.err : s_run.out,
+                         i ? &s_run.err_len : &s_run.out_len, S_OUT_MAX)) {
+                fds[i].fd = -1;
+                open_fds--;
+            }
+    }
+    if (open_fds > 0)
+        kill(pid, SIGKILL);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    s_run.ms = zclock_mono() - start;
+    s_run.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    close(out[0]);
+    close(err[0]);
+    cr_assert_null(strstr(s_run.err, "Sanitizer"), "a sanitizer report:\n%s", s_run.err);
+    cr_assert_null(strstr(s_run.err, "runtime error"), "UBSan:\n%s", s_run.err);
+}
+
+/*  s_eda_argv with the arguments as a NULL-ended list; the deployment's
+    --peer options are added after them. */
+static void s_eda(const char *first, ...)
+{
+    char *args[S_ARGS_MAX];
+    int n = 0;
+    va_list ap;
+    va_start(ap, first);
+    for (const char *a = first; a && n < S_ARGS_MAX - 1; a = va_arg(ap, const char *))
+        args[n++] = (char *)a;
+    va_end(ap);
+    args[n] = NULL;
+    s_eda_argv(args, true);
+}
+
+/*  How many lines of s_run.out hold `needle`. */
+static int s_lines_with(const char *needle)
+{
+    int count = 0;
+    for (const char *line = s_run.out; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        char *copy = strndup(line, len);
+        count += strstr(copy, needle) != NULL;
+        free(copy);
+        line += len + (end ? 1 : 0);
+    }
+    return count;
+}
+
+#define S_EXPECT(code)                                                                   \
+    cr_assert_eq(s_run.status, (code), "exit %d, not %d\nstdout:\n%s\nstderr:\n%s",      \
+                 s_run.status, (code), s_run.out, s_run.err)
+
+Test(cli, each_command_has_its_own_help)
+{
+    static const char *commands[] = {"place-order", "order", "orders", "cancel",
+                                     "customer",    "stock", "ping",   "stats",
+                                     "watch",       "trace", "bench",  "keys"};
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        char usage[64];
+        snprintf(usage, sizeof usage, "usage: eda %s", commands[i]);
+        s_eda(commands[i], "--help", NULL);
+        S_EXPECT(0);
+        cr_assert(strstr(s_run.out, usage), "%s --help:\n%s", commands[i], s_run.out);
+        cr_assert(strstr(s_run.out, "exit codes"), "%s", s_run.out);
+        cr_assert_eq(s_run.err_len, 0, "%s", s_run.err);
+    }
+    char *global[] = {"--help", NULL};
+    s_eda_argv(global, false);
+    S_EXPECT(0);
+    cr_assert(strstr(s_run.out, "place-order") && strstr(s_run.out, "--peer"), "%s",
+              s_run.out);
+}
+
+Test(cli, usage_errors_exit_2_naming_what_is_valid)
+{
+    char *bad_peer[] = {"--peer", "orders=ipc:///nowhere/a,ipc:///nowhere/b", "ping",
+                        NULL};
+    s_eda_argv(bad_peer, false);
+    S_EXPECT(2);
+    cr_assert(strstr(s_run.err, "order-service, customer-service, inventory-service"),
+              "%s", s_run.err);
+    cr_assert_eq(s_run.out_len, 0, "nothing on stdout: %s", s_run.out);
+
+    s_eda("ping", "orderz", NULL);
+    S_EXPECT(2);
+    cr_assert(strstr(s_run.err, "order-service, customer-service"), "%s", s_run.err);
+
+    s_eda("orders", "--status", "shipped", NULL);
+    S_EXPECT(2);
+    cr_assert(strstr(s_run.err, "APPROVED"), "%s", s_run.err);
+
+    s_eda("orders", "--bogus", NULL);
+    S_EXPECT(2);
+    cr_assert(strstr(s_run.err, "--status"), "%s", s_run.err);
+
+    s_eda("place-order", "--customer", "ada", "--item", "pen:1:1", "--saga", "sideways",
+          NULL);
+    S_EXPECT(2);
+    cr_assert(strstr(s_run.err, "choreography or orchestration"), "%s", s_run.err);
+    cr_assert_eq(strchr(s_run.err, '\n'), s_run.err + s_run.err_len - 1, "one line: %s",
+                 s_run.err);
+}
+
+Test(cli, global_options_work_after_the_command_and_case_slips_are_taken)
+{
+    cr_assert_eq(tu_system_start_all(&sys), 0, "%s", sys.why);
+    cr_assert_eq(tu_create_customer(&sys, "ada", 100000), 0, "%s", sys.why);
+    cr_assert_eq(tu_add_stock(&sys, "pen", 10), 0, "%s", sys.why);
+    tu_item_t items[] = {{"pen", 1, 100}};
+    char approved[EDA_NAME_MAX + 1], rejected[EDA_NAME_MAX + 1];
+    tu_order_t order;
+    cr_assert_eq(tu_place_order(&sys, "ada", items, 1, NULL, approved, NULL, NULL), 0);
+    cr_assert_eq(tu_place_order(&sys, "nobody", items, 1, NULL, rejected, NULL, NULL), 0);
+    cr_assert_eq(tu_wait_order(&sys, approved, TU_SETTLE_MS, &order), 0, "%s", sys.why);
+    cr_assert_eq(tu_wait_order(&sys, rejected, TU_SETTLE_MS, &order), 0, "%s", sys.why);
+
+    /* --timeout and every --peer after the command. */
+    s_eda("ping", "--timeout", "5000", NULL);
+    S_EXPECT(0);
+    cr_assert_eq(s_lines_with(" up "), 3, "%s", s_run.out);
+
+    s_eda("orders", "--status", "approved", "--timeout", "5000", NULL);
+    S_EXPECT(0);
+    cr_assert(strstr(s_run.out, approved), "%s", s_run.out);
+    cr_assert_null(strstr(s_run.out, rejected), "%s", s_run.out);
+
+    s_eda("ping", "Order", NULL); /* a unique start of a name, any case */
+    S_EXPECT(0);
+    cr_assert_eq(s_lines_with("order-service"), 1, "%s", s_run.out);
+
+    s_eda("place-order", "--customer", "ada", "--item", "pen:1:100", "--saga",
+          "Orchestration", "--wait", "--timeout", "10000", "--json", NULL);
+    S_EXPECT(0);
+    json_error_t error;
+    json_t *placed = json_loads(s_run.out, 0, &error);
+    cr_assert_not_null(placed, "%s: %s", error.text, s_run.out);
+    cr_assert_str_eq(json_string_value(json_object_get(placed, "saga")), "orchestration");
+    json_decref(placed);
+}
+
+/*  Places orders one after another until told to stop: the other client
+    while `orders --all` pages. */
+typedef struct {
+    const char *endpoint;
+    volatile bool stop;
+    int placed;
+} s_placer_t;
+
+static void *s_place_orders(void *arg)
+{
+    s_placer_t *placer = arg;
+    eda_client_t *client = eda_client_new(placer->endpoint, "test-placer");
+    while (client && !placer->stop) {
+        msgpack_packer *pk = eda_client_begin(client, "PlaceOrder", NULL);
+        tu_item_t items[] = {{"pen", 1, 1}};
+        tu_pack_place_order(pk, "ada", items, 1, NULL, NULL);
+        eda_envelope_t reply;
+        char why[256];
+        if (eda_client_call(client, TU_CALL_TIMEOUT_MS, &reply, why, sizeof why) == 0 &&
+            reply.ok == 1)
+            placer->placed++;
+    }
+    eda_client_destroy(&client);
+    return NULL;
+}
+
+Test(cli, orders_all_pages_through_every_order_once_while_orders_come)
+{
+    cr_assert_eq(tu_system_start_all(&sys), 0, "%s", sys.why);
+    cr_assert_eq(tu_create_customer(&sys, "ada", 1000000), 0, "%s", sys.why);
+    cr_assert_eq(tu_add_stock(&sys, "pen", 100000), 0, "%s", sys.why);
+    enum { BEFORE = 40 };
+    char ids[BEFORE][EDA_NAME_MAX + 1];
+    tu_item_t items[] = {{"pen", 1, 1}};
+    for (int i = 0; i < BEFORE; i++)
+        cr_assert_eq(tu_place_order(&sys, "ada", items, 1, NULL, ids[i], NULL, NULL), 0,
+                     "%s", sys.why);
+
+    /* The default shows 100 at most; --limit fewer. */
+    s_eda("orders", "--limit", "7", "--page", "3", NULL);
+    S_EXPECT(0);
+    cr_assert_eq(s_lines_with("o-"), 7, "%s", s_run.out);
+
+    s_placer_t placer = {.endpoint = sys.commands[TU_ORDER]};
+    pthread_t thread;
+    cr_assert_eq(pthread_create(&thread, NULL, s_place_orders, &placer), 0);
+    s_eda("orders", "--all", "--page", "3", "--json", "--timeout", "10000", NULL);
+    placer.stop = true;
+    pthread_join(thread, NULL);
+    S_EXPECT(0);
+    cr_assert_gt(placer.placed, 0, "orders were placed meanwhile");
+
+    json_error_t error;
+    json_t *list = json_loads(s_run.out, 0, &error);
+    cr_assert(json_is_array(list), "%s: %.300s", error.text, s_run.out);
+    size_t n = json_array_size(list);
+    cr_assert_geq(n, BEFORE);
+    zhashx_t *seen = zhashx_new();
+    for (size_t i = 0; i < n; i++) {
+        const char *id =
+            json_string_value(json_object_get(json_array_get(list, i), "order_id"));
+        cr_assert_not_null(id);
+        cr_assert_eq(zhashx_insert(seen, id, (void *)1), 0, "order %s came twice", id);
+    }
+    for (int i = 0; i < BEFORE; i++)
+        cr_assert_not_null(zhashx_lookup(seen, ids[i]), "order %s is missing", ids[i]);
+    zhashx_destroy(&seen);
+    json_decref(list);
+}
+
+Test(cli, place_order_wait_exits_by_the_outcome)
+{
+    cr_assert_eq(tu_system_start_all(&sys), 0, "%s", sys.why);
+    cr_assert_eq(tu_create_customer(&sys, "ada", 100000), 0, "%s", sys.why);
+    cr_assert_eq(tu_add_stock(&sys, "pen", 10), 0, "%s", sys.why);
+
+    s_eda("place-order", "--customer", "ada", "--item", "pen:1:100", "--wait",
+          "--timeout", "10000", NULL);
+    S_EXPECT(0);
+    cr_assert(strstr(s_run.out, "APPROVED"), "%s", s_run.out);
+
+    s_eda("place-order", "--customer", "nobody", "--item", "pen:1:100", "--wait",
+          "--timeout", "10000", NULL);
+    S_EXPECT(3);
+    cr_assert(strstr(s_run.out, "REJECTED") && strstr(s_run.out, "UNKNOWN_CUSTOMER"),
+              "%s", s_run.out);
+
+    /* customer-service frozen: the order can only stay PENDING. */
+    s_stopped = sys.pid[TU_CUSTOMER];
+    cr_assert_eq(kill(s_stopped, SIGSTOP), 0);
+    s_eda("place-order", "--customer", "ada", "--item", "pen:1:100", "--wait",
+          "--timeout", "1000", NULL);
+    S_EXPECT(4);
+    cr_assert(strstr(s_run.out, "PENDING"), "%s", s_run.out);
+    cr_assert(strstr(s_run.err, "customer-service"), "says what it waits for: %s",
+              s_run.err);
+    kill(s_stopped, SIGCONT);
+    s_stopped = 0;
+}
+
+Test(cli, ping_with_everything_down_takes_one_timeout)
+{
+    /* Nothing started: every endpoint is a path nobody listens on. */
+    s_eda("ping", "--timeout", "1000", NULL);
+    S_EXPECT(1);
+    cr_assert_eq(s_lines_with("DOWN"), 3, "%s", s_run.out);
+    cr_assert_lt(s_run.ms, 2000, "took %" PRId64 " ms", s_run.ms);
+
+    s_eda("ping", "--timeout", "1000", "--json", NULL);
+    S_EXPECT(1);
+    cr_assert_eq(s_lines_with("\"up\":false"), 3, "%s", s_run.out);
+}
+
+Test(cli, json_output_parses)
+{
+    cr_assert_eq(tu_system_start_all(&sys), 0, "%s", sys.why);
+    cr_assert_eq(tu_create_customer(&sys, "ada", 100000), 0, "%s", sys.why);
+    s_eda("stats", "--json", NULL);
+    S_EXPECT(0);
+    int lines = 0;
+    for (char *line = strtok(s_run.out, "\n"); line; line = strtok(NULL, "\n"), lines++) {
+        json_error_t error;
+        json_t *stats = json_loads(line, 0, &error);
+        cr_assert(json_is_object(stats), "%s: %s", error.text, line);
+        cr_assert(json_is_integer(json_object_get(stats, "last_seq")), "%s", line);
+        json_decref(stats);
+    }
+    cr_assert_eq(lines, 3);
+
+    s_eda("customer", "show", "ada", "--json", NULL);
+    S_EXPECT(0);
+    json_error_t error;
+    json_t *customer = json_loads(s_run.out, 0, &error);
+    cr_assert_not_null(customer, "%s: %s", error.text, s_run.out);
+    cr_assert_eq(json_integer_value(json_object_get(customer, "credit_limit")), 100000);
+    json_decref(customer);
+}
