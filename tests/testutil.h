@@ -54,6 +54,8 @@ typedef struct {
     size_t nskus;
     char customers[TU_MAX_CUSTOMERS][EDA_NAME_MAX + 1];
     size_t ncustomers;
+    char netns[TU_NSERVICES][64];    /* "" or the network namespace to start in */
+    char log_level[TU_NSERVICES][8]; /* --log-level of each start; "" is warn */
 } tu_system_t;
 
 /*  Returns the binary name of a service, e.g. "order-service". */
@@ -91,6 +93,31 @@ int tu_system_start(tu_system_t *sys, tu_service_t svc);
 
 /*  Starts the three services. */
 int tu_system_start_all(tu_system_t *sys);
+
+/*  tu_system_start in two halves, for a service that cannot be reached yet
+    (its network is cut): spawn forks and execs it and fails only when that
+    fails; wait_ready then waits up to timeout_ms until it answers Ping. */
+int tu_system_spawn(tu_system_t *sys, tu_service_t svc);
+int tu_system_wait_ready(tu_system_t *sys, tu_service_t svc, int timeout_ms);
+
+/*  Fills ports[n] (n <= 6) with distinct TCP ports that nothing uses on
+    127.0.0.1 now. 0 or -1. */
+int tu_free_ports(int *ports, int n);
+
+/*  Moves one service to other endpoints (e.g. tcp://ADDR:PORT on an address
+    of a test network) for its later starts and its peers' (not with
+    tu_system_use_config), and gives the test a new client of it. 0 or -1. */
+int tu_system_set_endpoints(tu_system_t *sys, tu_service_t svc, const char *events,
+                            const char *commands);
+
+/*  Later starts of `svc` run in network namespace `name` (made with ip netns
+    add: the child joins /run/netns/NAME before exec, so sys->pid stays the
+    service's own pid); NULL or "" for the test's own. Needs root. 0 or -1. */
+int tu_system_set_netns(tu_system_t *sys, tu_service_t svc, const char *name);
+
+/*  The --log-level of later starts of `svc` ("info" to see what it logs at
+    info, e.g. a silent peer heard again); warn unless set. 0 or -1. */
+int tu_system_set_log_level(tu_system_t *sys, tu_service_t svc, const char *level);
 
 /*  kill -9 of one service, reaped. */
 int tu_system_kill(tu_system_t *sys, tu_service_t svc);

@@ -4,7 +4,7 @@
 
     This file holds main, the command table (each command's usage, help and
     options) and the parsing of the command line; the commands are in
-    cmd_shop.c, cmd_ops.c and cmd_flow.c, what they share in cli.c.
+    cmd_shop.c, cmd_ops.c, cmd_watch.c and cmd_trace.c, what they share in cli.c.
 */
 #include "cli.h"
 
