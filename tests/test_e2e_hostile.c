@@ -6,6 +6,7 @@
     fake customer-service that answers order-service's saga commands with
     garbage, or not at all.
 */
+#define _GNU_SOURCE /* strcasestr: JSON escapes may be in either case */
 #include "eda_items.h"
 #include "eda_text.h"
 #include "testutil.h"
@@ -1312,7 +1313,7 @@ static bool s_log_has(tu_service_t svc, const char *a, const char *b)
 /*  The issue's case: a customer named with a window title, a screen clear
     and a newline; orders naming a customer and a SKU that hold the same.
     Every eda command that shows them prints them escaped (\x1b, one line
-    per field), --json prints valid JSON (\u001b), and the services' logs at
+    per field), --json prints valid JSON (\u001b, any case), and the services' logs at
     info hold them escaped, a map key with a newline included. */
 Test(e2e_hostile, names_with_control_characters_never_reach_a_terminal_or_log_raw)
 {
@@ -1349,7 +1350,7 @@ Test(e2e_hostile, names_with_control_characters_never_reach_a_terminal_or_log_ra
     s_clean_output(out, "--json customer show");
     s_json_lines(out, "customer show");
     cr_assert_not_null(
-        strstr(out, "\"\\u001b]0;pwned\\u0007\\u001b[2J\\u000aFAKE LINE\""), "%s", out);
+        strcasestr(out, "\"\\u001b]0;pwned\\u0007\\u001b[2J\\nFAKE LINE\""), "%s", out);
 
     cr_assert_eq(s_eda(out, sizeof out, (const char *[]){"orders", 0}), 0, "%s", out);
     s_clean_output(out, "orders");
@@ -1370,7 +1371,7 @@ Test(e2e_hostile, names_with_control_characters_never_reach_a_terminal_or_log_ra
                  0, "%s", out);
     s_clean_output(out, "--json order");
     s_json_lines(out, "order");
-    cr_assert_not_null(strstr(out, "\\u001b[31mred\\u0007\\u009b"), "%s", out);
+    cr_assert_not_null(strcasestr(out, "\\u001b[31mred\\u0007\\u009b"), "%s", out);
 
     /* An error message that echoes the id asked for. */
     cr_assert_eq(s_eda(out, sizeof out, (const char *[]){"order", s_evil, 0}), 1, "%s",
@@ -1383,10 +1384,8 @@ Test(e2e_hostile, names_with_control_characters_never_reach_a_terminal_or_log_ra
                  out);
     s_clean_output(out, "trace");
     cr_assert_not_null(strstr(out, "customer_id=\"" S_EVIL_SHOWN "\""), "%s", out);
-    size_t events = 0;
-    cr_assert_eq(sscanf(strchr(out, ':') ? strstr(out, ": ") + 2 : "", "%zu", &events), 1,
-                 "%s", out);
-    cr_assert_eq(s_count_lines(out), events + 1, "one line per event: %s", out);
+    cr_assert_eq(s_count_lines(out), 5,
+                 "a header, then PlaceOrder and three events, one line each: %s", out);
     cr_assert_eq(
         s_eda(out, sizeof out, (const char *[]){"trace", rejected, "--mermaid", 0}), 0,
         "%s", out);
@@ -1395,7 +1394,7 @@ Test(e2e_hostile, names_with_control_characters_never_reach_a_terminal_or_log_ra
                  0, "%s", out);
     s_clean_output(out, "--json trace");
     s_json_lines(out, "trace");
-    cr_assert_not_null(strstr(out, "\\u001b]0;pwned"), "%s", out);
+    cr_assert_not_null(strcasestr(out, "\\u001b]0;pwned"), "%s", out);
 
     cr_assert_eq(s_eda(out, sizeof out, (const char *[]){"stats", 0}), 0, "%s", out);
     s_clean_output(out, "stats");

@@ -656,8 +656,10 @@ Test(store, a_second_store_on_the_same_file_is_refused_naming_the_holder)
     eda_store_t *second = eda_store_new(s_path, NULL, EDA_SYNC_FULL, why, sizeof why);
     cr_assert_null(second, "two stores on one file");
     char expected[700];
-    snprintf(expected, sizeof expected, "database '%s' is in use by process %d", s_path,
-             (int)getpid());
+    snprintf(expected, sizeof expected,
+             "database '%s' is in use by process %d (stop it, or give this service "
+             "another --db)",
+             s_path, (int)getpid());
     cr_assert_str_eq(why, expected);
     /* Memory databases are each their own: no lock. */
     eda_store_t *a = s_open(":memory:");

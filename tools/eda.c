@@ -47,7 +47,9 @@ static const struct option s_bench_options[] = {{"orders", required_argument, 0,
                                                 {"saga", required_argument, 0, 0},
                                                 {0, 0, 0, 0}};
 static const struct option s_watch_options[] = {
-    {"count", required_argument, 0, 0}, {"heartbeats", no_argument, 0, 0}, {0, 0, 0, 0}};
+    {"order", required_argument, 0, 0}, {"type", required_argument, 0, 0},
+    {"last", required_argument, 0, 0},  {"count", required_argument, 0, 0},
+    {"heartbeats", no_argument, 0, 0},  {0, 0, 0, 0}};
 static const struct option s_trace_options[] = {{"mermaid", no_argument, 0, 0},
                                                 {0, 0, 0, 0}};
 static const struct option s_no_options[] = {{0, 0, 0, 0}};
@@ -144,28 +146,50 @@ static const s_command_t s_commands[] = {
      "  eda stats order --json\n"
      "\n" S_EXIT_CODES "  (exit 1 when any service does not answer)\n",
      s_no_options, cmd_stats},
-    {"watch", "eda watch [--count N] [--heartbeats]", "the live event flow",
+    {"watch", "eda watch [--order ID] [--type T] [--last N] [--count N] [--heartbeats]",
+     "the live event flow, in causal order",
      "Follows every service's events live, one lane per service (JSON lines with\n"
-     "--json).\n"
+     "--json), in causal order: an event whose cause (causation_id) is another\n"
+     "event not shown yet is held until that cause is shown, or 200 ms, then\n"
+     "shown marked \"(cause not seen)\". Above 500 events/s it says so and prints\n"
+     "one line per service each second (counts by type) instead; it drops events\n"
+     "rather than slow the services. A service silent for 3 s (no heartbeat) is\n"
+     "named on stderr (\"not reachable: ...\"), and again when it is back.\n"
      "\n"
      "options:\n"
-     "  --count N       stop after N events\n"
+     "  --order ID      only that order's events (correlation_id)\n"
+     "  --type T        only events of type T (any case)\n"
+     "  --last N        first the last N events of each service's log, then live\n"
+     "  --count N       stop after N events shown\n"
      "  --heartbeats    show heartbeats too\n"
      "\n"
      "example:\n"
-     "  eda watch --count 10\n"
+     "  eda watch --order o-a1b2c3d4e5f6-1 --last 100 --count 4\n"
      "\n" S_EXIT_CODES,
      s_watch_options, cmd_watch},
     {"trace", "eda trace ORDER_ID [--mermaid]", "one order's causal chain",
-     "Reads every service's event log and shows one order's events in causal\n"
-     "order.\n"
+     "Asks every service at once for the order's events (ReplayEvents with its\n"
+     "correlation_id) and order-service for its status, and prints them in causal\n"
+     "order (by causation_id, never by clock), each with the time since its cause.\n"
+     "The commands that started steps are shown too: PlaceOrder and CancelOrder by\n"
+     "the id their events name, the orchestrator's ReserveCredit, ReserveStock,\n"
+     "ReleaseStock and ReleaseCredit inferred from the participants' events. A\n"
+     "service that does not answer within --timeout is named as missing, and what\n"
+     "the others hold is printed all the same. A PENDING order ends with what its\n"
+     "saga waits for, e.g. \"waiting for CreditReserved or CreditRejected from\n"
+     "customer-service: unreachable\".\n"
      "\n"
      "options:\n"
-     "  --mermaid    write a Mermaid sequence diagram instead\n"
+     "  --mermaid    a Mermaid sequence diagram instead: commands as solid arrows,\n"
+     "               events as dashed arrows to each service that reacts to them,\n"
+     "               a note for an event nobody reacts to\n"
+     "  --json       one document {order_id, status, saga, chain: [envelope...],\n"
+     "               missing: [{service, why}], waiting}\n"
      "\n"
      "example:\n"
      "  eda trace o-a1b2c3d4e5f6-1 --mermaid\n"
-     "\n" S_EXIT_CODES,
+     "\n" S_EXIT_CODES
+     "  (exit 1 when a service does not answer: the trace is partial)\n",
      s_trace_options, cmd_trace},
     {"bench", "eda bench [--orders N] [--window W] [--rate PER_S] [--saga PATTERN]",
      "drive whole sagas, report sagas/s and latency",

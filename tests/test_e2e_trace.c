@@ -1,0 +1,455 @@
+/*  test_e2e_trace: `eda trace ORDER_ID` as a user runs it. The real eda
+    binary against the real services (tu_system_t), its stdout and exit
+    status captured (helpers copied from test_cli.c): an approved
+    choreographed order traced as text, JSON and Mermaid in causal order; an
+    orchestrated one with the orchestrator's commands inferred; and an order
+    whose customer-service is stopped (SIGSTOP), traced with what there is,
+    the missing service named, exit 1 and what the saga waits for.
+*/
+#include "testutil.h"
+
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/wait.h>
+
+#define S_OUT_MAX  (1 << 20)
+#define S_ARGS_MAX 64
+#define S_RUN_MS   60000 /* the longest an eda run may take */
+
+static tu_system_t sys;
+static pid_t s_stopped; /* a service this test SIGSTOPped, 0 when none */
+
+/*  What one run of eda left. */
+typedef struct {
+    int status; /* the exit status, -1 when it did not exit */
+    char out[S_OUT_MAX];
+    char err[S_OUT_MAX];
+    size_t out_len, err_len;
+    int64_t ms; /* how long it ran */
+} s_run_t;
+
+static s_run_t s_run;
+
+static void s_setup(void)
+{
+    cr_assert_eq(tu_system_init(&sys), 0, "%s", sys.why);
+}
+
+static void s_teardown(void)
+{
+    if (s_stopped)
+        kill(s_stopped, SIGCONT);
+    s_stopped = 0;
+    tu_system_fini(&sys);
+}
+
+TestSuite(trace, .init = s_setup, .fini = s_teardown, .timeout = 180);
+
+/*  Reads what is ready on fd into buf[*len..max); false at EOF. */
+static bool s_drain(int fd, char *buf, size_t *len, size_t max)
+{
+    char scratch[4096];
+    char *to = *len + 1 < max ? buf + *len : scratch;
+    size_t room = *len + 1 < max ? max - *len - 1 : sizeof scratch;
+    ssize_t n = read(fd, to, room);
+    if (n > 0 && to != scratch) {
+        *len += (size_t)n;
+        buf[*len] = '\0';
+    }
+    return n > 0 || (n < 0 && errno == EINTR);
+}
+
+/*  Runs eda with argv[] (NULL-ended, without the program), then the
+    deployment's --peer options (global options after the command), and
+    waits for it to exit, reading its stdout and stderr. Fills s_run. */
+static void s_eda_argv(char **args, bool peers)
+{
+    char path[512], peer[TU_NSERVICES][700];
+    char *argv[S_ARGS_MAX] = {path};
+    int n = 1;
+    snprintf(path, sizeof path, "%s/tools/eda", EDA_BIN_DIR);
+    for (int i = 0; args[i] && n < S_ARGS_MAX - 10; i++)
+        argv[n++] = args[i];
+    for (int i = 0; peers && i < TU_NSERVICES; i++) {
+        snprintf(peer[i], sizeof peer[i], "%s=%s,%s", tu_service_name(i), sys.events[i],
+                 sys.commands[i]);
+        argv[n++] = "--peer";
+        argv[n++] = peer[i];
+    }
+    if (peers && sys.keys_dir[0]) {
+        argv[n++] = "--keys";
+        argv[n++] = sys.keys_dir;
+    }
+    argv[n] = NULL;
+    int out[2], err[2];
+    cr_assert_eq(pipe(out), 0);
+    cr_assert_eq(pipe(err), 0);
+    fflush(NULL);
+    int64_t start = zclock_mono();
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(out[1], STDOUT_FILENO);
+        dup2(err[1], STDERR_FILENO);
+        close(out[0]), close(out[1]), close(err[0]), close(err[1]);
+        execv(path, argv);
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    s_run.out_len = s_run.err_len = 0;
+    s_run.out[0] = s_run.err[0] = '\0';
+    struct pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+    int open_fds = 2;
+    while (open_fds > 0 && zclock_mono() - start < S_RUN_MS) {
+        if (poll(fds, 2, 100) <= 0)
+            continue;
+        for (int i = 0; i < 2; i++)
+            if (fds[i].fd >= 0 && fds[i].revents &&
+                !s_drain(fds[i].fd, i ? s_run.err : s_run.out,
+                         i ? &s_run.err_len : &s_run.out_len, S_OUT_MAX)) {
+                fds[i].fd = -1;
+                open_fds--;
+            }
+    }
+    if (open_fds > 0)
+        kill(pid, SIGKILL);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    s_run.ms = zclock_mono() - start;
+    s_run.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    close(out[0]);
+    close(err[0]);
+    cr_assert_null(strstr(s_run.err, "Sanitizer"), "a sanitizer report:\n%s", s_run.err);
+    cr_assert_null(strstr(s_run.err, "runtime error"), "UBSan:\n%s", s_run.err);
+}
+
+/*  s_eda_argv with the arguments as a NULL-ended list; the deployment's
+    --peer options are added after them. */
+static void s_eda(const char *first, ...)
+{
+    char *args[S_ARGS_MAX];
+    int n = 0;
+    va_list ap;
+    va_start(ap, first);
+    for (const char *a = first; a && n < S_ARGS_MAX - 1; a = va_arg(ap, const char *))
+        args[n++] = (char *)a;
+    va_end(ap);
+    args[n] = NULL;
+    s_eda_argv(args, true);
+}
+
+#define S_EXPECT(code)                                                                   \
+    cr_assert_eq(s_run.status, (code), "exit %d, not %d\nstdout:\n%s\nstderr:\n%s",      \
+                 s_run.status, (code), s_run.out, s_run.err)
+
+/*  A customer with credit and a SKU in stock, for orders that pass. */
+static void s_shop(void)
+{
+    cr_assert_eq(tu_system_start_all(&sys), 0, "%s", sys.why);
+    cr_assert_eq(tu_create_customer(&sys, "ada", 100000), 0, "%s", sys.why);
+    cr_assert_eq(tu_add_stock(&sys, "apple", 100), 0, "%s", sys.why);
+}
+
+/*  Places an order with `eda place-order --saga SAGA` (--wait when `wait`)
+    and copies its id into order_id[EDA_NAME_MAX + 1]. */
+static void s_place(const char *saga, bool wait, char *order_id)
+{
+    if (wait)
+        s_eda("place-order", "--customer", "ada", "--item", "apple:2:150", "--saga", saga,
+              "--wait", "--json", NULL);
+    else
+        s_eda("place-order", "--customer", "ada", "--item", "apple:2:150", "--saga", saga,
+              "--json", NULL);
+    S_EXPECT(0);
+    json_error_t error;
+    json_t *order = json_loads(s_run.out, 0, &error);
+    cr_assert_not_null(order, "%s: %s", error.text, s_run.out);
+    const char *id = json_string_value(json_object_get(order, "order_id"));
+    cr_assert_not_null(id, "%s", s_run.out);
+    snprintf(order_id, EDA_NAME_MAX + 1, "%s", id);
+    if (wait)
+        cr_assert_str_eq(json_string_value(json_object_get(order, "status")), "APPROVED",
+                         "%s", s_run.out);
+    json_decref(order);
+}
+
+/*  The lines of s_run.out that begin with `prefix`, their next word each,
+    joined with spaces into out[size]: "OrderCreated CreditReserved ...". */
+static const char *s_words_after(const char *prefix, char *out, size_t size)
+{
+    out[0] = '\0';
+    size_t plen = strlen(prefix);
+    for (const char *line = s_run.out; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (len > plen && strncmp(line, prefix, plen) == 0) {
+            const char *word = line + plen;
+            while (*word == ' ')
+                word++;
+            size_t wlen = strcspn(word, " \n");
+            size_t used = strlen(out);
+            snprintf(out + used, size - used, "%s%.*s", used ? " " : "", (int)wlen, word);
+        }
+        line += len + (end ? 1 : 0);
+    }
+    return out;
+}
+
+/*  Every step of a text trace, commands and events, in the order shown:
+    the word after "command" or "event" on each line that begins a step. */
+static const char *s_steps(char *out, size_t size)
+{
+    char commands[1024];
+    out[0] = '\0';
+    for (const char *line = s_run.out; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        char word[128];
+        if ((strncmp(line, "  command ", 10) == 0 || strncmp(line, "  event ", 8) == 0) &&
+            sscanf(line, "%1023s %127s", commands, word) == 2) {
+            size_t used = strlen(out);
+            snprintf(out + used, size - used, "%s%s", used ? " " : "", word);
+        }
+        line += len + (end ? 1 : 0);
+    }
+    return out;
+}
+
+/*  The last non-empty line of s_run.out into out[size]. */
+static const char *s_last_line(char *out, size_t size)
+{
+    size_t len = s_run.out_len;
+    while (len > 0 && s_run.out[len - 1] == '\n')
+        len--;
+    size_t begin = len;
+    while (begin > 0 && s_run.out[begin - 1] != '\n')
+        begin--;
+    snprintf(out, size, "%.*s", (int)(len - begin), s_run.out + begin);
+    return out;
+}
+
+/*  The types of the chain's entries of `kind` in a trace --json document,
+    joined with spaces. */
+static const char *s_chain_types(json_t *doc, const char *kind, char *out, size_t size)
+{
+    out[0] = '\0';
+    size_t i;
+    json_t *step;
+    json_array_foreach(json_object_get(doc, "chain"), i, step)
+    {
+        if (!streq(json_string_value(json_object_get(step, "kind")), kind))
+            continue;
+        size_t used = strlen(out);
+        snprintf(out + used, size - used, "%s%s", used ? " " : "",
+                 json_string_value(json_object_get(step, "type")));
+    }
+    return out;
+}
+
+Test(trace, approved_choreography_in_causal_order_as_text_json_and_mermaid)
+{
+    s_shop();
+    char order_id[EDA_NAME_MAX + 1], words[1024];
+    s_place("choreography", true, order_id);
+
+    s_eda("trace", order_id, NULL);
+    S_EXPECT(0);
+    cr_assert_str_eq(s_words_after("  event", words, sizeof words),
+                     "OrderCreated CreditReserved StockReserved OrderApproved", "%s",
+                     s_run.out);
+    cr_assert_str_eq(s_words_after("  command", words, sizeof words), "PlaceOrder", "%s",
+                     s_run.out);
+    cr_assert_null(strstr(s_run.out, "missing"), "%s", s_run.out);
+    cr_assert_null(strstr(s_run.out, "waiting for"), "%s", s_run.out);
+
+    s_eda("trace", order_id, "--json", NULL);
+    S_EXPECT(0);
+    json_error_t error;
+    json_t *doc = json_loads(s_run.out, 0, &error);
+    cr_assert(json_is_object(doc), "%s: %s", error.text, s_run.out);
+    cr_assert_str_eq(json_string_value(json_object_get(doc, "order_id")), order_id);
+    cr_assert_str_eq(json_string_value(json_object_get(doc, "status")), "APPROVED");
+    cr_assert_str_eq(s_chain_types(doc, "event", words, sizeof words),
+                     "OrderCreated CreditReserved StockReserved OrderApproved", "%s",
+                     s_run.out);
+    cr_assert(json_is_array(json_object_get(doc, "missing")), "%s", s_run.out);
+    cr_assert_eq(json_array_size(json_object_get(doc, "missing")), 0, "%s", s_run.out);
+    /* Each event is its envelope as logged, linked by causation_id. */
+    json_t *chain = json_object_get(doc, "chain");
+    size_t i;
+    json_t *step, *prev = NULL;
+    json_array_foreach(chain, i, step)
+    {
+        if (!streq(json_string_value(json_object_get(step, "kind")), "event"))
+            continue;
+        cr_assert_str_eq(json_string_value(json_object_get(step, "correlation_id")),
+                         order_id);
+        if (prev)
+            cr_assert_str_eq(json_string_value(json_object_get(step, "causation_id")),
+                             json_string_value(json_object_get(prev, "id")), "%s",
+                             s_run.out);
+        prev = step;
+    }
+    json_decref(doc);
+
+    s_eda("trace", order_id, "--mermaid", NULL);
+    S_EXPECT(0);
+    cr_assert(strncmp(s_run.out, "sequenceDiagram\n", 16) == 0, "%s", s_run.out);
+    cr_assert_not_null(strstr(s_run.out, "participant customer as customer-service\n"));
+    cr_assert_not_null(strstr(s_run.out, "participant inventory as inventory-service\n"));
+    cr_assert_not_null(strstr(s_run.out, "    client->>order: PlaceOrder\n"), "%s",
+                       s_run.out);
+    cr_assert_not_null(strstr(s_run.out, "    order-->>customer: OrderCreated"), "%s",
+                       s_run.out);
+    cr_assert_not_null(strstr(s_run.out, "    order-->>inventory: OrderCreated"), "%s",
+                       s_run.out);
+    cr_assert_not_null(strstr(s_run.out, "    customer-->>inventory: CreditReserved"),
+                       "%s", s_run.out);
+    cr_assert_not_null(strstr(s_run.out, "    inventory-->>order: StockReserved"), "%s",
+                       s_run.out);
+    cr_assert_not_null(strstr(s_run.out, "    Note over order: OrderApproved"), "%s",
+                       s_run.out);
+}
+
+Test(trace, orchestrated_order_shows_the_inferred_commands)
+{
+    s_shop();
+    char order_id[EDA_NAME_MAX + 1], words[1024];
+    s_place("orchestration", true, order_id);
+    s_eda("trace", order_id, NULL);
+    S_EXPECT(0);
+    cr_assert_str_eq(s_words_after("  event", words, sizeof words),
+                     "OrderCreated CreditReserved StockReserved OrderApproved", "%s",
+                     s_run.out);
+    cr_assert_str_eq(s_words_after("  command", words, sizeof words),
+                     "PlaceOrder ReserveCredit ReserveStock", "%s", s_run.out);
+    cr_assert_not_null(strstr(s_run.out,
+                              "ReserveCredit    order-service -> customer-service "
+                              "(inferred)"),
+                       "%s", s_run.out);
+    /* Each step in causal order: a command just before its outcome. */
+    cr_assert_str_eq(s_steps(words, sizeof words),
+                     "PlaceOrder OrderCreated ReserveCredit CreditReserved ReserveStock "
+                     "StockReserved OrderApproved",
+                     "%s", s_run.out);
+
+    s_eda("trace", order_id, "--mermaid", NULL);
+    S_EXPECT(0);
+    cr_assert_not_null(strstr(s_run.out, "    order->>customer: ReserveCredit\n"), "%s",
+                       s_run.out);
+    cr_assert_not_null(strstr(s_run.out, "    order->>inventory: ReserveStock\n"), "%s",
+                       s_run.out);
+    /* Nobody reacts to an orchestrated event: a note, no dashed arrow. */
+    cr_assert_not_null(strstr(s_run.out, "    Note over customer: CreditReserved"), "%s",
+                       s_run.out);
+    cr_assert_null(strstr(s_run.out, "-->>"), "%s", s_run.out);
+
+    s_eda("trace", order_id, "--json", NULL);
+    S_EXPECT(0);
+    json_error_t error;
+    json_t *doc = json_loads(s_run.out, 0, &error);
+    cr_assert(json_is_object(doc), "%s: %s", error.text, s_run.out);
+    cr_assert_str_eq(s_chain_types(doc, "command", words, sizeof words),
+                     "PlaceOrder ReserveCredit ReserveStock", "%s", s_run.out);
+    json_decref(doc);
+}
+
+Test(trace, a_service_unreachable_is_named_and_the_wait_told)
+{
+    s_shop();
+    cr_assert_eq(kill(sys.pid[TU_CUSTOMER], SIGSTOP), 0);
+    s_stopped = sys.pid[TU_CUSTOMER];
+    char order_id[EDA_NAME_MAX + 1], words[1024], last[512];
+    s_place("choreography", false, order_id);
+
+    s_eda("trace", order_id, "--timeout", "1000", NULL);
+    S_EXPECT(1);
+    /* What there is: OrderCreated is published before PlaceOrder's reply. */
+    cr_assert_str_eq(s_words_after("  event", words, sizeof words), "OrderCreated", "%s",
+                     s_run.out);
+    cr_assert_not_null(strstr(s_run.out, "order-service"), "%s", s_run.out);
+    cr_assert_not_null(strstr(s_run.out, "PENDING"), "%s", s_run.out);
+    cr_assert_not_null(strstr(s_run.out, "missing: the events of customer-service: "
+                                         "unreachable"),
+                       "%s", s_run.out);
+    cr_assert_null(strstr(s_run.out, "missing: the events of inventory-service"), "%s",
+                   s_run.out);
+    cr_assert_str_eq(
+        s_last_line(last, sizeof last),
+        "waiting for CreditReserved or CreditRejected from customer-service: "
+        "unreachable",
+        "%s", s_run.out);
+    cr_assert_lt(s_run.ms, 5000, "took %" PRId64 " ms", s_run.ms);
+
+    s_eda("trace", order_id, "--timeout", "1000", "--json", NULL);
+    S_EXPECT(1);
+    json_error_t error;
+    json_t *doc = json_loads(s_run.out, 0, &error);
+    cr_assert(json_is_object(doc), "%s: %s", error.text, s_run.out);
+    cr_assert_str_eq(json_string_value(json_object_get(doc, "status")), "PENDING");
+    json_t *missing = json_object_get(doc, "missing");
+    cr_assert_eq(json_array_size(missing), 1, "%s", s_run.out);
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_array_get(missing, 0), "service")),
+        "customer-service");
+    cr_assert_not_null(strstr(json_string_value(json_object_get(doc, "waiting")),
+                              "customer-service: unreachable"),
+                       "%s", s_run.out);
+    json_decref(doc);
+}
+
+/*  Runs `eda trace ORDER_ID` until its steps are `want` or `timeout_ms`
+    passes (the compensations come after CancelOrder's reply). */
+static void s_trace_until(const char *order_id, const char *want, int timeout_ms)
+{
+    char steps[1024] = "";
+    int64_t deadline = zclock_mono() + timeout_ms;
+    do {
+        s_eda("trace", order_id, NULL);
+        if (s_run.status == 0 && streq(s_steps(steps, sizeof steps), want))
+            return;
+        zclock_sleep(50); /* the poll's period, not a wait for readiness */
+    } while (zclock_mono() < deadline);
+    cr_assert_fail("steps: %s\nnot: %s\nstdout:\n%s\nstderr:\n%s", steps, want, s_run.out,
+                   s_run.err);
+}
+
+Test(trace, cancelled_orders_show_the_compensations_in_causal_order)
+{
+    s_shop();
+    char chor[EDA_NAME_MAX + 1], orch[EDA_NAME_MAX + 1];
+    s_place("choreography", true, chor);
+    s_eda("cancel", chor, NULL);
+    S_EXPECT(0);
+    /* Both releases answer OrderCancelled: by (source, seq) when tied. */
+    s_trace_until(chor,
+                  "PlaceOrder OrderCreated CreditReserved StockReserved OrderApproved "
+                  "CancelOrder OrderCancelled CreditReleased StockReleased",
+                  TU_SETTLE_MS);
+    s_eda("trace", chor, "--mermaid", NULL);
+    S_EXPECT(0);
+    cr_assert_not_null(strstr(s_run.out, "    client->>order: CancelOrder\n"), "%s",
+                       s_run.out);
+    cr_assert_not_null(strstr(s_run.out, "    order-->>customer: OrderCancelled"), "%s",
+                       s_run.out);
+    cr_assert_not_null(strstr(s_run.out, "    order-->>inventory: OrderCancelled"), "%s",
+                       s_run.out);
+    cr_assert_not_null(strstr(s_run.out, "    Note over customer: CreditReleased"), "%s",
+                       s_run.out);
+
+    s_place("orchestration", true, orch);
+    s_eda("cancel", orch, NULL);
+    S_EXPECT(0);
+    /* The orchestrator releases stock, then credit (section 9.1). */
+    s_trace_until(orch,
+                  "PlaceOrder OrderCreated ReserveCredit CreditReserved ReserveStock "
+                  "StockReserved OrderApproved CancelOrder OrderCancelled ReleaseStock "
+                  "StockReleased ReleaseCredit CreditReleased",
+                  TU_SETTLE_MS);
+}
