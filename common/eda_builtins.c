@@ -22,7 +22,7 @@ static int s_cmd_stats(void *state, eda_ctx_t *ctx)
     eda_service_t *svc = ctx->svc;
     eda_svc_stats_t *s = &svc->stats;
     msgpack_packer *pk = eda_ctx_reply(ctx);
-    msgpack_pack_map(pk, 29 + (svc->def->stats ? 1 : 0));
+    msgpack_pack_map(pk, 31 + (svc->def->stats ? 1 : 0));
     eda_pack_kv_str(pk, "service", svc->def->name);
     eda_pack_kv_str(pk, "epoch", eda_store_epoch(svc->store));
     eda_pack_kv_u64(pk, "last_seq", eda_store_next_seq(svc->store) - 1);
@@ -45,6 +45,8 @@ static int s_cmd_stats(void *state, eda_ctx_t *ctx)
                     s->batches ? s->messages * 100 / s->batches : 0);
     eda_pack_kv_u64(pk, "handler_us_avg",
                     s->handled ? s->handler_us_total / s->handled : 0);
+    eda_pack_kv_u64(pk, "handler_us_p50", eda_hist_quantile(&s->handler_us, 0.5));
+    eda_pack_kv_u64(pk, "handler_us_p99", eda_hist_quantile(&s->handler_us, 0.99));
     eda_pack_kv_u64(pk, "handler_us_max", s->handler_us_max);
     eda_pack_kv_u64(pk, "commands_sent", s->commands_sent);
     eda_pack_kv_u64(pk, "commands_dropped", s->commands_dropped);

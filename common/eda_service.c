@@ -23,6 +23,7 @@ void eda_svc_count_latency(eda_service_t *svc, int64_t start)
     svc->stats.handled++;
     if (took > svc->stats.handler_us_max)
         svc->stats.handler_us_max = took;
+    eda_hist_add(&svc->stats.handler_us, took);
 }
 
 /* --- transactions ---------------------------------------------------------- */

@@ -13,6 +13,7 @@
 #define EDA_SERVICE_IMPL_H_INCLUDED
 
 #include "eda_client.h"
+#include "eda_hist.h"
 #include "eda_service.h"
 
 #include <string.h>
@@ -74,6 +75,7 @@ typedef struct {
     uint64_t commands_sent, commands_dropped, replies_received;
     uint64_t events_dropped;      /* events a full subscriber missed */
     uint64_t fds_used, fds_limit; /* file descriptors, read once a heartbeat */
+    eda_hist_t handler_us;        /* handler times, for percentiles */
 } eda_svc_stats_t;
 
 struct eda_ctx {
