@@ -6,22 +6,25 @@
 # sends commands). After each scenario it prints the two flows side by side,
 # with the events and commands each used. Exits 0 only if every scenario
 # ends as expected.
-# Usage: ./run-demo.sh [--keep] [--secure]
+# Usage: ./run-demo.sh [--keep] [--secure] [--console]
 #   --keep    leave demo/, its logs and flows behind
 #   --secure  CURVE security: make keys with `eda keys init demo/keys`, start
 #             every service with --keys and run every eda command with --keys
+#   --console after the scenarios keep the services running with `eda console`
+#             in front of them (http://127.0.0.1:8088/) until Ctrl-C
 set -uo pipefail
 cd "$(dirname "$0")" || exit 1
 # shellcheck source=scripts/deps.sh
 . scripts/deps.sh
 
-keep=0 secure=0
+keep=0 secure=0 console=0
 for arg in "$@"; do
     case "$arg" in
     --keep) keep=1 ;;
     --secure) secure=1 ;;
+    --console) console=1 ;;
     -h | --help)
-        sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -40,7 +43,10 @@ if ! flock -n 9; then
     echo "run-demo.sh: another run-demo.sh is running here (it holds $PWD/.demo.lock)" >&2
     exit 1
 fi
-for port in 7101 7102 7201 7202 7301 7302; do
+console_port=8088
+ports=(7101 7102 7201 7202 7301 7302)
+[ "$console" -eq 1 ] && ports+=("$console_port")
+for port in "${ports[@]}"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         echo "run-demo.sh: port $port is in use: is another EDA Shop running?" >&2
         exit 1
@@ -624,15 +630,37 @@ announce "order-service's saga counters"
 $eda --json stats order-service | sed -n 's/.*"own":{\([^}]*\)}.*/\1/p' | tr -d '"' |
     tr ',' '\n' | awk -F: '{ printf "   %-24s %s\n", $1, $2 }'
 
-stop_all
+# serve_console: the services stay up with eda console in front of them
+# until Ctrl-C (or SIGTERM); cleanup then stops them all.
+serve_console() {
+    announce "The live console: http://127.0.0.1:$console_port/ (Ctrl-C stops everything)"
+    "$bin/tools/eda" "${keys[@]}" console --listen "127.0.0.1:$console_port" \
+        >"$demo/logs/console.out" 2>>"$demo/logs/console.log" 9>&- &
+    pids[console]=$!
+    # Ready when it printed its URL, which it does once it listens.
+    if ! poll 250 grep -q '^console: ' "$demo/logs/console.out"; then
+        echo "${red}eda console did not start:${off} $(tail -n 1 "$demo/logs/console.log")" >&2
+        return 1
+    fi
+    echo "   open $(sed -n 's/^console: //p' "$demo/logs/console.out") in a browser:" \
+        "the services, the live flow, any order's diagram"
+    echo "   place orders from another terminal: build/tools/eda${keys[*]:+ ${keys[*]}} place-order ..."
+    trap 'echo; echo "stopping"; exit "$result"' INT TERM
+    wait "${pids[console]}"
+}
+
+[ "$console" -eq 1 ] || stop_all
 end_ms=$(now_ms)
 elapsed=$(awk -v a="$start_ms" -v b="$built_ms" -v c="$end_ms" \
     'BEGIN { printf "%.1f s, %.1f s once built", (c - a) / 1000, (c - b) / 1000 }')
 echo
+result=0
 if [ "$failures" -eq 0 ]; then
     echo "${green}${bold}Every scenario ended as expected${off} ($elapsed)."
-    exit 0
+else
+    echo "${red}${bold}$failures check(s) failed${off} ($elapsed); logs are in demo/logs." >&2
+    keep=1
+    result=1
 fi
-echo "${red}${bold}$failures check(s) failed${off} ($elapsed); logs are in demo/logs." >&2
-keep=1
-exit 1
+[ "$console" -eq 1 ] && { serve_console || result=1; }
+exit "$result"

@@ -2,7 +2,7 @@
 # build needs, only those that are missing, with sudo when not root.
 eda_install_deps() {
     local pkgs="build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libjansson-dev \
-libsqlite3-dev libcriterion-dev clang-format $*"
+libsqlite3-dev libcriterion-dev libmicrohttpd-dev clang-format $*"
     local missing=()
     for p in $pkgs; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||

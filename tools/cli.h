@@ -110,7 +110,7 @@ typedef struct {
     eda_envelope_t reply;
     bool answered;  /* a reply came (ok or not) */
     int64_t rtt_us; /* from the send to the reply */
-    char why[256];  /* when not answered: why */
+    char why[600];  /* when not answered: why (names an endpoint) */
 } cli_answer_t;
 
 /*  Sends `type` with empty data to each service of `services[n]` at once
@@ -185,5 +185,16 @@ int cmd_bench(cli_t *cli, const cli_args_t *args);
 int cmd_keys(cli_t *cli, const cli_args_t *args);
 int cmd_watch(cli_t *cli, const cli_args_t *args);
 int cmd_trace(cli_t *cli, const cli_args_t *args);
+int cmd_console(cli_t *cli, const cli_args_t *args);
+
+/*  The document `eda --json trace ORDER_ID` prints: {order_id, status, saga,
+    chain (each event's envelope with `consumers`, the services that react to
+    it, and each command as far as it is known), missing, waiting}. Every
+    service is asked at once under cli->timeout_ms; callable from any thread
+    (it makes its own sockets). Returns a new reference with *status CLI_OK,
+    or CLI_FAILED when a service did not answer (the document names it in
+    `missing`); NULL with *status CLI_OK when no service holds an event of
+    the order, or -1 when memory ran out. */
+json_t *trace_document(cli_t *cli, const char *order_id, int *status);
 
 #endif

@@ -12,6 +12,9 @@
     the commands that started a chain are rebuilt from the ids the events
     name (PlaceOrder, CancelOrder), and those of the orchestrator are
     inferred from the participants' events (their saga is "orchestration").
+
+    trace_document gives the --json document to `eda console` (its
+    /api/orders/ID), so that the two never differ.
 */
 #include "cli.h"
 
@@ -484,13 +487,22 @@ static void s_print_text(const s_trace_t *t, const int *order, const char *order
         printf("%s\n", waiting);
 }
 
-static int s_print_json(const s_trace_t *t, const int *order, const char *order_id,
-                        const char *waiting)
+static const char *const *s_reactors(const s_step_t *s);
+
+/*  The --json document (and the console's /api/orders/ID): each event's
+    envelope as logged plus `consumers`, the services that react to it (as
+    the Mermaid arrows show), for a diagram drawn elsewhere. */
+static json_t *s_document(const s_trace_t *t, const int *order, const char *order_id,
+                          const char *waiting)
 {
     json_t *chain = json_array(), *missing = json_array();
     for (int k = 0; chain && k < t->n; k++) {
         const s_step_t *s = &t->steps[order[k]];
         if (!s->command) {
+            json_t *consumers = json_array();
+            for (const char *const *to = s_reactors(s); consumers && *to; to++)
+                json_array_append_new(consumers, json_string(*to));
+            json_object_set_new(s->json, "consumers", consumers);
             json_array_append(chain, s->json);
             continue;
         }
@@ -506,10 +518,9 @@ static int s_print_json(const s_trace_t *t, const int *order, const char *order_
             json_array_append_new(missing,
                                   json_pack("{s:s, s:s}", "service", t->lanes[i].service,
                                             "why", t->lanes[i].why));
-    return cli_print_json_value(
-        json_pack("{s:s, s:s, s:s?, s:o, s:o, s:s?}", "order_id", order_id, "status",
-                  t->status, "saga", t->saga[0] ? t->saga : NULL, "chain", chain,
-                  "missing", missing, "waiting", waiting[0] ? waiting : NULL));
+    return json_pack("{s:s, s:s, s:s?, s:o, s:o, s:s?}", "order_id", order_id, "status",
+                     t->status, "saga", t->saga[0] ? t->saga : NULL, "chain", chain,
+                     "missing", missing, "waiting", waiting[0] ? waiting : NULL);
 }
 
 /*  A Mermaid participant for a service name ("order" for order-service):
@@ -556,6 +567,14 @@ static const char *const *s_consumers(const char *type)
     return none;
 }
 
+/*  Who reacts to event `s`: nobody to an orchestrated one (those are for
+    observers), else its choreography consumers. */
+static const char *const *s_reactors(const s_step_t *s)
+{
+    static const char *const none[] = {NULL};
+    return streq(s->saga, "orchestration") ? none : s_consumers(s->type);
+}
+
 static void s_print_mermaid(const s_trace_t *t, const int *order, const char *waiting)
 {
     printf("sequenceDiagram\n    participant client\n");
@@ -569,10 +588,7 @@ static void s_print_mermaid(const s_trace_t *t, const int *order, const char *wa
             printf("    %s->>%s: %s\n", s_alias(s->source), s_alias(s->to), type);
             continue;
         }
-        /* Orchestrated events are for observers: nobody reacts to them. */
-        const char *const *to = streq(s->saga, "orchestration")
-                                    ? (const char *const[]){NULL}
-                                    : s_consumers(s->type);
+        const char *const *to = s_reactors(s);
         if (!to[0])
             printf("    Note over %s: %s seq %" PRIu64 "\n", s_alias(s->source), type,
                    s->seq);
@@ -591,6 +607,63 @@ static void s_print_mermaid(const s_trace_t *t, const int *order, const char *wa
 
 /* --- trace ----------------------------------------------------------------- */
 
+/*  Gathers the order's events, links them and puts them in causal order
+    (*order, t->n of them; free both with s_free), with what a PENDING
+    order waits for in waiting[size]. 0, or -1 when memory runs out. */
+static int s_build(cli_t *o, s_trace_t *t, const char *order_id, int **order,
+                   char *waiting, size_t size)
+{
+    waiting[0] = '\0';
+    *order = NULL;
+    if (s_gather(o, t, order_id))
+        return -1;
+    /* The order's pattern as its own events say, GetOrder's if none came. */
+    int created = s_find(t, "OrderCreated", false);
+    if (created >= 0 && t->steps[created].saga[0])
+        snprintf(t->saga, sizeof t->saga, "%s", t->steps[created].saga);
+    if (s_link(t) || !(*order = calloc((size_t)(t->n ? t->n : 1), sizeof **order)))
+        return -1;
+    s_causal_order(t, *order);
+    if (streq(t->status, "PENDING"))
+        s_waiting(t, waiting, size);
+    return 0;
+}
+
+static void s_free(s_trace_t *t, int *order)
+{
+    free(order);
+    for (int i = 0; i < t->n; i++)
+        json_decref(t->steps[i].json);
+    free(t->steps);
+}
+
+static bool s_missing(const s_trace_t *t)
+{
+    bool missing = false;
+    for (int i = 0; i < CLI_SERVICES; i++)
+        missing |= !s_reached(t, t->lanes[i].service);
+    return missing;
+}
+
+json_t *trace_document(cli_t *o, const char *order_id, int *status)
+{
+    s_trace_t t = {.status = "unknown"};
+    int *order;
+    char waiting[300];
+    json_t *doc = NULL;
+    *status = -1;
+    if (s_build(o, &t, order_id, &order, waiting, sizeof waiting) == 0) {
+        bool missing = s_missing(&t);
+        *status = missing ? CLI_FAILED : CLI_OK;
+        if (t.n > 0 || missing)
+            doc = s_document(&t, order, order_id, waiting);
+        if (!doc && (t.n > 0 || missing))
+            *status = -1;
+    }
+    s_free(&t, order);
+    return doc;
+}
+
 int cmd_trace(cli_t *o, const cli_args_t *args)
 {
     bool mermaid = cli_flag(args, "mermaid");
@@ -600,40 +673,26 @@ int cmd_trace(cli_t *o, const cli_args_t *args)
     if (mermaid && o->json)
         return cli_usage_error(args, "--mermaid and --json: choose one");
     s_trace_t t = {.status = "unknown"};
-    int rc = s_gather(o, &t, order_id) == 0 ? 0 : cli_fail("out of memory");
-    /* The order's pattern as its own events say, GetOrder's if none came. */
-    int created = s_find(&t, "OrderCreated", false);
-    if (created >= 0 && t.steps[created].saga[0])
-        snprintf(t.saga, sizeof t.saga, "%s", t.steps[created].saga);
-    if (rc == 0 && s_link(&t))
-        rc = cli_fail("out of memory");
-    bool missing = false;
-    for (int i = 0; i < CLI_SERVICES; i++)
-        missing |= !s_reached(&t, t.lanes[i].service);
+    int *order;
+    char waiting[300];
+    int rc = s_build(o, &t, order_id, &order, waiting, sizeof waiting) == 0
+                 ? 0
+                 : cli_fail("out of memory");
+    bool missing = s_missing(&t);
     s_lane_t *get = &t.lanes[CLI_SERVICES];
     if (rc == 0 && t.n == 0 && !missing)
         rc = cli_fail("no events for order %s%s%s", order_id, get->refused ? ": " : "",
                       get->refused ? get->why : "");
-    int *order = calloc((size_t)(t.n ? t.n : 1), sizeof *order);
-    if (rc == 0 && !order)
-        rc = cli_fail("out of memory");
     if (rc == 0) {
-        s_causal_order(&t, order);
-        char waiting[300] = "";
-        if (streq(t.status, "PENDING"))
-            s_waiting(&t, waiting, sizeof waiting);
         if (mermaid)
             s_print_mermaid(&t, order, waiting);
         else if (o->json)
-            rc = s_print_json(&t, order, order_id, waiting);
+            rc = cli_print_json_value(s_document(&t, order, order_id, waiting));
         else
             s_print_text(&t, order, order_id, waiting);
         if (rc == 0 && missing)
             rc = CLI_FAILED;
     }
-    free(order);
-    for (int i = 0; i < t.n; i++)
-        json_decref(t.steps[i].json);
-    free(t.steps);
+    s_free(&t, order);
     return rc;
 }

@@ -4,7 +4,8 @@
 
     This file holds main, the command table (each command's usage, help and
     options) and the parsing of the command line; the commands are in
-    cmd_shop.c, cmd_ops.c, cmd_watch.c and cmd_trace.c, what they share in cli.c.
+    cmd_shop.c, cmd_ops.c, cmd_watch.c, cmd_trace.c and cmd_console.c, what
+    they share in cli.c.
 */
 #include "cli.h"
 
@@ -52,6 +53,8 @@ static const struct option s_watch_options[] = {
     {"heartbeats", no_argument, 0, 0},  {0, 0, 0, 0}};
 static const struct option s_trace_options[] = {{"mermaid", no_argument, 0, 0},
                                                 {0, 0, 0, 0}};
+static const struct option s_console_options[] = {{"listen", required_argument, 0, 0},
+                                                  {0, 0, 0, 0}};
 static const struct option s_no_options[] = {{0, 0, 0, 0}};
 
 static const s_command_t s_commands[] = {
@@ -184,13 +187,40 @@ static const s_command_t s_commands[] = {
      "               events as dashed arrows to each service that reacts to them,\n"
      "               a note for an event nobody reacts to\n"
      "  --json       one document {order_id, status, saga, chain: [envelope...],\n"
-     "               missing: [{service, why}], waiting}\n"
+     "               missing: [{service, why}], waiting}; each event of the chain\n"
+     "               also lists its consumers\n"
      "\n"
      "example:\n"
      "  eda trace o-a1b2c3d4e5f6-1 --mermaid\n"
      "\n" S_EXIT_CODES
      "  (exit 1 when a service does not answer: the trace is partial)\n",
      s_trace_options, cmd_trace},
+    {"console", "eda console [--listen HOST:PORT]", "the live console, in the browser",
+     "Serves the live console over HTTP until Ctrl-C: open the URL it prints.\n"
+     "It subscribes to every service like watch (same causal order) and asks\n"
+     "each for Stats once a second; it drops events for a slow browser rather\n"
+     "than slow anything down.\n"
+     "\n"
+     "  /               one page, self-contained (works offline): the services,\n"
+     "                  up or down, with counters; the live flow in swim lanes\n"
+     "                  with full order ids; click one for its sequence diagram\n"
+     "  /api/events     the live events as Server-Sent Events, one JSON envelope\n"
+     "                  per data: line\n"
+     "  /api/orders/ID  the document of eda --json trace ID\n"
+     "  /api/stats      the last Stats of every service, as JSON\n"
+     "  /metrics        every service's Stats in the Prometheus text format:\n"
+     "                  eda_up{service=\"...\"}, counters as eda_NAME_total\n"
+     "  /healthz        200 when every service answers Ping, else 503 naming\n"
+     "                  those that do not\n"
+     "\n"
+     "options:\n"
+     "  --listen HOST:PORT   where to serve (default 127.0.0.1:8088; port 0: any\n"
+     "                       free port, printed)\n"
+     "\n"
+     "example:\n"
+     "  eda console --listen 127.0.0.1:8088\n"
+     "\n" S_EXIT_CODES "  (exit 1 when it cannot listen or reach the endpoints)\n",
+     s_console_options, cmd_console},
     {"bench", "eda bench [--orders N] [--window W] [--rate PER_S] [--saga PATTERN]",
      "drive whole sagas, report sagas/s and latency",
      "Drives N whole sagas through the running services and reports sagas/s and\n"
