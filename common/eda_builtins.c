@@ -100,6 +100,13 @@ static int s_cmd_replay(void *state, eda_ctx_t *ctx)
             EDA_NAME_MAX);
     /* Only what the peers may see: not the events eda_fence holds back. */
     uint64_t last = eda_fence_visible(svc);
+    uint64_t first = eda_store_first_seq(svc->store);
+    if (!order[0] && after < first - 1) /* first is at least 1 */
+        return eda_ctx_error(ctx, EDA_NOT_FOUND,
+                             "events before #%llu are no longer kept (--retain-events): "
+                             "a subscriber this far behind must be rebuilt from a fresh "
+                             "database",
+                             (unsigned long long)first);
     msgpack_sbuffer_clear(&svc->tmp);
     int n = 0;
     if (order[0] && after < last)
@@ -112,9 +119,10 @@ static int s_cmd_replay(void *state, eda_ctx_t *ctx)
     if (n < 0)
         return -1;
     msgpack_packer *pk = eda_ctx_reply(ctx);
-    msgpack_pack_map(pk, 5);
+    msgpack_pack_map(pk, 6);
     eda_pack_kv_str(pk, "epoch", eda_store_epoch(svc->store));
     eda_pack_kv_u64(pk, "last_seq", last);
+    eda_pack_kv_u64(pk, "first_seq", first);
     eda_fence_pack_applied(svc, pk);
     eda_pack_key(pk, "events");
     msgpack_pack_array(pk, (size_t)n);

@@ -21,6 +21,8 @@ const char *eda_config_common_usage =
     "  --log-level LEVEL      error, warn, info (default), debug\n"
     "  --sync full|normal     full (default): a commit survives a power cut;\n"
     "                         normal: it survives a killed process only\n"
+    "  --retain-events N      keep the newest N events of its log at least, and\n"
+    "                         every one a peer has not applied; default: all\n"
     "  --keys DIR             CURVE security: its own secret certificate and the\n"
     "                         public ones it trusts (made by `eda keys init DIR`)\n"
     "  --help, --version\n"
@@ -210,6 +212,19 @@ int eda_config_set(eda_config_t *cfg, const char *name, const char *value, char 
         snprintf(why, why_size, "--sync must be full or normal, not '%s'", value);
         return -1;
     }
+    if (streq(name, "retain-events")) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long n = strtoull(value, &end, 10);
+        if (value[0] >= '1' && value[0] <= '9' && end && !*end && errno == 0 &&
+            n <= INT64_MAX) {
+            cfg->retain_events = n;
+            return 0;
+        }
+        snprintf(why, why_size, "--retain-events must be a whole number from 1, not '%s'",
+                 value);
+        return -1;
+    }
     int option = s_option_index(cfg, name);
     if (option < 0)
         return 1;
@@ -289,8 +304,8 @@ static int s_load_env_one(eda_config_t *cfg, const char *name, char *why, size_t
 
 int eda_config_load_env(eda_config_t *cfg, char *why, size_t why_size)
 {
-    static const char *names[] = {"events",    "commands", "db",  "log-format",
-                                  "log-level", "keys",     "sync"};
+    static const char *names[] = {"events",    "commands", "db",   "log-format",
+                                  "log-level", "keys",     "sync", "retain-events"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (s_load_env_one(cfg, names[i], why, why_size))
             return -1;

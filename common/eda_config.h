@@ -46,6 +46,7 @@ typedef struct {
     eda_log_format_t log_format;
     eda_log_level_t log_level;
     eda_sync_t sync;             /* EDA_SYNC_FULL unless --sync normal */
+    uint64_t retain_events;      /* --retain-events N; 0: keep the whole log */
     const eda_option_t *options; /* the service's own, ends with {NULL} */
     char option_values[EDA_OPTIONS_MAX][EDA_OPTION_LEN];
 } eda_config_t;

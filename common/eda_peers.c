@@ -305,6 +305,7 @@ int eda_peers_recv_event(eda_service_t *svc, eda_peer_t *peer)
                         peer->name, (unsigned long long)last,
                         (unsigned long long)peer->committed_seq, peer->epoch);
         eda_fence_report(svc, peer, &env.data);
+        eda_retain_report(svc, peer->name, &env.data);
         peer->behind = behind;
     } else if (env.kind == EDA_KIND_EVENT)
         s_offer_event(svc, peer, &env);
@@ -377,6 +378,7 @@ static void s_apply_replay(eda_service_t *svc, eda_peer_t *peer,
         return;
     }
     eda_fence_report(svc, peer, &reply->data);
+    eda_retain_report(svc, peer->name, &reply->data);
     if (!streq(epoch, peer->epoch)) {
         if (peer->epoch[0])
             eda_log_msg(
@@ -449,8 +451,19 @@ int eda_peers_recv_replay(eda_service_t *svc, eda_peer_t *peer)
     if (reply.ok != 1) {
         char code[32] = "";
         eda_get_str(&reply.error, "code", code, sizeof code);
-        eda_log_msg(svc->log, EDA_LOG_WARN, "%s refused ReplayEvents: %s", peer->name,
-                    code);
+        bool gone = streq(code, "NOT_FOUND");
+        /* Asked again only after the quiet wait, and said once. */
+        s_replay_quiet(peer, false);
+        if (gone && !peer->gone)
+            eda_log_msg(svc->log, EDA_LOG_ERROR,
+                        "%s no longer keeps the events after #%llu that this service "
+                        "needs (--retain-events): rebuild this service from a fresh "
+                        "database",
+                        peer->name, (unsigned long long)peer->replay_after);
+        else if (!gone)
+            eda_log_msg(svc->log, EDA_LOG_WARN, "%s refused ReplayEvents: %s", peer->name,
+                        code);
+        peer->gone = gone;
         return 1;
     }
     s_apply_replay(svc, peer, &reply);

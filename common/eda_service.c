@@ -336,6 +336,7 @@ static int64_t s_timers(eda_service_t *svc)
             zstr_send(svc->pipe, "$FAILED"); /* eda_service_main exits 1 */
         }
         s_watch_descriptors(svc);
+        eda_retain_timers(svc);
         s_heartbeat(svc);
         svc->next_heartbeat_ms = now + EDA_SVC_HEARTBEAT_MS;
     }
@@ -365,7 +366,7 @@ static zmq_pollitem_t s_item(zsock_t *sock)
 
 static void s_loop(eda_service_t *svc)
 {
-    zmq_pollitem_t items[S_ITEMS];
+    zmq_pollitem_t items[S_ITEMS + EDA_PEERS_MAX]; /* and eda_retain's SUBs */
     int64_t next = zclock_mono();
     while (!svc->terminated) {
         size_t n = 0;
@@ -378,6 +379,9 @@ static void s_loop(eda_service_t *svc)
             items[n++] = s_item(eda_client_sock(peer->client));
             items[n++] = s_item(peer->commands ? eda_client_sock(peer->commands) : NULL);
         }
+        size_t batch_items = n;
+        for (size_t i = 0; i < svc->nwatch; i++)
+            items[n++] = s_item(eda_retain_sock(svc, i));
         eda_log_flush(svc->log); /* the last batch's lines, before waiting */
         /* Replies waiting for a slow client are tried again soon. */
         long timeout = s_poll_timeout(svc, next);
@@ -396,7 +400,11 @@ static void s_loop(eda_service_t *svc)
         }
         if (items[S_PUB].revents & ZMQ_POLLIN)
             s_drain_subscriptions(svc);
-        s_batch(svc, items, n);
+        s_batch(svc, items, batch_items);
+        for (size_t i = 0; i < svc->nwatch; i++)
+            if (items[batch_items + i].revents & ZMQ_POLLIN)
+                while (eda_retain_recv(svc, i))
+                    ;
         next = s_timers(svc);
     }
 }
@@ -545,6 +553,7 @@ static void s_destroy(eda_service_t **self_p)
     if (svc->state && svc->def->stop)
         svc->def->stop(&svc->state);
     eda_peers_close(svc);
+    eda_retain_close(svc);
     eda_intake_close(svc);
     s_close_bound(&svc->router);
     s_close_bound(&svc->pub);
@@ -612,7 +621,8 @@ static eda_service_t *s_new(const eda_service_def_t *def, const eda_config_t *cf
              (svc->pub = eda_svc_socket(svc, ZMQ_XPUB, self->events, true, NULL)) &&
              (svc->router =
                   eda_svc_socket(svc, ZMQ_ROUTER, self->commands, true, NULL)) &&
-             eda_peers_open(svc) == 0 && eda_builtins_index_log(svc) == 0) {
+             eda_peers_open(svc) == 0 && eda_retain_open(svc) == 0 &&
+             eda_builtins_index_log(svc) == 0) {
         if ((svc->state = def->start(svc)))
             return svc;
         eda_log_msg(svc->log, EDA_LOG_ERROR, "%s could not start (database: %s)",

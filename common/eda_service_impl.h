@@ -63,9 +63,21 @@ typedef struct {
     int64_t reconnect_ms;      /* when to reconnect again while it stays silent */
     int64_t reconnect_wait;
     bool silent;           /* reported once until it is heard again */
+    bool gone;             /* it no longer keeps events we need: said once */
     bool reported;         /* it said how far it applied our log: eda_fence */
     uint64_t reported_seq; /* how far, 0 when it knows another log of ours */
 } eda_peer_t;
+
+/*  What a peer said of how far it applied this service's log
+    (eda_retain.c); sub is set when the service does not follow it and
+    hears its heartbeats on a SUB of their own. */
+typedef struct {
+    char name[64];
+    zsock_t *sub;
+    bool heard;       /* a heartbeat since the start */
+    bool subscribes;  /* it follows this service */
+    uint64_t applied; /* of this log; 0 when it follows another of ours */
+} eda_watch_t;
 
 typedef struct {
     uint64_t commands, replies, events_published, events_applied, events_ignored;
@@ -121,6 +133,8 @@ struct eda_service {
     uint64_t lost_seq;      /* a peer applied this much of a log that lost commits */
     char lost_by[64];       /* that peer */
     int64_t fence_retry_ms; /* a new log the database refused: next try */
+    eda_watch_t watch[EDA_PEERS_MAX]; /* eda_retain.c, with --retain-events */
+    size_t nwatch;
 };
 
 /* --- arenas ---------------------------------------------------------------- */
@@ -255,6 +269,24 @@ void eda_fence_report(eda_service_t *svc, eda_peer_t *peer, const msgpack_object
 /*  Between batches: starts a new log when a peer is ahead of this one, and
     releases the held events once every peer has reported or is silent. */
 void eda_fence_timers(eda_service_t *svc, int64_t now);
+
+/* --- eda_retain.c: --retain-events ------------------------------------------- */
+
+/*  Opens a heartbeat SUB to each configured peer not followed. 0 or -1. */
+int eda_retain_open(eda_service_t *svc);
+void eda_retain_close(eda_service_t *svc);
+
+/*  Takes a peer's heartbeat data (`applied`) for retention. */
+void eda_retain_report(eda_service_t *svc, const char *peer, const msgpack_object *data);
+
+/*  The heartbeat SUB of watch i (NULL when its peer is followed), and reads
+    one message from it without waiting: 1 read, 0 none. */
+zsock_t *eda_retain_sock(eda_service_t *svc, size_t i);
+int eda_retain_recv(eda_service_t *svc, size_t i);
+
+/*  Once a heartbeat, between batches: deletes what every peer applied and
+    the newest N do not need. */
+void eda_retain_timers(eda_service_t *svc);
 
 /* --- eda_builtins.c ---------------------------------------------------------------- */
 

@@ -40,9 +40,11 @@ struct eda_store {
     size_t nstmts;
     sqlite3_stmt *begin, *commit, *rollback, *savepoint, *release, *rollback_to;
     sqlite3_stmt *append, *replay, *replay_order, *inbox_get, *inbox_put, *clear_log,
-        *set_epoch;
+        *set_epoch, *forget;
     bool in_txn;
     uint64_t committed_seq; /* last seq in the log as committed */
+    uint64_t first_seq;     /* oldest seq kept (committed_seq + 1 when none) */
+    uint64_t old_first_seq; /* before eda_store_new_epoch, until commit */
     uint64_t next_seq;      /* seq the next append gets */
     uint64_t savepoint_seq; /* next_seq when the savepoint was taken */
     char failure[256];      /* why this batch's commit failed, "" otherwise */
@@ -131,11 +133,13 @@ static int s_load_epoch(eda_store_t *self)
 
 static int s_load_last_seq(eda_store_t *self)
 {
-    sqlite3_stmt *max =
-        eda_store_prepare(self, "SELECT COALESCE(MAX(seq), 0) FROM eda_event_log");
+    sqlite3_stmt *max = eda_store_prepare(
+        self, "SELECT COALESCE(MAX(seq), 0), COALESCE(MIN(seq), 0) FROM eda_event_log");
     if (!max || sqlite3_step(max) != SQLITE_ROW)
         return -1;
     self->committed_seq = (uint64_t)sqlite3_column_int64(max, 0);
+    uint64_t first = (uint64_t)sqlite3_column_int64(max, 1);
+    self->first_seq = first ? first : self->committed_seq + 1;
     self->next_seq = self->committed_seq + 1;
     sqlite3_reset(max);
     return 0;
@@ -288,6 +292,8 @@ eda_store_t *eda_store_new(const char *path, const char *schema, eda_sync_t sync
         !(self->inbox_put = eda_store_prepare(
               self, "INSERT OR REPLACE INTO eda_inbox VALUES (?,?,?)")) ||
         !(self->clear_log = eda_store_prepare(self, "DELETE FROM eda_event_log")) ||
+        !(self->forget =
+              eda_store_prepare(self, "DELETE FROM eda_event_log WHERE seq <= ?")) ||
         !(self->set_epoch = eda_store_prepare(
               self, "INSERT OR REPLACE INTO eda_meta VALUES ('epoch', ?)")) ||
         s_load_epoch(self) || s_load_last_seq(self))
@@ -409,6 +415,7 @@ int eda_store_rollback(eda_store_t *self)
     self->next_seq = self->committed_seq + 1;
     if (self->old_epoch[0]) {
         memcpy(self->epoch, self->old_epoch, sizeof self->epoch);
+        self->first_seq = self->old_first_seq;
         self->old_epoch[0] = '\0';
     }
     self->in_txn = false;
@@ -467,11 +474,35 @@ int eda_store_new_epoch(eda_store_t *self)
     if (s_step(self->clear_log))
         return -1;
     memcpy(self->old_epoch, self->epoch, sizeof self->epoch);
+    self->old_first_seq = self->first_seq;
     eda_random_hex(self->epoch, EDA_EPOCH_LEN);
     sqlite3_bind_text(self->set_epoch, 1, self->epoch, -1, SQLITE_STATIC);
     if (s_step(self->set_epoch))
         return -1; /* the rollback restores the old epoch */
     self->next_seq = 1;
+    self->first_seq = 1;
+    return 0;
+}
+
+uint64_t eda_store_first_seq(eda_store_t *self)
+{
+    return self->first_seq;
+}
+
+int eda_store_forget(eda_store_t *self, uint64_t upto_seq)
+{
+    assert(!self->in_txn);
+    if (upto_seq < self->first_seq)
+        return 0;
+    if (upto_seq > self->committed_seq)
+        upto_seq = self->committed_seq;
+    sqlite3_bind_int64(self->forget, 1, (sqlite3_int64)upto_seq);
+    if (eda_store_begin(self) || s_step(self->forget) || eda_store_commit(self)) {
+        if (self->in_txn)
+            eda_store_rollback(self);
+        return -1;
+    }
+    self->first_seq = upto_seq + 1;
     return 0;
 }
 

@@ -96,6 +96,15 @@ int eda_store_append(eda_store_t *self, const char *type, const char *correlatio
     restores the old epoch. 0 or -1. */
 int eda_store_new_epoch(eda_store_t *self);
 
+/*  The oldest seq the log still holds: 1 unless eda_store_forget deleted
+    older ones (eda_store_committed_seq() + 1 when it holds none). */
+uint64_t eda_store_first_seq(eda_store_t *self);
+
+/*  Deletes the logged events up to `upto_seq` (at most the last committed)
+    in a transaction of its own, outside any other (--retain-events). 0 or
+    -1. */
+int eda_store_forget(eda_store_t *self, uint64_t upto_seq);
+
 /*  Calls fn for each logged event with seq > after_seq in order, at most
     `limit` events and, past the first, no more than `max_bytes` of bodies.
     Returns the number of events passed, or -1 on a database error. */

@@ -755,7 +755,7 @@ def _run(ctx, eps, procs, dealer, req, both, followers):
             d = expect_ok(f"ReplayEvents {s} {label}", cl[s].call(
                 "ReplayEvents", {"after_seq": 0, "limit": 1000}))
             check_eq(f"ReplayEvents {s} {label} keys", set(d),
-                     {"epoch", "last_seq", "events", "applied", "applied_epoch"})
+                     {"epoch", "last_seq", "first_seq", "events", "applied", "applied_epoch"})
             check_eq(f"ReplayEvents {s} {label} epoch", d.get("epoch"), f.epoch)
             check_eq(f"ReplayEvents {s} {label} last_seq", d.get("last_seq"), f.last)
             check_eq(f"ReplayEvents {s} {label} exact bytes", d.get("events"),
