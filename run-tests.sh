@@ -35,6 +35,9 @@ fi
 echo "== normal build"
 eda_build build -DEDA_WERROR=ON
 (cd build && ctest --output-on-failure -j 2) || status=1
+# The speed tooling must keep working; it asserts nothing about speed.
+echo "== bench/run.sh --smoke (floor and eda bench, both patterns)"
+bench/run.sh --smoke --build build || status=1
 
 if [ "$quick" -eq 0 ]; then
     echo "== sanitizer build (ASan + UBSan)"

@@ -6,7 +6,6 @@
 */
 #include "eda_store.h"
 
-#include "eda_ckpt.h"
 #include "eda_client.h"
 
 #include <assert.h>
@@ -48,14 +47,7 @@ struct eda_store {
     uint64_t next_seq;      /* seq the next append gets */
     uint64_t savepoint_seq; /* next_seq when the savepoint was taken */
     char failure[256];      /* why this batch's commit failed, "" otherwise */
-    eda_ckpt_t *ckpt;       /* checkpoints off the commit path; NULL: in commits */
 };
-
-/*  WAL pages after a commit that ask for a checkpoint (SQLite's own default
-    threshold), and past which the commit checkpoints itself: the WAL stays
-    bounded (about 64 MiB) even if the checkpoint thread falls behind. */
-#define S_CKPT_PAGES  1000
-#define S_CKPT_INLINE 16000
 
 /*  Once per process, before SQLite's first use: no memory statistics, which
     take a global mutex on every allocation. Too late (SQLite already in use,
@@ -63,16 +55,6 @@ struct eda_store {
 static void s_configure_sqlite(void)
 {
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-}
-
-static int s_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
-{
-    eda_store_t *self = arg;
-    if (pages >= (self->ckpt ? S_CKPT_INLINE : S_CKPT_PAGES))
-        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-    else if (pages >= S_CKPT_PAGES)
-        eda_ckpt_poke(self->ckpt);
-    return SQLITE_OK;
 }
 
 sqlite3_stmt *eda_store_prepare(eda_store_t *self, const char *sql)
@@ -266,12 +248,6 @@ eda_store_t *eda_store_new(const char *path, const char *schema, eda_sync_t sync
     }
     self->dev = on_disk ? st.st_dev : 0;
     self->ino = on_disk ? st.st_ino : 0;
-    /* Checkpoints leave the commit path when the thread can be had. */
-    if (on_disk && sqlite3_exec(self->db, "PRAGMA wal_autocheckpoint=0", NULL, NULL,
-                                NULL) == SQLITE_OK)
-        self->ckpt = eda_ckpt_new(path);
-    if (on_disk)
-        sqlite3_wal_hook(self->db, s_wal_hook, self);
 
     if (!(self->begin = eda_store_prepare(self, "BEGIN IMMEDIATE")) ||
         !(self->commit = eda_store_prepare(self, "COMMIT")) ||
@@ -343,7 +319,6 @@ void eda_store_destroy(eda_store_t **self_p)
     if (!self_p || !*self_p)
         return;
     eda_store_t *self = *self_p;
-    eda_ckpt_destroy(&self->ckpt); /* before the close, which checkpoints last */
     for (size_t i = 0; i < self->nstmts; i++)
         sqlite3_finalize(self->stmts[i]);
     free(self->stmts);
