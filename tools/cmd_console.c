@@ -19,6 +19,7 @@
     sockets of their own (trace_document, cli_ask_all), as `eda trace` and
     `eda ping` do: on demand, never on the hub's sockets.
 */
+#include "causal.h"
 #include "cli.h"
 
 #include "console_html.h" /* s_console_html[], generated from console.html */
@@ -35,8 +36,6 @@
 #define S_RING        4096  /* events kept for the browsers */
 #define S_BACKLOG     256   /* of them sent first to a browser that connects */
 #define S_HOLD_MS     200   /* how long an effect waits for its cause */
-#define S_RECENT      2048  /* ids of events passed on, remembered */
-#define S_HELD_MAX    1024  /* events waiting for their cause */
 #define S_SUB_HWM     20000 /* messages queued per SUB before the console drops */
 #define S_STATS_MS    1000  /* how often every service is asked for Stats */
 #define S_IDLE_MS     1000  /* an idle event stream sends a comment this often */
@@ -78,15 +77,6 @@ typedef struct {
 
 /* --- the hub: SUBs, causal order, Stats -------------------------------------- */
 
-/*  An event waiting for its cause: its envelope's bytes. */
-typedef struct {
-    zframe_t *body;
-    int lane;
-    int64_t until; /* zclock_mono: then it is passed on all the same */
-    char id[EDA_NAME_MAX + 1];
-    char cause[EDA_NAME_MAX + 1];
-} s_held_t;
-
 typedef struct {
     cli_t *o;
     s_shared_t *shared;
@@ -94,51 +84,9 @@ typedef struct {
     eda_client_t *stats[CLI_SERVICES];
     int64_t asked[CLI_SERVICES]; /* zclock_mono of the Stats in flight; 0 none */
     int64_t next_stats;
-    char epoch[CLI_SERVICES][EDA_NAME_MAX + 1];
-    uint64_t received[CLI_SERVICES]; /* the highest seq received in epoch */
-    uint64_t recent[S_RECENT];       /* hashes of the ids passed on, a ring */
-    size_t recent_next;
-    s_held_t held[S_HELD_MAX];
-    size_t nheld;
-    eda_decoder_t *decoder;
+    causal_t *causal;       /* puts the events in causal order */
+    eda_decoder_t *decoder; /* for what arrives, before it is ordered */
 } s_hub_t;
-
-static uint64_t s_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a: ids are short, a hash is enough */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h ? h : 1; /* 0 marks an empty slot */
-}
-
-static bool s_recent(const s_hub_t *h, const char *id)
-{
-    uint64_t x = s_hash(id);
-    for (size_t i = 0; i < S_RECENT; i++)
-        if (h->recent[i] == x)
-            return true;
-    return false;
-}
-
-/*  Whether `id` is an event id, "<16 hex>-<seq>" (then it is in some
-    service's log); fills epoch and seq. */
-static bool s_event_id(const char *id, char *epoch, uint64_t *seq)
-{
-    for (int i = 0; i < 16; i++)
-        if (!isxdigit((unsigned char)id[i]))
-            return false;
-    if (id[16] != '-' || !isdigit((unsigned char)id[17]))
-        return false;
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(id + 17, &end, 10);
-    if (errno || *end)
-        return false;
-    memcpy(epoch, id, 16);
-    epoch[16] = '\0';
-    *seq = n;
-    return true;
-}
 
 /*  Appends one JSON line to the ring (takes `text`) and wakes the streams. */
 static void s_append(s_shared_t *sh, char *text)
@@ -152,64 +100,22 @@ static void s_append(s_shared_t *sh, char *text)
     pthread_mutex_unlock(&sh->lock);
 }
 
-static void s_release(s_hub_t *h, zframe_t *body);
-
-/*  Passes on the events held for `id`, now that it has passed. */
-static void s_release_effects(s_hub_t *h, const char *id)
+/*  Takes one event passed on in causal order: into the ring as its
+    envelope in JSON. */
+static void s_emit(void *arg, int lane, zframe_t *body, const eda_envelope_t *env,
+                   const msgpack_object *root, const char *mark)
 {
-    for (size_t i = 0; i < h->nheld;) {
-        if (!streq(h->held[i].cause, id)) {
-            i++;
-            continue;
-        }
-        s_held_t e = h->held[i];
-        memmove(&h->held[i], &h->held[i + 1], (h->nheld - i - 1) * sizeof e);
-        h->nheld--;
-        s_release(h, e.body); /* may take more out: rescan from the start */
-        zframe_destroy(&e.body);
-        i = 0;
-    }
-}
-
-/*  Passes one event on: into the ring as its envelope in JSON, remembered,
-    and what waited for it follows. */
-static void s_release(s_hub_t *h, zframe_t *body)
-{
-    eda_envelope_t env;
-    if (eda_decode(h->decoder, zframe_data(body), zframe_size(body), &env, NULL, 0))
-        return;
-    json_t *json = cli_json(eda_decoder_root(h->decoder));
+    (void)lane, (void)body, (void)env, (void)mark;
+    s_hub_t *h = arg;
+    json_t *json = cli_json(root);
     char *text = json ? cli_json_text(json) : NULL;
     json_decref(json);
     if (text)
         s_append(h->shared, text); /* out of memory: this one is lost, not the rest */
-    char id[EDA_NAME_MAX + 1];
-    snprintf(id, sizeof id, "%s", env.id);
-    h->recent[h->recent_next] = s_hash(id);
-    h->recent_next = (h->recent_next + 1) % S_RECENT;
-    s_release_effects(h, id);
-}
-
-static void s_give_up_oldest(s_hub_t *h)
-{
-    s_held_t e = h->held[0];
-    memmove(&h->held[0], &h->held[1], (h->nheld - 1) * sizeof e);
-    h->nheld--;
-    s_release(h, e.body);
-    zframe_destroy(&e.body);
-}
-
-static bool s_is_held(const s_hub_t *h, const char *id)
-{
-    for (size_t i = 0; i < h->nheld; i++)
-        if (streq(h->held[i].id, id))
-            return true;
-    return false;
 }
 
 /*  Takes one message of lane `lane` (takes `body`): a heartbeat only says
-    the service is there; an event is passed on, or held while its cause
-    (an event id not passed on yet) may still come. */
+    the service is there; an event goes to be put in causal order. */
 static void s_take(s_hub_t *h, int lane, zframe_t **body)
 {
     eda_envelope_t env;
@@ -218,34 +124,7 @@ static void s_take(s_hub_t *h, int lane, zframe_t **body)
         zframe_destroy(body);
         return;
     }
-    if (!streq(env.epoch, h->epoch[lane])) {
-        snprintf(h->epoch[lane], sizeof h->epoch[lane], "%s", env.epoch);
-        h->received[lane] = 0;
-    }
-    if (env.seq > h->received[lane])
-        h->received[lane] = env.seq;
-    char epoch[EDA_NAME_MAX + 1];
-    uint64_t seq;
-    if (s_event_id(env.causation_id, epoch, &seq) && !s_recent(h, env.causation_id)) {
-        int known = -1;
-        for (int i = 0; i < CLI_SERVICES; i++)
-            if (streq(h->epoch[i], epoch))
-                known = i;
-        if (s_is_held(h, env.causation_id) || known < 0 || seq > h->received[known]) {
-            if (h->nheld == S_HELD_MAX)
-                s_give_up_oldest(h);
-            s_held_t *e = &h->held[h->nheld++];
-            e->body = *body;
-            *body = NULL;
-            e->lane = lane;
-            e->until = zclock_mono() + S_HOLD_MS;
-            snprintf(e->id, sizeof e->id, "%s", env.id);
-            snprintf(e->cause, sizeof e->cause, "%s", env.causation_id);
-            return;
-        }
-    }
-    s_release(h, *body);
-    zframe_destroy(body);
+    causal_offer(h->causal, lane, body, &env, true);
 }
 
 /*  Reads what has come on lane `lane`'s SUB, a bounded batch. */
@@ -377,8 +256,8 @@ static void s_hub_run(s_hub_t *h)
             }
         }
         int64_t now = zclock_mono(), wait = h->next_stats - now;
-        if (h->nheld && h->held[0].until - now < wait)
-            wait = h->held[0].until - now;
+        if (causal_next(h->causal) - now < wait)
+            wait = causal_next(h->causal) - now;
         wait = wait < 0 ? 0 : wait > 100 ? 100 : wait;
         if (zmq_poll(items, n, (long)wait) < 0 && errno != EINTR)
             break;
@@ -389,8 +268,7 @@ static void s_hub_run(s_hub_t *h)
                 else
                     s_on_stats(h, who[k] - CLI_SERVICES);
             }
-        for (now = zclock_mono(); h->nheld && h->held[0].until <= now;)
-            s_give_up_oldest(h);
+        causal_expire(h->causal, zclock_mono());
         s_ask_stats(h);
     }
 }
@@ -890,8 +768,7 @@ static void s_shared_free(s_shared_t *sh)
 
 static void s_hub_free(s_hub_t *h)
 {
-    for (size_t i = 0; i < h->nheld; i++)
-        zframe_destroy(&h->held[i].body);
+    causal_destroy(&h->causal);
     for (int i = 0; i < CLI_SERVICES; i++) {
         zsock_destroy(&h->sub[i]);
         eda_client_destroy(&h->stats[i]);
@@ -912,7 +789,8 @@ int cmd_console(cli_t *o, const cli_args_t *args)
         return rc;
     s_shared_t *sh = calloc(1, sizeof *sh);
     s_hub_t *h = calloc(1, sizeof *h);
-    if (!sh || !h || !(h->decoder = eda_decoder_new())) {
+    if (!sh || !h || !(h->decoder = eda_decoder_new()) ||
+        !(h->causal = causal_new(CLI_SERVICES, S_HOLD_MS, s_emit, h))) {
         free(sh);
         if (h)
             s_hub_free(h);

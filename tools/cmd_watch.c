@@ -22,6 +22,7 @@
     A service heard from (event or heartbeat) by no message for S_SILENT_MS is
     named on a status line on stderr, and again when it comes back.
 */
+#include "causal.h"
 #include "cli.h"
 
 #include "eda_log.h"
@@ -33,8 +34,6 @@
 
 #define S_HOLD_MS      200   /* how long an effect waits for its cause */
 #define S_SILENT_MS    3000  /* no heartbeat for this long: not reachable */
-#define S_RECENT       2048  /* ids of events passed on, remembered */
-#define S_HELD_MAX     1024  /* events waiting for their cause */
 #define S_SUMMARY_RATE 500   /* events/s above which the flow is summarised */
 #define S_SUB_HWM      20000 /* messages queued per SUB before this client drops */
 #define S_TYPES        32    /* event types counted per service in a summary */
@@ -55,21 +54,10 @@ typedef struct {
     bool down;     /* named as not reachable, not heard since */
     char replay_epoch[EDA_NAME_MAX + 1];
     uint64_t replayed; /* --last: live events of replay_epoch up to this are old */
-    char epoch[EDA_NAME_MAX + 1];
-    uint64_t received; /* the highest seq received in `epoch` */
     s_count_t counts[S_TYPES];
     int ncounts;
     uint64_t total; /* events counted this second */
 } s_lane_t;
-
-/*  An event waiting for its cause: its envelope's bytes. */
-typedef struct {
-    zframe_t *body;
-    int lane;
-    int64_t until; /* zclock_mono: then it is shown marked */
-    char id[EDA_NAME_MAX + 1];
-    char cause[EDA_NAME_MAX + 1];
-} s_held_t;
 
 typedef struct {
     cli_t *o;
@@ -77,62 +65,14 @@ typedef struct {
     const char *order, *type; /* filters, or NULL */
     int64_t count, shown;     /* --count (0: no end), and events shown */
     s_lane_t lanes[CLI_SERVICES];
-    uint64_t recent[S_RECENT]; /* hashes of the ids passed on, a ring */
-    size_t recent_next;
-    s_held_t held[S_HELD_MAX];
-    size_t nheld;
-    eda_decoder_t *decoder;
+    causal_t *causal;       /* puts the events in causal order */
+    eda_decoder_t *decoder; /* for what arrives, before it is ordered */
     bool summarising;
     int64_t second;         /* zclock_mono when the current second began */
     uint64_t second_events; /* events arrived in it */
 } s_watch_t;
 
 static const char *s_colours[CLI_SERVICES] = {"\033[36m", "\033[35m", "\033[33m"};
-
-/* --- ids --------------------------------------------------------------------- */
-
-static uint64_t s_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a: ids are short, a hash is enough */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h ? h : 1; /* 0 marks an empty slot */
-}
-
-static bool s_recent(const s_watch_t *w, const char *id)
-{
-    uint64_t h = s_hash(id);
-    for (size_t i = 0; i < S_RECENT; i++)
-        if (w->recent[i] == h)
-            return true;
-    return false;
-}
-
-static void s_remember(s_watch_t *w, const char *id)
-{
-    w->recent[w->recent_next] = s_hash(id);
-    w->recent_next = (w->recent_next + 1) % S_RECENT;
-}
-
-/*  Whether `id` is an event id, "<16 hex>-<seq>": then it is in some
-    service's log. Fills epoch and seq. */
-static bool s_event_id(const char *id, char *epoch, uint64_t *seq)
-{
-    for (int i = 0; i < 16; i++)
-        if (!isxdigit((unsigned char)id[i]))
-            return false;
-    if (id[16] != '-' || !isdigit((unsigned char)id[17]))
-        return false;
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(id + 17, &end, 10);
-    if (errno || *end)
-        return false;
-    memcpy(epoch, id, 16);
-    epoch[16] = '\0';
-    *seq = n;
-    return true;
-}
 
 /* --- showing ------------------------------------------------------------------ */
 
@@ -151,12 +91,13 @@ static void s_gutter(int lane)
         printf("%s", i == lane ? "●  " : "│  ");
 }
 
-/*  Prints one event (or heartbeat) in its service's lane. */
-static void s_print(const s_watch_t *w, const eda_envelope_t *env, int lane,
-                    const char *mark)
+/*  Prints one event (or heartbeat) in its service's lane; `root` is its
+    whole map, for --json. */
+static void s_print(const s_watch_t *w, const eda_envelope_t *env,
+                    const msgpack_object *root, int lane, const char *mark)
 {
     if (w->o->json) {
-        cli_print_json(eda_decoder_root(w->decoder));
+        cli_print_json(root);
         fflush(stdout);
         return;
     }
@@ -232,63 +173,20 @@ static void s_print_summary(s_watch_t *w)
 
 /* --- causal order --------------------------------------------------------------- */
 
-static void s_release(s_watch_t *w, zframe_t *body, int lane, const char *mark);
-
-/*  Passes on the events held for `id`, now that it has passed. */
-static void s_release_effects(s_watch_t *w, const char *id)
+/*  Takes one event passed on in causal order: shown (or counted) when it
+    passes the filters (one filtered out still releases its effects). */
+static void s_emit(void *arg, int lane, zframe_t *body, const eda_envelope_t *env,
+                   const msgpack_object *root, const char *mark)
 {
-    for (size_t i = 0; i < w->nheld;) {
-        if (!streq(w->held[i].cause, id)) {
-            i++;
-            continue;
-        }
-        s_held_t h = w->held[i];
-        memmove(&w->held[i], &w->held[i + 1], (w->nheld - i - 1) * sizeof h);
-        w->nheld--;
-        s_release(w, h.body, h.lane, NULL); /* may take more out: rescan from i */
-        zframe_destroy(&h.body);
-        i = 0;
+    (void)body;
+    s_watch_t *w = arg;
+    if ((w->count == 0 || w->shown < w->count) && s_passes(w, env)) {
+        if (w->summarising)
+            s_count(&w->lanes[lane], env->type);
+        else
+            s_print(w, env, root, lane, mark);
+        w->shown++;
     }
-}
-
-/*  Passes one event on: shown (or counted) when it passes the filters,
-    remembered, and what waited for it follows. */
-static void s_release(s_watch_t *w, zframe_t *body, int lane, const char *mark)
-{
-    eda_envelope_t env;
-    if (eda_decode(w->decoder, zframe_data(body), zframe_size(body), &env, NULL, 0))
-        return;
-    if (w->count == 0 || w->shown < w->count) {
-        if (s_passes(w, &env)) {
-            if (w->summarising)
-                s_count(&w->lanes[lane], env.type);
-            else
-                s_print(w, &env, lane, mark);
-            w->shown++;
-        }
-    }
-    char id[EDA_NAME_MAX + 1];
-    snprintf(id, sizeof id, "%s", env.id);
-    s_remember(w, id);
-    s_release_effects(w, id);
-}
-
-/*  Shows the oldest held event, marked. */
-static void s_give_up_oldest(s_watch_t *w)
-{
-    s_held_t h = w->held[0];
-    memmove(&w->held[0], &w->held[1], (w->nheld - 1) * sizeof h);
-    w->nheld--;
-    s_release(w, h.body, h.lane, "(cause not seen)");
-    zframe_destroy(&h.body);
-}
-
-static bool s_is_held(const s_watch_t *w, const char *id)
-{
-    for (size_t i = 0; i < w->nheld; i++)
-        if (streq(w->held[i].id, id))
-            return true;
-    return false;
 }
 
 /*  Takes one message from lane `lane` (takes `body`). `live`: from the SUB,
@@ -303,7 +201,7 @@ static void s_take(s_watch_t *w, int lane, zframe_t **body, bool live)
     }
     if (env.kind == EDA_KIND_HEARTBEAT) {
         if (w->heartbeats && !w->summarising && live)
-            s_print(w, &env, lane, NULL);
+            s_print(w, &env, eda_decoder_root(w->decoder), lane, NULL);
         zframe_destroy(body);
         return;
     }
@@ -312,50 +210,8 @@ static void s_take(s_watch_t *w, int lane, zframe_t **body, bool live)
         zframe_destroy(body); /* not an event, or shown by the replay already */
         return;
     }
-    if (!streq(env.epoch, l->epoch)) {
-        snprintf(l->epoch, sizeof l->epoch, "%s", env.epoch);
-        l->received = 0;
-    }
-    if (env.seq > l->received)
-        l->received = env.seq;
     w->second_events++;
-    /* Hold it when its cause is an event not passed on yet that may still
-       come: one held itself, or one beyond what its service has sent. */
-    char epoch[EDA_NAME_MAX + 1];
-    uint64_t seq;
-    const char *mark = NULL;
-    if (!w->summarising && s_event_id(env.causation_id, epoch, &seq) &&
-        !s_recent(w, env.causation_id)) {
-        bool may_come = s_is_held(w, env.causation_id);
-        int known = -1;
-        for (int i = 0; i < CLI_SERVICES; i++)
-            if (streq(w->lanes[i].epoch, epoch))
-                known = i;
-        may_come = may_come || known < 0 || seq > w->lanes[known].received;
-        if (may_come) {
-            if (w->nheld == S_HELD_MAX)
-                s_give_up_oldest(w);
-            s_held_t *h = &w->held[w->nheld++];
-            h->body = *body;
-            *body = NULL;
-            h->lane = lane;
-            h->until = zclock_mono() + S_HOLD_MS;
-            snprintf(h->id, sizeof h->id, "%s", env.id);
-            snprintf(h->cause, sizeof h->cause, "%s", env.causation_id);
-            return;
-        }
-        mark = "(cause not seen)"; /* it passed before we looked, or was dropped */
-    }
-    s_release(w, *body, lane, mark);
-    zframe_destroy(body);
-}
-
-/*  Shows, marked, the held events whose wait is over (all with `all`). */
-static void s_expire(s_watch_t *w, bool all)
-{
-    int64_t now = zclock_mono();
-    while (w->nheld && (all || w->held[0].until <= now))
-        s_give_up_oldest(w);
+    causal_offer(w->causal, lane, body, &env, !w->summarising);
 }
 
 /* --- reachability ------------------------------------------------------------- */
@@ -401,7 +257,7 @@ static void s_rate(s_watch_t *w)
     int64_t now = zclock_mono();
     if (!w->summarising && w->second_events > S_SUMMARY_RATE) {
         w->summarising = true;
-        s_expire(w, true); /* counted now: there is no order in a count */
+        causal_expire(w->causal, INT64_MAX); /* counted now: no order in a count */
         if (!w->o->json)
             printf("-- more than %d events/s: one line per service each second, "
                    "counts by type --\n",
@@ -509,7 +365,7 @@ static int s_last(s_watch_t *w, uint64_t n)
     qsort(past, npast, sizeof *past, s_by_ts);
     for (size_t i = 0; i < npast; i++)
         s_take(w, past[i].lane, &past[i].body, false);
-    s_expire(w, true);
+    causal_expire(w->causal, INT64_MAX);
     free(past);
     w->second_events = 0; /* the past is not a rate */
     return rc;
@@ -537,6 +393,7 @@ int cmd_watch(cli_t *o, const cli_args_t *args)
         return rc;
     }
     w->decoder = eda_decoder_new();
+    w->causal = causal_new(CLI_SERVICES, S_HOLD_MS, s_emit, w);
     zpoller_t *poller = zpoller_new(NULL);
     for (int i = 0; i < CLI_SERVICES && rc == 0; i++) {
         s_lane_t *l = &w->lanes[i];
@@ -544,7 +401,7 @@ int cmd_watch(cli_t *o, const cli_args_t *args)
         l->name = cli_services[i];
         l->endpoint = ep ? ep->events : "(no endpoint)";
         l->sub = zsock_new(ZMQ_SUB);
-        if (!l->sub || !poller || !w->decoder) {
+        if (!l->sub || !poller || !w->decoder || !w->causal) {
             rc = cli_fail("cannot create a socket");
             break;
         }
@@ -570,8 +427,8 @@ int cmd_watch(cli_t *o, const cli_args_t *args)
     int64_t start = zclock_mono();
     w->second = start;
     while (rc == 0 && !zsys_interrupted && (w->count == 0 || w->shown < w->count)) {
-        int wait = w->nheld ? (int)(w->held[0].until - zclock_mono()) : 100;
-        void *ready = zpoller_wait(poller, wait < 0 ? 0 : wait > 100 ? 100 : wait);
+        int64_t wait = causal_next(w->causal) - zclock_mono();
+        void *ready = zpoller_wait(poller, wait < 0 ? 0 : wait > 100 ? 100 : (int)wait);
         if (!ready && zpoller_terminated(poller))
             break;
         /* Drain what has come on every SUB, a bounded batch each. */
@@ -594,14 +451,13 @@ int cmd_watch(cli_t *o, const cli_args_t *args)
                     s_take(w, i, &body, true);
                 s_rate(w);
             }
-        s_expire(w, false);
+        causal_expire(w->causal, zclock_mono());
         s_rate(w);
         s_check_reachable(w, start);
     }
     if (w->summarising)
         s_print_summary(w);
-    for (size_t i = 0; i < w->nheld; i++)
-        zframe_destroy(&w->held[i].body);
+    causal_destroy(&w->causal);
     for (int i = 0; i < CLI_SERVICES; i++)
         zsock_destroy(&w->lanes[i].sub);
     zpoller_destroy(&poller);
