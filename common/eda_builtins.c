@@ -143,12 +143,15 @@ int eda_builtins_index_log(eda_service_t *svc)
                     " ORDER BY seq LIMIT 1000");
     sqlite3_stmt *set = eda_store_prepare(
         svc->store, "UPDATE eda_event_log SET correlation_id = ? WHERE seq = ?");
-    if (!todo || !set || eda_store_begin(svc->store))
-        return -1;
-    static struct {
+    /* On the heap: services may start side by side in one process. */
+    struct s_row {
         int64_t seq;
         char order[EDA_NAME_MAX + 1];
-    } rows[CHUNK];
+    } *rows = malloc(CHUNK * sizeof *rows);
+    if (!rows || !todo || !set || eda_store_begin(svc->store)) {
+        free(rows);
+        return -1;
+    }
     uint64_t total = 0;
     int n, rc = 0;
     do {
@@ -172,6 +175,7 @@ int eda_builtins_index_log(eda_service_t *svc)
         }
         total += (uint64_t)n;
     } while (n == CHUNK && rc == 0);
+    free(rows);
     if (rc || eda_store_commit(svc->store)) {
         eda_log_msg(svc->log, EDA_LOG_ERROR, "cannot index the event log by order: %s",
                     eda_store_errmsg(svc->store));

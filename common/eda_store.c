@@ -105,12 +105,8 @@ static int s_load_epoch(eda_store_t *self)
         return 0;
 
     eda_random_hex(self->epoch, EDA_EPOCH_LEN);
-    sqlite3_stmt *put =
-        eda_store_prepare(self, "INSERT OR REPLACE INTO eda_meta VALUES ('epoch', ?)");
-    if (!put)
-        return -1;
-    sqlite3_bind_text(put, 1, self->epoch, -1, SQLITE_STATIC);
-    return s_step(put);
+    sqlite3_bind_text(self->set_epoch, 1, self->epoch, -1, SQLITE_STATIC);
+    return s_step(self->set_epoch);
 }
 
 static int s_load_last_seq(eda_store_t *self)
@@ -232,8 +228,8 @@ eda_store_t *eda_store_new(const char *path, const char *schema, eda_sync_t sync
     sqlite3_extended_result_codes(self->db, 1);
     if (s_pragmas(self, sync) ||
         sqlite3_exec(self->db, S_BASE_SCHEMA, NULL, NULL, NULL) != SQLITE_OK ||
-        /* A log made before events were indexed by order: see
-           eda_store_unindexed. */
+        /* A log made before events were indexed by order (its rows are
+           indexed at start: eda_builtins_index_log). */
         eda_store_add_column(self, "eda_event_log", "correlation_id", "TEXT") ||
         sqlite3_exec(self->db,
                      "CREATE INDEX IF NOT EXISTS eda_event_log_order"
