@@ -128,9 +128,16 @@ static void s_batch_end(eda_service_t *svc)
         if (peer->dirty)
             rc = eda_store_inbox_put(svc->store, peer->name, peer->epoch, peer->last_seq);
     }
-    if (rc == 0)
+    if (rc == 0) {
+        /* Timed: its sync, and a WAL checkpoint when it runs one, are where a
+           saga's latency goes between handlers. */
+        int64_t start = zclock_usecs();
         rc = eda_store_commit(svc->store);
-    else
+        uint64_t took = (uint64_t)(zclock_usecs() - start);
+        eda_hist_add(&svc->stats.commit_us, took);
+        if (took > svc->stats.commit_us_max)
+            svc->stats.commit_us_max = took;
+    } else
         eda_store_rollback(svc->store);
     for (size_t i = 0; i < svc->npeers; i++) {
         eda_peer_t *peer = &svc->peers[i];

@@ -88,6 +88,8 @@ typedef struct {
     uint64_t events_dropped;      /* events a full subscriber missed */
     uint64_t fds_used, fds_limit; /* file descriptors, read once a heartbeat */
     eda_hist_t handler_us;        /* handler times, for percentiles */
+    eda_hist_t commit_us;         /* batch commit times, the same way */
+    uint64_t commit_us_max;
 } eda_svc_stats_t;
 
 struct eda_ctx {

@@ -478,17 +478,24 @@ static enum MHD_Result s_stats_json(s_server_t *srv, struct MHD_Connection *conn
     return s_reply_json(conn, MHD_HTTP_OK, doc);
 }
 
-/*  Stats keys that are levels, not counts: gauges, without _total. */
+/*  Stats keys that are levels, not counts: gauges, without _total. Every
+    average, percentile and maximum is one. */
 static bool s_gauge(const char *key)
 {
-    static const char *const gauges[] = {
-        "last_seq",       "uptime_s",       "batch_max",
-        "batch_avg_x100", "handler_us_avg", "handler_us_max",
-        "fds_used",       "fds_limit",      "reply_backlog_bytes",
-        "sagas_in_flight"};
+    static const char *const gauges[] = {"last_seq",       "uptime_s",
+                                         "batch_avg_x100", "fds_used",
+                                         "fds_limit",      "reply_backlog_bytes",
+                                         "sagas_in_flight"};
     for (size_t i = 0; i < sizeof gauges / sizeof *gauges; i++)
         if (streq(key, gauges[i]))
             return true;
+    static const char *const suffixes[] = {"_avg", "_p50", "_p99", "_max"};
+    size_t len = strlen(key);
+    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+        size_t n = strlen(suffixes[i]);
+        if (len > n && streq(key + len - n, suffixes[i]))
+            return true;
+    }
     return false;
 }
 
