@@ -11,29 +11,15 @@
 #include <czmq.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <sys/wait.h>
 
-#define S_OUT_MAX  (1 << 20)
-#define S_ARGS_MAX 64
-#define S_RUN_MS   60000 /* the longest an eda run may take */
+#define S_ARGS_MAX 64 /* words of one eda command line */
 
 static tu_system_t sys;
 static pid_t s_stopped; /* a service this test SIGSTOPped, 0 when none */
-
-/*  What one run of eda left. */
-typedef struct {
-    int status; /* the exit status, -1 when it did not exit */
-    char out[S_OUT_MAX];
-    char err[S_OUT_MAX];
-    size_t out_len, err_len;
-    int64_t ms; /* how long it ran */
-} s_run_t;
-
-static s_run_t s_run;
+static tu_eda_t s_run;
 
 static void s_setup(void)
 {
@@ -50,83 +36,11 @@ static void s_teardown(void)
 
 TestSuite(cli, .init = s_setup, .fini = s_teardown, .timeout = 180);
 
-/*  Reads what is ready on fd into buf[*len..max); false at EOF. */
-static bool s_drain(int fd, char *buf, size_t *len, size_t max)
-{
-    char scratch[4096];
-    char *to = *len + 1 < max ? buf + *len : scratch;
-    size_t room = *len + 1 < max ? max - *len - 1 : sizeof scratch;
-    ssize_t n = read(fd, to, room);
-    if (n > 0 && to != scratch) {
-        *len += (size_t)n;
-        buf[*len] = '\0';
-    }
-    return n > 0 || (n < 0 && errno == EINTR);
-}
-
 /*  Runs eda with argv[] (NULL-ended, without the program), then the
-    deployment's --peer options (global options after the command), and
-    waits for it to exit, reading its stdout and stderr. Fills s_run. */
+    deployment's --peer options (global options after the command): s_run. */
 static void s_eda_argv(char **args, bool peers)
 {
-    char path[512], peer[TU_NSERVICES][700];
-    char *argv[S_ARGS_MAX] = {path};
-    int n = 1;
-    snprintf(path, sizeof path, "%s/tools/eda", EDA_BIN_DIR);
-    for (int i = 0; args[i] && n < S_ARGS_MAX - 10; i++)
-        argv[n++] = args[i];
-    for (int i = 0; peers && i < TU_NSERVICES; i++) {
-        snprintf(peer[i], sizeof peer[i], "%s=%s,%s", tu_service_name(i), sys.events[i],
-                 sys.commands[i]);
-        argv[n++] = "--peer";
-        argv[n++] = peer[i];
-    }
-    if (peers && sys.keys_dir[0]) {
-        argv[n++] = "--keys";
-        argv[n++] = sys.keys_dir;
-    }
-    argv[n] = NULL;
-    int out[2], err[2];
-    cr_assert_eq(pipe(out), 0);
-    cr_assert_eq(pipe(err), 0);
-    fflush(NULL);
-    int64_t start = zclock_mono();
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        dup2(out[1], STDOUT_FILENO);
-        dup2(err[1], STDERR_FILENO);
-        close(out[0]), close(out[1]), close(err[0]), close(err[1]);
-        execv(path, argv);
-        _exit(127);
-    }
-    close(out[1]);
-    close(err[1]);
-    s_run.out_len = s_run.err_len = 0;
-    s_run.out[0] = s_run.err[0] = '\0';
-    struct pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
-    int open_fds = 2;
-    while (open_fds > 0 && zclock_mono() - start < S_RUN_MS) {
-        if (poll(fds, 2, 100) <= 0)
-            continue;
-        for (int i = 0; i < 2; i++)
-            if (fds[i].fd >= 0 && fds[i].revents &&
-                !s_drain(fds[i].fd, i ? s_run.err : s_run.out,
-                         i ? &s_run.err_len : &s_run.out_len, S_OUT_MAX)) {
-                fds[i].fd = -1;
-                open_fds--;
-            }
-    }
-    if (open_fds > 0)
-        kill(pid, SIGKILL);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    s_run.ms = zclock_mono() - start;
-    s_run.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    close(out[0]);
-    close(err[0]);
-    cr_assert_null(strstr(s_run.err, "Sanitizer"), "a sanitizer report:\n%s", s_run.err);
-    cr_assert_null(strstr(s_run.err, "runtime error"), "UBSan:\n%s", s_run.err);
+    cr_assert_eq(tu_eda(&sys, &s_run, args, peers), 0, "%s", sys.why);
 }
 
 /*  s_eda_argv with the arguments as a NULL-ended list; the deployment's

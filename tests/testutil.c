@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -399,6 +400,93 @@ static bool s_log_has_report(tu_system_t *sys, tu_service_t svc)
                 strstr(line, "ERROR: LeakSanitizer") || strstr(line, "runtime error:");
     fclose(f);
     return found;
+}
+
+/* --- the eda client ---------------------------------------------------------- */
+
+#define S_EDA_ARGS_MAX 64
+#define S_EDA_RUN_MS   60000 /* the longest an eda run may take */
+
+/*  Reads what is ready on fd into buf[*len..max); false at EOF. */
+static bool s_drain(int fd, char *buf, size_t *len, size_t max)
+{
+    char scratch[4096];
+    char *to = *len + 1 < max ? buf + *len : scratch;
+    size_t room = *len + 1 < max ? max - *len - 1 : sizeof scratch;
+    ssize_t n = read(fd, to, room);
+    if (n > 0 && to != scratch) {
+        *len += (size_t)n;
+        buf[*len] = '\0';
+    }
+    return n > 0 || (n < 0 && errno == EINTR);
+}
+
+int tu_eda(tu_system_t *sys, tu_eda_t *run, char **args, bool peers)
+{
+    char path[512], peer[TU_NSERVICES][700];
+    char *argv[S_EDA_ARGS_MAX] = {path};
+    int n = 1;
+    snprintf(path, sizeof path, "%s/tools/eda", EDA_BIN_DIR);
+    for (int i = 0; args[i] && n < S_EDA_ARGS_MAX - 10; i++)
+        argv[n++] = args[i];
+    for (int i = 0; peers && i < TU_NSERVICES; i++) {
+        snprintf(peer[i], sizeof peer[i], "%s=%s,%s", s_names[i], sys->events[i],
+                 sys->commands[i]);
+        argv[n++] = "--peer";
+        argv[n++] = peer[i];
+    }
+    if (peers && sys->keys_dir[0]) {
+        argv[n++] = "--keys";
+        argv[n++] = sys->keys_dir;
+    }
+    argv[n] = NULL;
+    int out[2], err[2];
+    if (pipe(out))
+        return s_fail(sys, "pipe: %s", strerror(errno));
+    if (pipe(err)) {
+        close(out[0]), close(out[1]);
+        return s_fail(sys, "pipe: %s", strerror(errno));
+    }
+    fflush(NULL);
+    int64_t start = zclock_mono();
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out[1], STDOUT_FILENO);
+        dup2(err[1], STDERR_FILENO);
+        close(out[0]), close(out[1]), close(err[0]), close(err[1]);
+        execv(path, argv);
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    run->out_len = run->err_len = 0;
+    run->out[0] = run->err[0] = '\0';
+    struct pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+    int open_fds = pid > 0 ? 2 : 0;
+    while (open_fds > 0 && zclock_mono() - start < S_EDA_RUN_MS) {
+        if (poll(fds, 2, 100) <= 0)
+            continue;
+        for (int i = 0; i < 2; i++)
+            if (fds[i].fd >= 0 && fds[i].revents &&
+                !s_drain(fds[i].fd, i ? run->err : run->out,
+                         i ? &run->err_len : &run->out_len, TU_EDA_OUT_MAX)) {
+                fds[i].fd = -1;
+                open_fds--;
+            }
+    }
+    close(out[0]);
+    close(err[0]);
+    if (pid < 0)
+        return s_fail(sys, "fork: %s", strerror(errno));
+    if (open_fds > 0)
+        kill(pid, SIGKILL);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    run->ms = zclock_mono() - start;
+    run->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    if (strstr(run->err, "Sanitizer") || strstr(run->err, "runtime error"))
+        return s_fail(sys, "a sanitizer report from eda:\n%.4000s", run->err);
+    return 0;
 }
 
 bool tu_log_has(tu_system_t *sys, tu_service_t svc, const char *needle)

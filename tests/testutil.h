@@ -137,6 +137,27 @@ void tu_system_fini(tu_system_t *sys);
 /*  Prints the last lines of each service's log to stderr. */
 void tu_system_dump_logs(tu_system_t *sys);
 
+/* --- the eda client, as a user runs it ------------------------------------------ */
+
+#define TU_EDA_OUT_MAX (1 << 20) /* stdout or stderr kept of one run */
+
+/*  What one run of eda left. */
+typedef struct {
+    int status; /* the exit status, -1 when it did not exit */
+    char out[TU_EDA_OUT_MAX];
+    char err[TU_EDA_OUT_MAX];
+    size_t out_len, err_len;
+    int64_t ms; /* how long it ran */
+} tu_eda_t;
+
+/*  Runs the real eda with args[] (NULL-ended, without the program) and,
+    when `peers`, the deployment's --peer options (and --keys when secured)
+    after them, as global options after the command; waits for it to exit
+    (60 s at most, then kills it), reading its stdout and stderr into *run.
+    0, or -1 with the reason in sys->why: it could not be started, or its
+    stderr holds a sanitizer report. */
+int tu_eda(tu_system_t *sys, tu_eda_t *run, char **args, bool peers);
+
 /*  Whether a line of the service's log holds `needle`. */
 bool tu_log_has(tu_system_t *sys, tu_service_t svc, const char *needle);
 
