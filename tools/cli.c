@@ -101,15 +101,36 @@ int cli_usage_error(const cli_args_t *args, const char *fmt, ...)
     return CLI_USAGE;
 }
 
-int cli_fail(const char *fmt, ...)
+int cli_vsay(int rc, const char *fmt, va_list ap)
 {
     char text[1024], shown[4 * sizeof text];
+    vsnprintf(text, sizeof text, fmt, ap);
+    fprintf(stderr, "eda: %s\n", cli_esc(text, shown, sizeof shown));
+    return rc;
+}
+
+int cli_fail(const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    int rc = cli_vsay(CLI_FAILED, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "eda: %s\n", cli_esc(text, shown, sizeof shown));
-    return CLI_FAILED;
+    return rc;
+}
+
+int cli_recv_event(zsock_t *sub, zframe_t **body)
+{
+    *body = NULL;
+    zmsg_t *msg = (zsock_events(sub) & ZMQ_POLLIN) ? zmsg_recv(sub) : NULL;
+    if (!msg)
+        return 0;
+    if (zmsg_size(msg) == 2) {
+        zframe_t *type = zmsg_pop(msg); /* the envelope says it too */
+        zframe_destroy(&type);
+        *body = zmsg_pop(msg);
+    }
+    zmsg_destroy(&msg);
+    return 1;
 }
 
 /* --- talking to the services --------------------------------------------------- */

@@ -17,6 +17,7 @@
 #include "eda_keys.h"
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -92,6 +93,14 @@ int cli_usage_error(const cli_args_t *args, const char *fmt, ...)
 /*  Prints "eda: ..." (escaped whole: callers pass strings from replies as
     they came) to stderr and returns CLI_FAILED. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*  The same with a va_list, returning `rc`: for other exit codes. */
+int cli_vsay(int rc, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+/*  Reads one message from a SUB without waiting. 0 when none was there;
+    else 1, with *body the envelope frame of a [topic][envelope] message
+    (the caller's to destroy), or NULL when it had another shape. */
+int cli_recv_event(zsock_t *sub, zframe_t **body);
 
 /* --- talking to the services --------------------------------------------------- */
 

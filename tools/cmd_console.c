@@ -131,20 +131,10 @@ static void s_take(s_hub_t *h, int lane, zframe_t **body)
 static void s_drain_sub(s_hub_t *h, int lane)
 {
     int k = 0;
-    for (; k < 256 && (zsock_events(h->sub[lane]) & ZMQ_POLLIN); k++) {
-        zmsg_t *msg = zmsg_recv(h->sub[lane]);
-        if (!msg)
-            break;
-        zframe_t *body = NULL;
-        if (zmsg_size(msg) == 2) {
-            zframe_t *type = zmsg_pop(msg); /* the envelope says it too */
-            zframe_destroy(&type);
-            body = zmsg_pop(msg);
-        }
-        zmsg_destroy(&msg);
+    zframe_t *body;
+    for (; k < 256 && cli_recv_event(h->sub[lane], &body); k++)
         if (body)
             s_take(h, lane, &body);
-    }
     if (k > 0) {
         pthread_mutex_lock(&h->shared->lock);
         h->shared->seen[lane].heard = zclock_mono();

@@ -432,25 +432,15 @@ int cmd_watch(cli_t *o, const cli_args_t *args)
         if (!ready && zpoller_terminated(poller))
             break;
         /* Drain what has come on every SUB, a bounded batch each. */
-        for (int i = 0; i < CLI_SERVICES; i++)
-            for (int k = 0; k < 256; k++) {
-                zmsg_t *msg = NULL;
-                if (zsock_events(w->lanes[i].sub) & ZMQ_POLLIN)
-                    msg = zmsg_recv(w->lanes[i].sub);
-                if (!msg)
-                    break;
+        for (int i = 0; i < CLI_SERVICES; i++) {
+            zframe_t *body;
+            for (int k = 0; k < 256 && cli_recv_event(w->lanes[i].sub, &body); k++) {
                 s_heard(w, i);
-                zframe_t *body = NULL;
-                if (zmsg_size(msg) == 2) {
-                    zframe_t *type = zmsg_pop(msg); /* the envelope says it too */
-                    zframe_destroy(&type);
-                    body = zmsg_pop(msg);
-                }
-                zmsg_destroy(&msg);
                 if (body)
                     s_take(w, i, &body, true);
                 s_rate(w);
             }
+        }
         causal_expire(w->causal, zclock_mono());
         s_rate(w);
         s_check_reachable(w, start);

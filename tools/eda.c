@@ -312,13 +312,11 @@ static void s_print_help(const s_command_t *command)
 static int s_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int s_usage_error(const char *fmt, ...)
 {
-    char text[1024], shown[4 * sizeof text];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    int rc = cli_vsay(CLI_USAGE, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "eda: %s\n", cli_esc(text, shown, sizeof shown));
-    return CLI_USAGE;
+    return rc;
 }
 
 /*  Reads what stands before the command word: global options only ("+"
