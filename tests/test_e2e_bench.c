@@ -41,11 +41,8 @@ static pid_t s_start_bench(const char *out)
 {
     char eda[512], peers[TU_NSERVICES][700];
     snprintf(eda, sizeof eda, "%s/tools/eda", EDA_BIN_DIR);
-    for (int i = 0; i < TU_NSERVICES; i++)
-        snprintf(peers[i], sizeof peers[i], "%s=%s,%s", tu_service_name((tu_service_t)i),
-                 sys.events[i], sys.commands[i]);
-    char *argv[] = {eda,      "--peer", peers[0], "--peer",   peers[1], "--peer",
-                    peers[2], "--json", "bench",  "--orders", S_ORDERS, NULL};
+    char *argv[16] = {eda, "--json", "bench", "--orders", S_ORDERS};
+    tu_peer_args(&sys, argv, 5, peers);
     fflush(NULL);
     pid_t pid = fork();
     cr_assert_geq(pid, 0);

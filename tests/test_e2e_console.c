@@ -41,23 +41,6 @@ static s_http_t s_res;
 
 /* --- the console process ------------------------------------------------------ */
 
-/*  The deployment's --peer options (and --keys when secured) after args[n]. */
-static int s_peer_args(char **argv, int n, char peer[TU_NSERVICES][700])
-{
-    for (int i = 0; i < TU_NSERVICES; i++) {
-        snprintf(peer[i], sizeof peer[i], "%s=%s,%s", tu_service_name(i), sys.events[i],
-                 sys.commands[i]);
-        argv[n++] = "--peer";
-        argv[n++] = peer[i];
-    }
-    if (sys.keys_dir[0]) {
-        argv[n++] = "--keys";
-        argv[n++] = sys.keys_dir;
-    }
-    argv[n] = NULL;
-    return n;
-}
-
 /*  Starts `eda console --listen 127.0.0.1:0` and reads the port from the URL
     it prints. */
 static void s_console_start(void)
@@ -65,7 +48,7 @@ static void s_console_start(void)
     char path[512], peer[TU_NSERVICES][700];
     char *argv[32] = {path, "console", "--listen", "127.0.0.1:0", "--timeout", "1000"};
     snprintf(path, sizeof path, "%s/tools/eda", EDA_BIN_DIR);
-    s_peer_args(argv, 6, peer);
+    tu_peer_args(&sys, argv, 6, peer);
     snprintf(s_err_path, sizeof s_err_path, "%s/console.err", sys.dir);
     int out[2];
     cr_assert_eq(pipe(out), 0);
@@ -414,7 +397,7 @@ static int s_eda(char **args, char *out, size_t size)
     snprintf(path, sizeof path, "%s/tools/eda", EDA_BIN_DIR);
     for (int i = 0; args[i] && n < 16; i++)
         argv[n++] = args[i];
-    s_peer_args(argv, n, peer);
+    tu_peer_args(&sys, argv, n, peer);
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
     fflush(NULL);

@@ -81,17 +81,7 @@ static void s_start(const char *first, ...)
     for (const char *a = first; a && n < S_ARGS_MAX - 10; a = va_arg(ap, const char *))
         argv[n++] = (char *)a;
     va_end(ap);
-    for (int i = 0; i < TU_NSERVICES; i++) {
-        snprintf(peer[i], sizeof peer[i], "%s=%s,%s", tu_service_name(i), sys.events[i],
-                 sys.commands[i]);
-        argv[n++] = "--peer";
-        argv[n++] = peer[i];
-    }
-    if (sys.keys_dir[0]) {
-        argv[n++] = "--keys";
-        argv[n++] = sys.keys_dir;
-    }
-    argv[n] = NULL;
+    tu_peer_args(&sys, argv, n, peer);
     s_w.len = 0;
     s_w.out[0] = '\0';
     s_w.status = -1;

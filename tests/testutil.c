@@ -421,6 +421,21 @@ static bool s_drain(int fd, char *buf, size_t *len, size_t max)
     return n > 0 || (n < 0 && errno == EINTR);
 }
 
+int tu_peer_args(tu_system_t *sys, char **argv, int n, char peer[TU_NSERVICES][700])
+{
+    for (int i = 0; i < TU_NSERVICES; i++) {
+        snprintf(peer[i], 700, "%s=%s,%s", s_names[i], sys->events[i], sys->commands[i]);
+        argv[n++] = "--peer";
+        argv[n++] = peer[i];
+    }
+    if (sys->keys_dir[0]) {
+        argv[n++] = "--keys";
+        argv[n++] = sys->keys_dir;
+    }
+    argv[n] = NULL;
+    return n;
+}
+
 int tu_eda(tu_system_t *sys, tu_eda_t *run, char **args, bool peers)
 {
     char path[512], peer[TU_NSERVICES][700];
@@ -429,17 +444,9 @@ int tu_eda(tu_system_t *sys, tu_eda_t *run, char **args, bool peers)
     snprintf(path, sizeof path, "%s/tools/eda", EDA_BIN_DIR);
     for (int i = 0; args[i] && n < S_EDA_ARGS_MAX - 10; i++)
         argv[n++] = args[i];
-    for (int i = 0; peers && i < TU_NSERVICES; i++) {
-        snprintf(peer[i], sizeof peer[i], "%s=%s,%s", s_names[i], sys->events[i],
-                 sys->commands[i]);
-        argv[n++] = "--peer";
-        argv[n++] = peer[i];
-    }
-    if (peers && sys->keys_dir[0]) {
-        argv[n++] = "--keys";
-        argv[n++] = sys->keys_dir;
-    }
     argv[n] = NULL;
+    if (peers)
+        tu_peer_args(sys, argv, n, peer);
     int out[2], err[2];
     if (pipe(out))
         return s_fail(sys, "pipe: %s", strerror(errno));

@@ -150,6 +150,11 @@ typedef struct {
     int64_t ms; /* how long it ran */
 } tu_eda_t;
 
+/*  Puts the deployment's --peer options (and --keys when secured) at
+    argv[n] onwards, their texts in peer[], and a NULL after them. Returns
+    the new count: argv needs room for n + 2 * TU_NSERVICES + 3 entries. */
+int tu_peer_args(tu_system_t *sys, char **argv, int n, char peer[TU_NSERVICES][700]);
+
 /*  Runs the real eda with args[] (NULL-ended, without the program) and,
     when `peers`, the deployment's --peer options (and --keys when secured)
     after them, as global options after the command; waits for it to exit
