@@ -197,13 +197,21 @@ run_config() {
         "${svc[@]}" 2>"$dir/$name.log" &
         pids+=($!)
     done
-    local tries=0
+    local tries=0 stats
     until "$eda" "${peers[@]}" --timeout 500 ping >/dev/null 2>&1; do
         tries=$((tries + 1))
         [ "$tries" -lt 20 ] || fail "the services did not answer ping ($saga, sync $sync)"
         sleep 0.25
     done
-    sleep 1.5 # a heartbeat each: every SUB between the services is joined
+    # Ready when every service has caught up once from each peer it follows
+    # (Stats shows the peer's epoch, "" before that first replay).
+    tries=0
+    until stats=$("$eda" "${peers[@]}" --timeout 500 --json stats 2>/dev/null) &&
+        [ "$(grep -c . <<<"$stats")" -eq 3 ] && ! grep -q '"epoch":""' <<<"$stats"; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 40 ] || fail "the services did not catch up from each other ($saga, sync $sync)"
+        sleep 0.1 # the poll's period
+    done
 
     local runs=("unpaced:$orders:0")
     [ "$log" = info ] || runs+=("$rate/s:$paced:$rate")
