@@ -45,20 +45,26 @@ void eda_fence_pack_applied(eda_service_t *svc, msgpack_packer *pk)
         eda_pack_kv_str(pk, svc->peers[i].name, svc->peers[i].committed_epoch);
 }
 
-void eda_fence_report(eda_service_t *svc, eda_peer_t *peer, const msgpack_object *data)
+bool eda_fence_applied(eda_service_t *svc, const msgpack_object *data, uint64_t *seq)
 {
     const msgpack_object *applied = eda_map_get(data, "applied");
     const msgpack_object *epochs = eda_map_get(data, "applied_epoch");
     char epoch[EDA_NAME_MAX + 1] = "";
-    uint64_t seq = 0;
-    /* A peer that does not subscribe to this service, or knows another of
-       its logs, has nothing to say about this one. */
-    bool ours = applied && epochs &&
-                eda_get_str(epochs, svc->def->name, epoch, sizeof epoch) == 0 &&
-                streq(epoch, eda_store_epoch(svc->store)) &&
-                eda_get_u64(applied, svc->def->name, &seq) == 0;
-    if (!ours)
-        seq = 0;
+    *seq = 0;
+    if (!applied || eda_get_u64(applied, svc->def->name, seq) != 0)
+        return false;
+    /* Following another log of ours (or none yet), it has applied nothing
+       of this one. */
+    if (!epochs || eda_get_str(epochs, svc->def->name, epoch, sizeof epoch) != 0 ||
+        !streq(epoch, eda_store_epoch(svc->store)))
+        *seq = 0;
+    return true;
+}
+
+void eda_fence_report(eda_service_t *svc, eda_peer_t *peer, const msgpack_object *data)
+{
+    uint64_t seq;
+    eda_fence_applied(svc, data, &seq);
     peer->reported = true;
     peer->reported_seq = seq;
     if (seq > eda_store_committed_seq(svc->store) && !svc->lost_seq) {

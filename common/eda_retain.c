@@ -62,19 +62,9 @@ void eda_retain_report(eda_service_t *svc, const char *peer, const msgpack_objec
     eda_watch_t *w = s_watch(svc, peer);
     if (!w)
         return;
-    const msgpack_object *applied = eda_map_get(data, "applied");
-    const msgpack_object *epochs = eda_map_get(data, "applied_epoch");
-    char epoch[EDA_NAME_MAX + 1] = "";
-    uint64_t seq = 0;
     w->heard = true;
-    w->subscribes = applied && eda_get_u64(applied, svc->def->name, &seq) == 0;
-    /* Following another log of ours (or none yet), it will ask for this
-       one from seq 0. */
-    if (w->subscribes &&
-        (!epochs || eda_get_str(epochs, svc->def->name, epoch, sizeof epoch) != 0 ||
-         !streq(epoch, eda_store_epoch(svc->store))))
-        seq = 0;
-    w->applied = seq;
+    /* Following another log of ours, it will ask for this one from seq 0. */
+    w->subscribes = eda_fence_applied(svc, data, &w->applied);
 }
 
 int eda_retain_recv(eda_service_t *svc, size_t i)

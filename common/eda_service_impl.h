@@ -264,6 +264,11 @@ uint64_t eda_fence_visible(eda_service_t *svc);
     how far this service applied each peer's log, as committed. */
 void eda_fence_pack_applied(eda_service_t *svc, msgpack_packer *pk);
 
+/*  Reads what a peer's heartbeat or ReplayEvents reply (`data`) says it
+    applied of this service's log: false when it does not follow this
+    service; else true with *seq, 0 when it follows another log of ours. */
+bool eda_fence_applied(eda_service_t *svc, const msgpack_object *data, uint64_t *seq);
+
 /*  Takes what a peer's heartbeat or ReplayEvents reply (`data`) says it
     applied of this service's log. */
 void eda_fence_report(eda_service_t *svc, eda_peer_t *peer, const msgpack_object *data);
