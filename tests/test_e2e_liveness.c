@@ -182,7 +182,18 @@ Test(e2e_liveness, a_peer_frozen_past_the_heartbeat_timeout_is_noticed_and_caugh
 
     /* No credit can be held while it is frozen: the orders still wait. */
     tu_order_t pending[10];
-    cr_assert_eq(tu_list_orders(&sys, "PENDING", 0, pending, 10), 5, "%s", sys.why);
+    int n = tu_list_orders(&sys, "PENDING", 0, pending, 10);
+    if (n != 5) {
+        /* Say what each order is, to tell a flake from a fault. */
+        for (int i = 0; i < 10; i++) {
+            tu_order_t o = {.status = "?"};
+            tu_get_order(&sys, ids[i], &o);
+            fprintf(stderr, "liveness: %s %s\n", ids[i], o.status);
+        }
+        tu_system_dump_logs(&sys);
+    }
+    cr_assert_eq(n, 5, "%d orders PENDING while customer-service is frozen, not 5: %s", n,
+                 sys.why);
 
     for (int i = 0; i < TU_NSERVICES; i++)
         from[i] = s_log_size((tu_service_t)i);
