@@ -52,7 +52,7 @@ static void s_handle_command(eda_service_t *svc, const void *body, size_t len,
         if (!fn)
             eda_ctx_error(&ctx, EDA_UNKNOWN_COMMAND, "%s has no command '%s'",
                           svc->def->name, env.type);
-        else if (eda_svc_unit_begin(svc))
+        else if (eda_svc_unit_begin(svc, EDA_UNIT_SAVEPOINT))
             eda_ctx_error(&ctx, EDA_INTERNAL, "database unavailable");
         else {
             int hrc = fn(svc->state, &ctx);

@@ -172,7 +172,7 @@ static int s_offer_event(eda_service_t *svc, eda_peer_t *peer, const eda_envelop
     if (take > 0) {
         eda_ctx_t ctx = {.svc = svc, .msg = env, .command_peer = -1};
         int64_t start = zclock_usecs();
-        if (eda_svc_unit_begin(svc))
+        if (eda_svc_unit_begin(svc, EDA_UNIT_BATCH))
             return -1;
         int rc = handler->fn(svc->state, &ctx);
         eda_svc_unit_end(svc, rc == 0);
@@ -530,7 +530,7 @@ int eda_peers_recv_reply(eda_service_t *svc, eda_peer_t *peer)
     svc->stats.replies_received++;
     eda_ctx_t ctx = {.svc = svc, .msg = &reply, .command_peer = -1};
     int64_t start = zclock_usecs();
-    if (eda_svc_unit_begin(svc))
+    if (eda_svc_unit_begin(svc, EDA_UNIT_BATCH))
         return 1;
     int hrc = fn(svc->state, &ctx);
     eda_svc_unit_end(svc, hrc == 0);

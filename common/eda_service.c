@@ -42,28 +42,30 @@ int eda_svc_batch_begin(eda_service_t *svc)
     return 0;
 }
 
-/*  Starts one message's unit of work: a savepoint. */
-int eda_svc_unit_begin(eda_service_t *svc)
+int eda_svc_unit_begin(eda_service_t *svc, eda_unit_t kind)
 {
     if (eda_svc_batch_begin(svc) || eda_store_txn_lost(svc->store) ||
-        eda_store_savepoint(svc->store))
+        (kind == EDA_UNIT_SAVEPOINT && eda_store_savepoint(svc->store)))
         return -1;
+    svc->unit = kind;
+    svc->unit_changes = eda_store_changes(svc->store);
     svc->outbox_mark = svc->outbox.size;
     svc->commands_mark = svc->commands.size;
     return 0;
 }
 
-/*  Ends one message's unit of work: keeps it, or undoes its changes and the
-    events and commands it queued. */
 void eda_svc_unit_end(eda_service_t *svc, bool keep)
 {
-    if (keep ? eda_store_release(svc->store) : eda_store_rollback_to(svc->store))
+    if (svc->unit == EDA_UNIT_SAVEPOINT &&
+        (keep ? eda_store_release(svc->store) : eda_store_rollback_to(svc->store)))
         eda_log_msg(svc->log, EDA_LOG_ERROR, "savepoint: %s",
                     eda_store_errmsg(svc->store));
-    if (!keep) {
-        svc->outbox.size = svc->outbox_mark;
-        svc->commands.size = svc->commands_mark;
-    }
+    if (keep)
+        return;
+    svc->outbox.size = svc->outbox_mark;
+    svc->commands.size = svc->commands_mark;
+    if (svc->unit == EDA_UNIT_BATCH && eda_store_changes(svc->store) != svc->unit_changes)
+        svc->batch_undone = true;
 }
 
 /*  Publishes [topic][body] on the XPUB. With XPUB_NODROP a send fails when
@@ -122,7 +124,7 @@ static void s_batch_end(eda_service_t *svc)
     svc->in_batch = false;
     /* A transaction SQLite rolled back itself must not get its checkpoints
        written: outside a transaction they would commit on their own. */
-    int rc = eda_store_txn_lost(svc->store) ? -1 : 0;
+    int rc = eda_store_txn_lost(svc->store) || svc->batch_undone ? -1 : 0;
     for (size_t i = 0; i < svc->npeers && rc == 0; i++) {
         eda_peer_t *peer = &svc->peers[i];
         if (peer->dirty)
@@ -152,8 +154,14 @@ static void s_batch_end(eda_service_t *svc)
     }
     if (rc) {
         svc->stats.commits_failed++;
-        eda_log_msg(svc->log, EDA_LOG_ERROR, "commit failed, batch undone: %s",
-                    eda_store_errmsg(svc->store));
+        if (svc->batch_undone)
+            eda_log_msg(svc->log, EDA_LOG_ERROR,
+                        "batch undone: a handler failed after it wrote (its peers' "
+                        "events come again, its commands are answered INTERNAL)");
+        else
+            eda_log_msg(svc->log, EDA_LOG_ERROR, "commit failed, batch undone: %s",
+                        eda_store_errmsg(svc->store));
+        svc->batch_undone = false;
         svc->outbox.size = 0;
         svc->commands.size = 0;
         eda_intake_fail_replies(svc);
@@ -237,11 +245,12 @@ static uint64_t s_run_timers(eda_service_t *svc, int64_t now)
     uint64_t ran = 0;
     for (size_t i = 0; i < svc->ntimers; i++) {
         const eda_timer_t *timer = &svc->def->timers[i];
-        if (now < svc->timer_next_ms[i] || eda_store_txn_lost(svc->store))
+        if (now < svc->timer_next_ms[i] || eda_store_txn_lost(svc->store) ||
+            svc->batch_undone)
             continue;
         svc->timer_next_ms[i] = now + timer->interval_ms;
         eda_ctx_t ctx = {.svc = svc, .command_peer = -1};
-        if (eda_svc_unit_begin(svc))
+        if (eda_svc_unit_begin(svc, EDA_UNIT_BATCH))
             continue;
         int rc = timer->fn(svc->state, &ctx);
         eda_svc_unit_end(svc, rc == 0);
@@ -264,10 +273,11 @@ static void s_batch(eda_service_t *svc, const zmq_pollitem_t *items, size_t n)
         ready[i] = items[i].revents & ZMQ_POLLIN;
     uint64_t count = 0;
     bool any = true;
-    /* A transaction SQLite rolled back on its own ends the batch: its
-       commit fails, and everything in it is undone and comes again. */
+    /* A transaction SQLite rolled back on its own, or a unit that failed
+       after it wrote, ends the batch: it does not commit, and everything
+       in it is undone and comes again. */
     while (any && count < EDA_SVC_BATCH_MAX && svc->replies.size < EDA_SVC_QUEUE_SOFT &&
-           !eda_store_txn_lost(svc->store)) {
+           !eda_store_txn_lost(svc->store) && !svc->batch_undone) {
         any = false;
         for (size_t i = S_FIRST_READ; i < n; i++) {
             if (!ready[i])

@@ -104,6 +104,16 @@ struct eda_ctx {
     char command_id[EDA_NAME_MAX + 1];
 };
 
+/*  How a message's unit of work is undone when its handler fails.
+    - EDA_UNIT_SAVEPOINT (a client's command): a command may be refused
+      after it wrote, and only its own changes go, through a savepoint.
+    - EDA_UNIT_BATCH (a peer's event, a reply, a timer): their handlers
+      fail only when the database does. They run without a savepoint (it
+      would copy every page the unit writes), and a failure after a write
+      undoes the whole batch, as a failed commit does: its events come
+      again, its commands are answered INTERNAL. */
+typedef enum { EDA_UNIT_SAVEPOINT, EDA_UNIT_BATCH } eda_unit_t;
+
 struct eda_service {
     const eda_service_def_t *def;
     eda_config_t cfg;
@@ -122,8 +132,11 @@ struct eda_service {
     msgpack_sbuffer outbox, replies, commands;
     zhashx_t *backlogs;   /* client identity (hex) -> replies it has not read */
     size_t backlog_bytes; /* in all backlogs */
-    size_t outbox_mark, commands_mark; /* sizes at the message's savepoint */
+    size_t outbox_mark, commands_mark; /* sizes at the unit's start */
+    eda_unit_t unit;                   /* the open unit's kind */
+    uint64_t unit_changes;             /* eda_store_changes at its start */
     bool in_batch;
+    bool batch_undone; /* a unit failed after it wrote: the batch will not commit */
     bool terminated;
     int64_t started_ms, next_heartbeat_ms;
     int64_t timer_next_ms[EDA_SVC_TIMERS_MAX];
@@ -172,12 +185,13 @@ static inline const char *eda_arena_get(const char **p, uint32_t *len)
 
 /* --- eda_service.c: transactions ------------------------------------------ */
 
-/*  Starts one message's unit of work: a savepoint inside the batch's
-    transaction, begun on the first message that needs it. 0 or -1. */
-int eda_svc_unit_begin(eda_service_t *svc);
+/*  Starts one message's unit of work inside the batch's transaction,
+    begun on the first message that needs it. 0 or -1. */
+int eda_svc_unit_begin(eda_service_t *svc, eda_unit_t kind);
 
-/*  Ends one message's unit of work: keeps it, or undoes its changes and the
-    events and commands it queued. */
+/*  Ends one message's unit of work: keeps it, or undoes the events and
+    commands it queued and its changes (for EDA_UNIT_BATCH, with the whole
+    batch when it wrote). */
 void eda_svc_unit_end(eda_service_t *svc, bool keep);
 
 /*  Opens the batch's transaction if it is not open yet. 0 or -1. */

@@ -356,6 +356,11 @@ bool eda_store_txn_lost(eda_store_t *self)
     return self->in_txn && sqlite3_get_autocommit(self->db);
 }
 
+uint64_t eda_store_changes(eda_store_t *self)
+{
+    return (uint64_t)sqlite3_total_changes64(self->db);
+}
+
 int eda_store_begin(eda_store_t *self)
 {
     assert(!self->in_txn);

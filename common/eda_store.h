@@ -76,6 +76,9 @@ bool eda_store_in_txn(eda_store_t *self);
     own (it may, on a full disk or an I/O error): nothing more may be done
     in it, and it will not commit. */
 bool eda_store_txn_lost(eda_store_t *self);
+/*  Rows inserted, updated or deleted since the store was opened: a unit of
+    work that moved it has written. */
+uint64_t eda_store_changes(eda_store_t *self);
 const char *eda_store_errmsg(eda_store_t *self);
 
 /*  The seq the next appended event gets (1 for a new log). */

@@ -1335,13 +1335,9 @@ static int s_ponger_echo(void *state, eda_ctx_t *ctx)
 static int s_ponger_publish(void *state, eda_ctx_t *ctx)
 {
     (void)state;
-    const msgpack_object *saga = eda_map_get(&eda_ctx_msg(ctx)->data, "saga");
+    /* The Pong carries Publish's data as it came. */
     msgpack_packer *pk = eda_ctx_emit(ctx, "Pong", NULL);
-    msgpack_pack_map(pk, saga ? 1 : 0);
-    if (saga) {
-        eda_pack_key(pk, "saga");
-        msgpack_pack_object(pk, *saga);
-    }
+    msgpack_pack_object(pk, eda_ctx_msg(ctx)->data);
     if (eda_ctx_emit_end(ctx))
         return -1;
     msgpack_pack_map(eda_ctx_reply(ctx), 0);
@@ -1396,7 +1392,8 @@ static const eda_service_def_t s_ponger_def = {.name = "ponger",
     COMMIT fails (poison). Its reply handler counts each reply to an Echo it
     sent and committed, once, with the n it carried; anything else is a
     stray. Its Pong handler, for the choreography saga only, counts the
-    events and notes their saga ("-" for none). Count answers {ticks,
+    events and notes their saga ("-" for none); the first Pong with
+    data.fail_once true makes it fail after that write. Count answers {ticks,
     replies, strays, pongs, sagas}. All of it lives in its database, so
     what it reports was committed. */
 #define S_TICK_MS 10
@@ -1415,6 +1412,7 @@ static const char s_pinger_schema[] =
 typedef struct {
     sqlite3 *db;
     sqlite3_stmt *tick, *replied, *stray, *pong, *count, *sent, *answer, *poison;
+    bool failed_once; /* a Pong with fail_once made the handler fail */
 } s_pinger_t;
 
 static int s_pinger_tick(void *state, eda_ctx_t *ctx)
@@ -1483,7 +1481,15 @@ static int s_pinger_on_pong(void *state, eda_ctx_t *ctx)
     if (eda_get_str(&eda_ctx_msg(ctx)->data, "saga", saga, sizeof saga) < 0)
         snprintf(saga, sizeof saga, "!"); /* the engine should have skipped it */
     sqlite3_bind_text(self->pong, 1, saga, -1, SQLITE_TRANSIENT);
-    return eda_store_exec(self->pong);
+    if (eda_store_exec(self->pong))
+        return -1;
+    bool fail_once = false;
+    if (eda_get_bool(&eda_ctx_msg(ctx)->data, "fail_once", &fail_once) == 0 && fail_once &&
+        !self->failed_once) {
+        self->failed_once = true;
+        return -1; /* after the write */
+    }
+    return 0;
 }
 
 static int s_pinger_count(void *state, eda_ctx_t *ctx)
@@ -1616,15 +1622,18 @@ static void s_fire(eda_client_t *c, uint64_t n, const char *flag, eda_envelope_t
     s_call(c, reply);
 }
 
-/*  Publish on ponger: a Pong with data.saga `saga` (absent when NULL). */
-static void s_publish(eda_client_t *c, const msgpack_object *saga)
+/*  Publish on ponger: a Pong with data.saga `saga` (absent when NULL), and
+    data.fail_once true when `fail_once`. */
+static void s_publish_pong(eda_client_t *c, const msgpack_object *saga, bool fail_once)
 {
     msgpack_packer *pk = eda_client_begin(c, "Publish", NULL);
-    msgpack_pack_map(pk, saga ? 1 : 0);
+    msgpack_pack_map(pk, (saga ? 1 : 0) + (fail_once ? 1 : 0));
     if (saga) {
         eda_pack_key(pk, "saga");
         msgpack_pack_object(pk, *saga);
     }
+    if (fail_once)
+        eda_pack_kv_bool(pk, "fail_once", true);
     eda_envelope_t reply;
     s_call(c, &reply);
     s_expect_ok(&reply);
@@ -1758,11 +1767,11 @@ Test(service, an_event_handler_takes_only_its_own_saga)
     msgpack_object mine = s_str_obj("choreography"), other = s_str_obj("orchestration");
     msgpack_object number = s_uint_obj(7);
     msgpack_object longer = s_str_obj("orchestration-of-a-much-longer-name-than-32");
-    s_publish(ponger, &mine);
-    s_publish(ponger, NULL);
-    s_publish(ponger, &other);
-    s_publish(ponger, &number);
-    s_publish(ponger, &longer);
+    s_publish_pong(ponger, &mine, false);
+    s_publish_pong(ponger, NULL, false);
+    s_publish_pong(ponger, &other, false);
+    s_publish_pong(ponger, &number, false);
+    s_publish_pong(ponger, &longer, false);
     cr_assert_eq(s_poll(pinger, "Stats", "peers.ponger.last_seq", 5), 5);
 
     /* Applied: the choreography one and the one of no saga, in order. */
@@ -1779,4 +1788,33 @@ Test(service, an_event_handler_takes_only_its_own_saga)
     cr_assert_eq(s_u64(&reply.data, "events_ignored"), 2,
                  "the orchestration one and the long one: other patterns");
     cr_assert_eq(s_u64(&reply.data, "bad_input"), 1, "the saga that is not a string");
+}
+
+Test(service, an_event_handler_that_fails_after_writing_undoes_its_batch_and_gets_it_again)
+{
+    s_toys_t t;
+    s_toys_start(&t, ":memory:", NULL);
+    eda_client_t *pinger = t.client[S_PINGER], *ponger = t.client[S_PONGER];
+
+    /* The second Pong's handler writes, then fails: an event handler runs
+       without a savepoint, so its whole batch is undone, and the event is
+       applied again from ponger's log, once. */
+    msgpack_object mine = s_str_obj("choreography");
+    s_publish_pong(ponger, &mine, false);
+    s_publish_pong(ponger, &mine, true);
+    s_publish_pong(ponger, &mine, false);
+    cr_assert_eq(s_poll(pinger, "Stats", "peers.ponger.last_seq", 3), 3);
+
+    eda_envelope_t reply;
+    s_call_empty(pinger, "Count", &reply);
+    s_expect_ok(&reply);
+    cr_assert_eq(s_u64(&reply.data, "pongs"), 3,
+                 "the failed handler's write was kept, or an event was lost");
+    s_call_empty(pinger, "Stats", &reply);
+    s_expect_ok(&reply);
+    cr_assert_geq(s_u64(&reply.data, "commits_failed"), 1, "the batch was not undone");
+    /* And it goes on: a command after it commits. */
+    s_fire(pinger, 1, NULL, &reply);
+    s_expect_ok(&reply);
+    cr_assert_eq(s_poll(pinger, "Count", "replies", 1), 1);
 }
