@@ -9,11 +9,11 @@
 #define S_FRAMES_MAX  16  /* frames in one command message */
 #define S_ROUTING_MAX 255 /* bytes in one routing frame */
 
-static eda_command_fn *s_find_command(const eda_command_t *table, const char *type)
+static const eda_command_t *s_find_command(const eda_command_t *table, const char *type)
 {
     for (; table && table->type; table++)
         if (streq(table->type, type))
-            return table->fn;
+            return table;
     return NULL;
 }
 
@@ -45,21 +45,30 @@ static void s_handle_command(eda_service_t *svc, const void *body, size_t len,
                     eda_error_name(rc), why);
         eda_ctx_error(&ctx, rc, "%s", why);
     } else {
-        eda_command_fn *fn = s_find_command(eda_builtin_commands, env.type);
-        builtin = fn != NULL;
-        if (!fn)
-            fn = s_find_command(svc->def->commands, env.type);
-        if (!fn)
+        const eda_command_t *cmd = s_find_command(eda_builtin_commands, env.type);
+        builtin = cmd != NULL;
+        if (!cmd)
+            cmd = s_find_command(svc->def->commands, env.type);
+        if (!cmd)
             eda_ctx_error(&ctx, EDA_UNKNOWN_COMMAND, "%s has no command '%s'",
                           svc->def->name, env.type);
-        else if (eda_svc_unit_begin(svc, EDA_UNIT_SAVEPOINT))
+        else if (eda_svc_unit_begin(svc, cmd->undo == EDA_CMD_CHECKS_FIRST
+                                             ? EDA_UNIT_BATCH
+                                             : EDA_UNIT_SAVEPOINT))
             eda_ctx_error(&ctx, EDA_INTERNAL, "database unavailable");
         else {
-            int hrc = fn(svc->state, &ctx);
+            int hrc = cmd->fn(svc->state, &ctx);
+            bool refused = hrc == 0 && ctx.replied && !ctx.reply_ok;
             if (hrc || !ctx.replied)
                 eda_ctx_error(&ctx, EDA_INTERNAL, "%s failed: %s", env.type,
                               eda_store_errmsg(svc->store));
+            bool undone = svc->batch_undone;
             eda_svc_unit_end(svc, ctx.reply_ok);
+            if (refused && svc->batch_undone && !undone)
+                eda_log_msg(svc->log, EDA_LOG_ERROR,
+                            "%s refused after it wrote: its batch is undone (a command "
+                            "marked EDA_CMD_CHECKS_FIRST must refuse before it writes)",
+                            env.type);
         }
     }
     eda_arena_put(&svc->replies, svc->reply_buf.data, svc->reply_buf.size);

@@ -36,28 +36,44 @@ typedef struct eda_ctx eda_ctx_t;
 /*  A command handler answers with eda_ctx_reply (then packs one data map) or
     eda_ctx_error, and returns 0; it returns -1 on an internal failure (a
     database error), which undoes its work and answers INTERNAL. An error
-    reply also undoes whatever the handler changed. */
+    reply also undoes whatever the handler changed (see eda_cmd_undo_t). */
 typedef int(eda_command_fn)(void *state, eda_ctx_t *ctx);
 
 /*  An event handler applies one peer event and returns 0, also when it
-    decides to ignore it; -1 on an internal failure, which undoes its work and
-    leaves the event unapplied, to be fetched again. */
+    decides to ignore it; -1 on an internal failure (a database error), which
+    undoes its work and leaves the event unapplied, to be fetched again. It
+    runs without a savepoint: a failure after it wrote undoes its whole
+    batch, the other messages in it included (they come again). */
 typedef int(eda_event_fn)(void *state, eda_ctx_t *ctx);
 
 /*  A reply handler takes the reply to a command the service sent with
     eda_ctx_command (eda_ctx_msg is the reply: its causation_id is the
     command's id, its correlation_id the command's). It returns 0, or -1 on
-    an internal failure, which undoes its work (the reply is not seen again:
-    the sender's own timeout covers it). */
+    an internal failure, which undoes its work, as for an event handler (the
+    reply is not seen again: the sender's own timeout covers it). */
 typedef int(eda_reply_fn)(void *state, eda_ctx_t *ctx);
 
 /*  A timer runs every interval inside the batch's transaction, like a
-    message (eda_ctx_msg is NULL): 0, or -1 to undo its work. */
+    message (eda_ctx_msg is NULL): 0, or -1 to undo its work, as for an
+    event handler. */
 typedef int(eda_timer_fn)(void *state, eda_ctx_t *ctx);
+
+/*  How a command's failure is undone.
+    - EDA_CMD_SAVEPOINT: the handler runs under a savepoint, and an error
+      reply or a failure undoes only what it wrote. Safe for any handler.
+    - EDA_CMD_CHECKS_FIRST: the handler refuses (answers an error) only
+      before it writes, and fails after a write only when the database
+      does. It runs without a savepoint, which would copy every page it
+      writes; a failure after a write undoes the whole batch (every command
+      in it answered INTERNAL, the peers' events fetched again). A handler
+      so marked that refuses after it wrote undoes its batch each time
+      (logged at error). */
+typedef enum { EDA_CMD_SAVEPOINT, EDA_CMD_CHECKS_FIRST } eda_cmd_undo_t;
 
 typedef struct {
     const char *type;
     eda_command_fn *fn;
+    eda_cmd_undo_t undo;
 } eda_command_t;
 
 typedef struct {
@@ -87,7 +103,7 @@ typedef struct {
     const char *schema;                 /* CREATE TABLE IF NOT EXISTS ... */
     void *(*start)(eda_service_t *svc); /* prepares its state; NULL fails */
     void (*stop)(void **state_p);       /* frees it and nulls the pointer */
-    const eda_command_t *commands;      /* ends with {NULL, NULL} */
+    const eda_command_t *commands;      /* ends with {NULL, NULL, 0} */
     const eda_handler_t *handlers;      /* ends with {NULL, ...} */
     const eda_reply_handler_t *replies; /* may be NULL; ends with {NULL...} */
     const eda_timer_t *timers;          /* may be NULL; ends with {0, NULL} */

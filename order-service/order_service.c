@@ -159,7 +159,9 @@ static int s_place_order(void *state, eda_ctx_t *ctx)
 {
     order_state_t *self = state;
     const msgpack_object *data = &eda_ctx_msg(ctx)->data;
-    s_request_t req = {.nitems = 0};
+    s_request_t req; /* not zeroed whole: its items are 14 KB */
+    req.request_id[0] = '\0';
+    req.nitems = 0;
     char why[256];
 
     int has_request =
@@ -487,11 +489,11 @@ static void *s_start(eda_service_t *svc)
     return self;
 }
 
-static const eda_command_t s_commands[] = {{"PlaceOrder", s_place_order},
-                                           {"GetOrder", s_get_order},
-                                           {"ListOrders", s_list_orders},
-                                           {"CancelOrder", s_cancel_order},
-                                           {NULL, NULL}};
+static const eda_command_t s_commands[] = {{"PlaceOrder", s_place_order, EDA_CMD_CHECKS_FIRST},
+                                           {"GetOrder", s_get_order, EDA_CMD_CHECKS_FIRST},
+                                           {"ListOrders", s_list_orders, EDA_CMD_CHECKS_FIRST},
+                                           {"CancelOrder", s_cancel_order, EDA_CMD_CHECKS_FIRST},
+                                           {NULL, NULL, EDA_CMD_SAVEPOINT}};
 
 static const eda_handler_t s_handlers[] = {
     {"customer-service", "CreditRejected", s_on_rejected, "choreography"},

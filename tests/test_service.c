@@ -1229,13 +1229,21 @@ static uint64_t s_path_u64(const msgpack_object *map, const char *path)
 }
 
 /*  Sends `type` with {} until the unsigned integer at `path` of its reply
-    reaches `want`, and returns it; fails the test after S_SETTLE_MS. */
+    reaches `want`, and returns it; fails the test after S_SETTLE_MS. A
+    command that shared a batch that was undone is answered INTERNAL: it is
+    asked again, as a client would. */
 static uint64_t s_poll(eda_client_t *c, const char *type, const char *path, uint64_t want)
 {
     int64_t deadline = zclock_mono() + S_SETTLE_MS;
     while (true) {
         eda_envelope_t reply;
         s_call_empty(c, type, &reply);
+        char code[32] = "";
+        if (reply.ok != 1 && eda_get_str(&reply.error, "code", code, sizeof code) == 0 &&
+            streq(code, "INTERNAL") && zclock_mono() < deadline) {
+            zclock_sleep(15);
+            continue;
+        }
         s_expect_ok(&reply);
         uint64_t v = s_path_u64(&reply.data, path);
         if (v >= want)
@@ -1372,7 +1380,9 @@ static void s_ponger_stop(void **state_p)
 }
 
 static const eda_command_t s_ponger_commands[] = {
-    {"Echo", s_ponger_echo}, {"Publish", s_ponger_publish}, {NULL, NULL}};
+    {"Echo", s_ponger_echo, EDA_CMD_SAVEPOINT},
+    {"Publish", s_ponger_publish, EDA_CMD_SAVEPOINT},
+    {NULL, NULL, EDA_CMD_SAVEPOINT}};
 static const eda_handler_t s_ponger_handlers[] = {{NULL, NULL, NULL, NULL}};
 static const eda_option_t s_ponger_options[] = {{"witness", "", NULL},
                                                 {NULL, NULL, NULL}};
@@ -1492,6 +1502,16 @@ static int s_pinger_on_pong(void *state, eda_ctx_t *ctx)
     return 0;
 }
 
+/*  Scribble breaks the promise of EDA_CMD_CHECKS_FIRST, under which it is
+    declared: it writes (a stray), then refuses. */
+static int s_pinger_scribble(void *state, eda_ctx_t *ctx)
+{
+    s_pinger_t *self = state;
+    if (eda_store_exec(self->stray))
+        return -1;
+    return eda_ctx_error(ctx, EDA_CONFLICT, "refused after a write");
+}
+
 static int s_pinger_count(void *state, eda_ctx_t *ctx)
 {
     s_pinger_t *self = state;
@@ -1545,7 +1565,10 @@ static void *s_pinger_start(eda_service_t *svc)
 }
 
 static const eda_command_t s_pinger_commands[] = {
-    {"Fire", s_pinger_fire}, {"Count", s_pinger_count}, {NULL, NULL}};
+    {"Fire", s_pinger_fire, EDA_CMD_SAVEPOINT},
+    {"Count", s_pinger_count, EDA_CMD_CHECKS_FIRST},
+    {"Scribble", s_pinger_scribble, EDA_CMD_CHECKS_FIRST},
+    {NULL, NULL, EDA_CMD_SAVEPOINT}};
 static const eda_handler_t s_pinger_handlers[] = {
     {"ponger", "Pong", s_pinger_on_pong, "choreography"}, {NULL, NULL, NULL, NULL}};
 static const eda_reply_handler_t s_pinger_replies[] = {
@@ -1814,6 +1837,26 @@ Test(service, an_event_handler_that_fails_after_writing_undoes_its_batch_and_get
     s_expect_ok(&reply);
     cr_assert_geq(s_u64(&reply.data, "commits_failed"), 1, "the batch was not undone");
     /* And it goes on: a command after it commits. */
+    s_fire(pinger, 1, NULL, &reply);
+    s_expect_ok(&reply);
+    cr_assert_eq(s_poll(pinger, "Count", "replies", 1), 1);
+}
+
+Test(service, a_command_that_refuses_after_writing_without_a_savepoint_undoes_its_batch)
+{
+    s_toys_t t;
+    s_toys_start(&t, ":memory:", NULL);
+    eda_client_t *pinger = t.client[S_PINGER];
+
+    /* Scribble runs without a savepoint and refuses after it wrote: its
+       refusal cannot stand (its write would be kept), so the batch is
+       undone and the command answered INTERNAL. */
+    eda_envelope_t reply;
+    s_call_empty(pinger, "Scribble", &reply);
+    s_expect_error(&reply, "INTERNAL");
+    cr_assert_eq(s_get(pinger, "Count", "strays"), 0, "the refused command's write was kept");
+    cr_assert_geq(s_get(pinger, "Stats", "commits_failed"), 1);
+    /* Count, read-only and also without a savepoint, answers as before. */
     s_fire(pinger, 1, NULL, &reply);
     s_expect_ok(&reply);
     cr_assert_eq(s_poll(pinger, "Count", "replies", 1), 1);
