@@ -385,11 +385,12 @@ static void *s_start(eda_service_t *svc)
     return self;
 }
 
-static const eda_command_t s_commands[] = {{"CreateCustomer", s_create_customer, EDA_CMD_CHECKS_FIRST},
-                                           {"GetCustomer", s_get_customer, EDA_CMD_CHECKS_FIRST},
-                                           {"ReserveCredit", s_reserve_credit, EDA_CMD_CHECKS_FIRST},
-                                           {"ReleaseCredit", s_release_credit, EDA_CMD_CHECKS_FIRST},
-                                           {NULL, NULL, EDA_CMD_SAVEPOINT}};
+static const eda_command_t s_commands[] = {
+    {"CreateCustomer", s_create_customer, EDA_CMD_CHECKS_FIRST},
+    {"GetCustomer", s_get_customer, EDA_CMD_CHECKS_FIRST},
+    {"ReserveCredit", s_reserve_credit, EDA_CMD_CHECKS_FIRST},
+    {"ReleaseCredit", s_release_credit, EDA_CMD_CHECKS_FIRST},
+    {NULL, NULL, EDA_CMD_SAVEPOINT}};
 
 static const eda_handler_t s_handlers[] = {
     {"order-service", "OrderCreated", s_on_order_created, "choreography"},

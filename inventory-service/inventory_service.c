@@ -533,11 +533,12 @@ static void *s_start(eda_service_t *svc)
     return self;
 }
 
-static const eda_command_t s_commands[] = {{"AddStock", s_add_stock, EDA_CMD_CHECKS_FIRST},
-                                           {"GetStock", s_get_stock, EDA_CMD_CHECKS_FIRST},
-                                           {"ReserveStock", s_reserve_stock, EDA_CMD_CHECKS_FIRST},
-                                           {"ReleaseStock", s_release_stock, EDA_CMD_CHECKS_FIRST},
-                                           {NULL, NULL, EDA_CMD_SAVEPOINT}};
+static const eda_command_t s_commands[] = {
+    {"AddStock", s_add_stock, EDA_CMD_CHECKS_FIRST},
+    {"GetStock", s_get_stock, EDA_CMD_CHECKS_FIRST},
+    {"ReserveStock", s_reserve_stock, EDA_CMD_CHECKS_FIRST},
+    {"ReleaseStock", s_release_stock, EDA_CMD_CHECKS_FIRST},
+    {NULL, NULL, EDA_CMD_SAVEPOINT}};
 
 static const eda_handler_t s_handlers[] = {
     {"order-service", "OrderCreated", s_on_order_created, "choreography"},

@@ -35,9 +35,10 @@ typedef struct {
     eda_service_t *svc;
     order_orchestrator_t *orchestrator;
     sqlite3_stmt *insert, *by_id, *by_request, *list_all, *list_status, *set_status;
-    sqlite3_stmt *last_number; /* the highest order number, this batch included */
-    char id_prefix[16];        /* "o-" and 12 hex digits drawn at each start */
-    msgpack_sbuffer items;     /* scratch for an order's packed items */
+    sqlite3_stmt *decide;  /* set_status for a PENDING choreography order only */
+    int64_t last_number;   /* the highest order number given since the start */
+    char id_prefix[16];    /* "o-" and 12 hex digits drawn at each start */
+    msgpack_sbuffer items; /* scratch for an order's packed items */
     msgpack_packer items_pk;
     msgpack_sbuffer list; /* scratch for a ListOrders reply */
     msgpack_packer list_pk;
@@ -188,16 +189,11 @@ static int s_place_order(void *state, eda_ctx_t *ctx)
     if (s_read_request(self, data, &req, why, sizeof why))
         return eda_ctx_error(ctx, EDA_BAD_REQUEST, "%s", why);
 
-    /* The number is the order's rowid, read in the transaction: a batch that
-       does not commit takes its numbers back with it, and a restart goes on
-       from what was committed, so no number is ever given twice. */
-    int64_t number;
-    if (sqlite3_step(self->last_number) != SQLITE_ROW) {
-        sqlite3_reset(self->last_number);
-        return -1;
-    }
-    number = sqlite3_column_int64(self->last_number, 0) + 1;
-    sqlite3_reset(self->last_number);
+    /* The number is the order's rowid, counted in memory from the highest
+       one committed at the start. A batch that does not commit leaves its
+       numbers unused (they are never given again), and the id's prefix
+       differs at each start: no id is ever given twice. */
+    int64_t number = ++self->last_number;
     char order_id[EDA_NAME_MAX + 1];
     snprintf(order_id, sizeof order_id, "%s-%lld", self->id_prefix, (long long)number);
     sqlite3_bind_int64(self->insert, 8, number);
@@ -286,16 +282,11 @@ static int s_list_orders(void *state, eda_ctx_t *ctx)
 
 /* --- peers' events ------------------------------------------------------- */
 
-/*  Sets an order's status (and reason) and publishes the event that says
-    so: OrderApproved, OrderRejected or OrderCancelled of `saga`. 0 or -1. */
-static int s_record(order_state_t *self, eda_ctx_t *ctx, const char *order_id,
-                    order_status_t next, const char *reason, const char *saga)
+/*  Runs `up` (set_status or decide) for an order: its status `next` and
+    reason. Returns the rows changed (0 or 1), or -1 on a database error. */
+static int s_set_status(order_state_t *self, sqlite3_stmt *up, const char *order_id,
+                        order_status_t next, const char *reason)
 {
-    static const char *events[] = {[ORDER_APPROVED] = "OrderApproved",
-                                   [ORDER_REJECTED] = "OrderRejected",
-                                   [ORDER_CANCELLED] = "OrderCancelled"};
-    assert(next != ORDER_PENDING);
-    sqlite3_stmt *up = self->set_status;
     sqlite3_bind_text(up, 1, order_status_name(next), -1, SQLITE_STATIC);
     if (reason)
         sqlite3_bind_text(up, 2, reason, -1, SQLITE_TRANSIENT);
@@ -304,6 +295,18 @@ static int s_record(order_state_t *self, eda_ctx_t *ctx, const char *order_id,
     sqlite3_bind_text(up, 3, order_id, -1, SQLITE_TRANSIENT);
     if (eda_store_exec(up))
         return -1;
+    return sqlite3_changes(eda_store_db(eda_service_store(self->svc)));
+}
+
+/*  Publishes the event that says an order is now `next`: OrderApproved,
+    OrderRejected or OrderCancelled of `saga`. 0 or -1. */
+static int s_announce(eda_ctx_t *ctx, const char *order_id, order_status_t next,
+                      const char *reason, const char *saga)
+{
+    static const char *events[] = {[ORDER_APPROVED] = "OrderApproved",
+                                   [ORDER_REJECTED] = "OrderRejected",
+                                   [ORDER_CANCELLED] = "OrderCancelled"};
+    assert(next != ORDER_PENDING);
     msgpack_packer *pk = eda_ctx_emit(ctx, events[next], order_id);
     msgpack_pack_map(pk, reason ? 3 : 2);
     eda_pack_kv_str(pk, "order_id", order_id);
@@ -311,6 +314,15 @@ static int s_record(order_state_t *self, eda_ctx_t *ctx, const char *order_id,
         eda_pack_kv_str(pk, "reason", reason);
     eda_pack_kv_str(pk, "saga", saga);
     return eda_ctx_emit_end(ctx);
+}
+
+/*  Sets an order's status (and reason) and announces it. 0 or -1. */
+static int s_record(order_state_t *self, eda_ctx_t *ctx, const char *order_id,
+                    order_status_t next, const char *reason, const char *saga)
+{
+    if (s_set_status(self, self->set_status, order_id, next, reason) < 0)
+        return -1;
+    return s_announce(ctx, order_id, next, reason, saga);
 }
 
 /*  Reads an order's status and saga pattern: 1 found, 0 not, -1 error. */
@@ -350,16 +362,18 @@ static int s_settle(order_state_t *self, eda_ctx_t *ctx, const char *reason)
     char order_id[EDA_NAME_MAX + 1] = "", saga[32];
     if (eda_ctx_order_id(ctx, order_id, sizeof order_id))
         return eda_ctx_bad_event(ctx, "no order_id");
+    /* One statement in the common case: the order is PENDING. */
+    order_status_t next = reason ? ORDER_REJECTED : ORDER_APPROVED;
+    int changed = s_set_status(self, self->decide, order_id, next, reason);
+    if (changed != 0)
+        return changed < 0 ? -1 : s_announce(ctx, order_id, next, reason, "choreography");
     order_status_t status;
     int found = s_status(self, order_id, &status, saga, sizeof saga);
     if (found < 0)
         return -1;
     if (found == 0)
         return eda_ctx_bad_event(ctx, "unknown order %s", order_id);
-    if (!order_can_decide(status) || !streq(saga, "choreography"))
-        return 0; /* decided already, or another pattern's order */
-    return s_record(self, ctx, order_id, reason ? ORDER_REJECTED : ORDER_APPROVED, reason,
-                    "choreography");
+    return 0; /* decided already, or another pattern's order */
 }
 
 static int s_on_rejected(void *state, eda_ctx_t *ctx)
@@ -458,8 +472,13 @@ static void *s_start(eda_service_t *svc)
         store,
         "INSERT INTO orders (order_id, customer_id, status, saga, total, created_ts,"
         " items, request_id, rowid) VALUES (?1, ?2, 'PENDING', ?3, ?4, ?5, ?6, ?7, ?8)");
-    self->last_number =
+    sqlite3_stmt *last =
         eda_store_prepare(store, "SELECT COALESCE(MAX(rowid), 0) FROM orders");
+    if (last && sqlite3_step(last) == SQLITE_ROW)
+        self->last_number = sqlite3_column_int64(last, 0);
+    else
+        self->last_number = -1;
+    sqlite3_reset(last);
     self->by_id = eda_store_prepare(store, "SELECT " S_ORDER_COLUMNS
                                            " FROM orders WHERE order_id = ?");
     self->by_request = eda_store_prepare(
@@ -473,10 +492,17 @@ static void *s_start(eda_service_t *svc)
                                  " ORDER BY rowid LIMIT ?");
     self->set_status = eda_store_prepare(
         store, "UPDATE orders SET status = ?1, reason = ?2 WHERE order_id = ?3");
+    /* Only an order that order_can_decide, of the choreography. */
+    self->decide = eda_store_prepare(store, "UPDATE orders SET status = ?1, reason = ?2"
+                                            " WHERE order_id = ?3 AND status = ?4"
+                                            " AND saga = 'choreography'");
+    if (self->decide)
+        sqlite3_bind_text(self->decide, 4, order_status_name(ORDER_PENDING), -1,
+                          SQLITE_STATIC);
     self->orchestrator = order_orchestrator_new(svc, s_settle_orchestrated, self);
     if (!self->insert || !self->by_id || !self->by_request || !self->list_all ||
-        !self->list_status || !self->set_status || !self->last_number ||
-        !self->orchestrator) {
+        !self->list_status || !self->set_status || !self->decide ||
+        self->last_number < 0 || !self->orchestrator) {
         s_stop((void **)&self);
         return NULL;
     }
@@ -489,11 +515,12 @@ static void *s_start(eda_service_t *svc)
     return self;
 }
 
-static const eda_command_t s_commands[] = {{"PlaceOrder", s_place_order, EDA_CMD_CHECKS_FIRST},
-                                           {"GetOrder", s_get_order, EDA_CMD_CHECKS_FIRST},
-                                           {"ListOrders", s_list_orders, EDA_CMD_CHECKS_FIRST},
-                                           {"CancelOrder", s_cancel_order, EDA_CMD_CHECKS_FIRST},
-                                           {NULL, NULL, EDA_CMD_SAVEPOINT}};
+static const eda_command_t s_commands[] = {
+    {"PlaceOrder", s_place_order, EDA_CMD_CHECKS_FIRST},
+    {"GetOrder", s_get_order, EDA_CMD_CHECKS_FIRST},
+    {"ListOrders", s_list_orders, EDA_CMD_CHECKS_FIRST},
+    {"CancelOrder", s_cancel_order, EDA_CMD_CHECKS_FIRST},
+    {NULL, NULL, EDA_CMD_SAVEPOINT}};
 
 static const eda_handler_t s_handlers[] = {
     {"customer-service", "CreditRejected", s_on_rejected, "choreography"},

@@ -1494,8 +1494,8 @@ static int s_pinger_on_pong(void *state, eda_ctx_t *ctx)
     if (eda_store_exec(self->pong))
         return -1;
     bool fail_once = false;
-    if (eda_get_bool(&eda_ctx_msg(ctx)->data, "fail_once", &fail_once) == 0 && fail_once &&
-        !self->failed_once) {
+    if (eda_get_bool(&eda_ctx_msg(ctx)->data, "fail_once", &fail_once) == 0 &&
+        fail_once && !self->failed_once) {
         self->failed_once = true;
         return -1; /* after the write */
     }
@@ -1813,7 +1813,8 @@ Test(service, an_event_handler_takes_only_its_own_saga)
     cr_assert_eq(s_u64(&reply.data, "bad_input"), 1, "the saga that is not a string");
 }
 
-Test(service, an_event_handler_that_fails_after_writing_undoes_its_batch_and_gets_it_again)
+Test(service,
+     an_event_handler_that_fails_after_writing_undoes_its_batch_and_gets_it_again)
 {
     s_toys_t t;
     s_toys_start(&t, ":memory:", NULL);
@@ -1854,7 +1855,8 @@ Test(service, a_command_that_refuses_after_writing_without_a_savepoint_undoes_it
     eda_envelope_t reply;
     s_call_empty(pinger, "Scribble", &reply);
     s_expect_error(&reply, "INTERNAL");
-    cr_assert_eq(s_get(pinger, "Count", "strays"), 0, "the refused command's write was kept");
+    cr_assert_eq(s_get(pinger, "Count", "strays"), 0,
+                 "the refused command's write was kept");
     cr_assert_geq(s_get(pinger, "Stats", "commits_failed"), 1);
     /* Count, read-only and also without a savepoint, answers as before. */
     s_fire(pinger, 1, NULL, &reply);
