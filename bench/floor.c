@@ -92,6 +92,7 @@ static const char *s_names[S_ROLES] = {"order", "customer", "inventory"};
 typedef struct {
     long orders;
     long window;
+    long rate; /* orders per second, 0 unpaced */
     bool orchestration;
     bool json;
     char dir[64]; /* the ipc endpoints' folder */
@@ -471,18 +472,18 @@ static void s_report(const s_args_t *args, long done, long replied, int64_t *lat
         printf("{\"orders\":%ld,\"approved\":%ld,\"seconds\":%.3f,\"sagas_per_s\":%.0f,"
                "\"saga_p50_us\":%" PRId64 ",\"saga_p99_us\":%" PRId64
                ",\"saga_max_us\":%" PRId64 ",\"reply_p50_us\":%" PRId64
-               ",\"reply_p99_us\":%" PRId64 ",\"resent\":0,\"window\":%ld,\"rate\":0,"
+               ",\"reply_p99_us\":%" PRId64 ",\"resent\":0,\"window\":%ld,\"rate\":%ld,"
                "\"saga\":\"%s\",\"floor\":true}\n",
                done, done, secs, (double)done / secs, p50, p99, max, r50, r99,
-               args->window, saga);
+               args->window, args->rate, saga);
     else
         printf("floor: %ld sagas in %.2f s: %.0f sagas/s\n"
                "saga latency   p50 %.3f ms  p99 %.3f ms  max %.3f ms\n"
                "reply latency  p50 %.3f ms  p99 %.3f ms\n"
-               "(saga %s, window %ld, no work: the message pattern alone)\n",
+               "(saga %s, window %ld, %s, no work: the message pattern alone)\n",
                done, secs, (double)done / secs, (double)p50 / 1000, (double)p99 / 1000,
                (double)max / 1000, (double)r50 / 1000, (double)r99 / 1000, saga,
-               args->window);
+               args->window, args->rate ? "paced" : "unpaced");
 }
 
 /*  Waits for the three services to be joined, then for a heartbeat of
@@ -538,13 +539,17 @@ static int s_client(const s_args_t *args, int ready_fd)
     int64_t progress = start;
     const size_t place = (size_t)(args->orchestration ? S_O_PLACE_ORDER : S_PLACE_ORDER);
     while (done_n < args->orders) {
-        while (sent < args->orders && sent - done_n < args->window) {
+        /* Send while the window and the pace allow, as eda bench does. */
+        int64_t elapsed = s_now_us() - start;
+        while (sent < args->orders && sent - done_n < args->window &&
+               (args->rate == 0 || sent < elapsed * args->rate / 1000000 + 1)) {
             sent_us[sent] = s_now_us();
             s_send(dealer, NULL, 0, sent, place);
             sent++;
         }
         zmq_pollitem_t items[] = {{dealer, 0, ZMQ_POLLIN, 0}, {sub, 0, ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, 2, 100) < 0 && errno != EINTR)
+        long wait_ms = args->rate && sent < args->orders ? 1 : 100;
+        if (zmq_poll(items, 2, wait_ms) < 0 && errno != EINTR)
             break;
         int64_t now = s_now_us();
         while (s_recv(dealer, msg)) {
@@ -586,20 +591,22 @@ done:
 
 static void s_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: eda-floor [--orders N] [--window W] [--serial] [--saga PATTERN] "
-            "[--json]\n\n"
-            "Runs the saga's exact message pattern (client, order, customer and\n"
-            "inventory as four processes on ipc://, the services' sockets and options,\n"
-            "frames of the real envelopes' sizes) with no work at all: the floor that\n"
-            "`eda bench` through the real services is measured against.\n\n"
-            "options:\n"
-            "  --orders N       sagas to run (default 20000)\n"
-            "  --window W       orders in flight at most (default 500, as eda bench)\n"
-            "  --serial         one saga at a time (--window 1): the latency floor\n"
-            "  --saga PATTERN   choreography (default) or orchestration\n"
-            "  --json           one line, with eda bench --json's keys\n\n"
-            "exit codes: 0 done, 1 failed (a stall, no ipc), 2 usage error\n");
+    fprintf(
+        out,
+        "usage: eda-floor [--orders N] [--window W] [--rate PER_S] [--serial]\n"
+        "                 [--saga PATTERN] [--json]\n\n"
+        "Runs the saga's exact message pattern (client, order, customer and\n"
+        "inventory as four processes on ipc://, the services' sockets and options,\n"
+        "frames of the real envelopes' sizes) with no work at all: the floor that\n"
+        "`eda bench` through the real services is measured against.\n\n"
+        "options:\n"
+        "  --orders N       sagas to run (default 20000)\n"
+        "  --window W       orders in flight at most (default 500, as eda bench)\n"
+        "  --rate PER_S     pace the orders, as eda bench --rate; 0 unpaced (default)\n"
+        "  --serial         one saga at a time (--window 1): the latency floor\n"
+        "  --saga PATTERN   choreography (default) or orchestration\n"
+        "  --json           one line, with eda bench --json's keys\n\n"
+        "exit codes: 0 done, 1 failed (a stall, no ipc), 2 usage error\n");
 }
 
 static bool s_parse_long(const char *s, long min, long max, long *out)
@@ -616,13 +623,11 @@ static bool s_parse_long(const char *s, long min, long max, long *out)
 int main(int argc, char **argv)
 {
     s_args_t args = {.orders = 20000, .window = 500};
-    static const struct option options[] = {{"orders", required_argument, 0, 'n'},
-                                            {"window", required_argument, 0, 'w'},
-                                            {"serial", no_argument, 0, 's'},
-                                            {"saga", required_argument, 0, 'p'},
-                                            {"json", no_argument, 0, 'j'},
-                                            {"help", no_argument, 0, 'h'},
-                                            {0, 0, 0, 0}};
+    static const struct option options[] = {
+        {"orders", required_argument, 0, 'n'}, {"window", required_argument, 0, 'w'},
+        {"rate", required_argument, 0, 'r'},   {"serial", no_argument, 0, 's'},
+        {"saga", required_argument, 0, 'p'},   {"json", no_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (c) {
@@ -632,6 +637,10 @@ int main(int argc, char **argv)
             break;
         case 'w':
             if (!s_parse_long(optarg, 1, 100000, &args.window))
+                goto usage;
+            break;
+        case 'r':
+            if (!s_parse_long(optarg, 0, 10000000, &args.rate))
                 goto usage;
             break;
         case 's':

@@ -163,15 +163,18 @@ median() {
 
 # --- the floor ---------------------------------------------------------------
 run_floor() {
-    local saga out one
+    local saga out one paced_out
     for saga in choreography orchestration; do
         out=$("$floor" --json --orders "$orders" --saga "$saga") ||
             fail "eda-floor --saga $saga failed"
         one=$("$floor" --json --serial --orders "$serial" --saga "$saga") ||
             fail "eda-floor --serial --saga $saga failed"
+        paced_out=$("$floor" --json --rate "$rate" --orders "$paced" --saga "$saga") ||
+            fail "eda-floor --rate $rate --saga $saga failed"
         record "floor"$'\t'"$saga"$'\t-\t-\tunpaced' "$out"
         record "floor"$'\t'"$saga"$'\t-\t-\tserial' "$one"
-        json_rows+=("{\"run\":\"floor\",\"saga\":\"$saga\",\"unpaced\":$out,\"serial\":$one}")
+        record "floor"$'\t'"$saga"$'\t-\t-\tpaced' "$paced_out"
+        json_rows+=("{\"run\":\"floor\",\"saga\":\"$saga\",\"unpaced\":$out,\"serial\":$one,\"paced\":$paced_out}")
     done
 }
 
@@ -248,16 +251,17 @@ done
 # --- the table (medians over the repeats) ------------------------------------
 echo
 echo "floor (eda-floor: the same messages, no work; $orders orders, window 500;" \
-    "one at a time: $serial orders):"
+    "one at a time: $serial orders; paced: $paced at $rate/s):"
 declare -A floor_sps floor_one
 for saga in choreography orchestration; do
     key="floor"$'\t'"$saga"$'\t-\t-'
     floor_sps[$saga]=$(median "$key"$'\tunpaced' 1)
     floor_one[$saga]=$(median "$key"$'\tserial' 2)
-    printf '  %-13s %9.0f sagas/s  p50 %s ms  p99 %s ms | one at a time: p50 %s ms  p99 %s ms\n' \
+    printf '  %-13s %9.0f sagas/s  p50 %s ms  p99 %s ms | one at a time: p50 %s ms  p99 %s ms | %s/s: p50 %s ms  p99 %s ms\n' \
         "$saga" "${floor_sps[$saga]}" "$(ms "$(median "$key"$'\tunpaced' 2)")" \
         "$(ms "$(median "$key"$'\tunpaced' 3)")" "$(ms "${floor_one[$saga]}")" \
-        "$(ms "$(median "$key"$'\tserial' 3)")"
+        "$(ms "$(median "$key"$'\tserial' 3)")" "$rate" \
+        "$(ms "$(median "$key"$'\tpaced' 2)")" "$(ms "$(median "$key"$'\tpaced' 3)")"
 done
 echo
 printf '%-13s %-6s %-4s %-7s %8s %9s %8s %8s %8s  %-15s %s\n' pattern sync log run \
