@@ -46,6 +46,7 @@ struct eda_store {
     uint64_t old_first_seq; /* before eda_store_new_epoch, until commit */
     uint64_t next_seq;      /* seq the next append gets */
     uint64_t savepoint_seq; /* next_seq when the savepoint was taken */
+    uint64_t undos;         /* rollbacks and rollbacks to a savepoint */
     char failure[256];      /* why this batch's commit failed, "" otherwise */
 };
 
@@ -361,6 +362,11 @@ uint64_t eda_store_changes(eda_store_t *self)
     return (uint64_t)sqlite3_total_changes64(self->db);
 }
 
+uint64_t eda_store_undos(eda_store_t *self)
+{
+    return self->undos;
+}
+
 int eda_store_begin(eda_store_t *self)
 {
     assert(!self->in_txn);
@@ -388,6 +394,7 @@ int eda_store_commit(eda_store_t *self)
 
 int eda_store_rollback(eda_store_t *self)
 {
+    self->undos++;
     self->next_seq = self->committed_seq + 1;
     if (self->old_epoch[0]) {
         memcpy(self->epoch, self->old_epoch, sizeof self->epoch);
@@ -414,6 +421,7 @@ int eda_store_release(eda_store_t *self)
 
 int eda_store_rollback_to(eda_store_t *self)
 {
+    self->undos++;
     self->next_seq = self->savepoint_seq;
     /* ROLLBACK TO keeps the savepoint open: release it as well. */
     return s_step(self->rollback_to) || s_step(self->release) ? -1 : 0;

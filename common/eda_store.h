@@ -79,6 +79,10 @@ bool eda_store_txn_lost(eda_store_t *self);
 /*  Rows inserted, updated or deleted since the store was opened: a unit of
     work that moved it has written. */
 uint64_t eda_store_changes(eda_store_t *self);
+/*  How many times changes were undone since the store was opened (a
+    rollback, or a rollback to a savepoint): what a service keeps in memory
+    from its rows must be read again when it moved. */
+uint64_t eda_store_undos(eda_store_t *self);
 const char *eda_store_errmsg(eda_store_t *self);
 
 /*  The seq the next appended event gets (1 for a new log). */

@@ -17,7 +17,8 @@ struct order_orchestrator {
     void *settle_arg;
     order_saga_config_t cfg;
     sqlite3_stmt *get, *put, *due, *in_flight, *count, *order;
-    int64_t resume_after; /* rowid: sagas in flight at start not yet resumed */
+    char resume_after[EDA_NAME_MAX +
+                      1]; /* sagas in flight at start: resumed up to this order_id */
     bool resuming;
     char ids[S_TICK_BATCH][EDA_NAME_MAX + 1]; /* one tick's sagas */
     uint64_t started, sent, retries, timeouts, failed_replies, late_replies;
@@ -247,13 +248,11 @@ static int s_tick_one(order_orchestrator_t *self, eda_ctx_t *ctx, const char *or
 
 /*  Reads up to S_TICK_BATCH order ids from `q` (bound by the caller) into
     ids. Returns the count, or -1 on a database error. */
-static int s_collect(sqlite3_stmt *q, char ids[][EDA_NAME_MAX + 1], int64_t *last_rowid)
+static int s_collect(sqlite3_stmt *q, char ids[][EDA_NAME_MAX + 1])
 {
     int n = 0, rc;
     while (n < S_TICK_BATCH && (rc = sqlite3_step(q)) == SQLITE_ROW) {
         snprintf(ids[n], EDA_NAME_MAX + 1, "%s", (const char *)sqlite3_column_text(q, 0));
-        if (last_rowid)
-            *last_rowid = sqlite3_column_int64(q, 1);
         n++;
     }
     rc = n == S_TICK_BATCH ? SQLITE_DONE : rc;
@@ -266,11 +265,16 @@ int order_orchestrator_tick(order_orchestrator_t *self, eda_ctx_t *ctx)
     int64_t now = s_now_ms();
     bool resume = self->resuming;
     sqlite3_stmt *q = resume ? self->in_flight : self->due;
-    sqlite3_bind_int64(q, 1, resume ? self->resume_after : now);
+    if (resume)
+        sqlite3_bind_text(q, 1, self->resume_after, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_int64(q, 1, now);
     sqlite3_bind_int(q, 2, S_TICK_BATCH);
-    int n = s_collect(q, self->ids, resume ? &self->resume_after : NULL);
+    int n = s_collect(q, self->ids);
     if (n < 0)
         return -1;
+    if (resume && n > 0)
+        memcpy(self->resume_after, self->ids[n - 1], sizeof self->resume_after);
     if (resume && n < S_TICK_BATCH)
         self->resuming = false;
     for (int i = 0; i < n; i++)
@@ -331,9 +335,9 @@ order_orchestrator_t *order_orchestrator_new(eda_service_t *svc, order_settle_fn
                                          " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
     self->due = eda_store_prepare(store, "SELECT order_id FROM sagas WHERE due_ms > 0"
                                          " AND due_ms <= ?1 ORDER BY due_ms LIMIT ?2");
-    self->in_flight = eda_store_prepare(store, "SELECT order_id, rowid FROM sagas"
-                                               " WHERE due_ms > 0 AND rowid > ?1"
-                                               " ORDER BY rowid LIMIT ?2");
+    self->in_flight = eda_store_prepare(store, "SELECT order_id FROM sagas"
+                                               " WHERE due_ms > 0 AND order_id > ?1"
+                                               " ORDER BY order_id LIMIT ?2");
     self->count = eda_store_prepare(store, "SELECT COUNT(*) FROM sagas WHERE due_ms > 0");
     self->order = eda_store_prepare(
         store, "SELECT customer_id, total, items FROM orders WHERE order_id = ?");

@@ -11,13 +11,15 @@
 #include "eda_service.h"
 #include "order_domain.h"
 
-/*  The saga table, part of order-service's schema. */
+/*  The saga table, part of order-service's schema. WITHOUT ROWID: one B-tree
+    to write a saga's row to, not a table and its key's index (a database made
+    before keeps its table: the statements are the same). */
 #define ORDER_SAGA_SCHEMA                                                                \
     "CREATE TABLE IF NOT EXISTS sagas ("                                                 \
     " order_id TEXT PRIMARY KEY, step INTEGER NOT NULL, attempts INTEGER NOT NULL,"      \
     " waiting INTEGER NOT NULL, due_ms INTEGER NOT NULL, deadline_ms INTEGER NOT NULL,"  \
     " release_stock INTEGER NOT NULL, release_credit INTEGER NOT NULL,"                  \
-    " command_id TEXT);"                                                                 \
+    " command_id TEXT) WITHOUT ROWID;"                                                   \
     "CREATE INDEX IF NOT EXISTS sagas_by_due ON sagas (due_ms) WHERE due_ms > 0;"
 
 typedef struct order_orchestrator order_orchestrator_t;

@@ -35,10 +35,12 @@ typedef struct {
     eda_service_t *svc;
     order_orchestrator_t *orchestrator;
     sqlite3_stmt *insert, *by_id, *by_request, *list_all, *list_status, *set_status;
-    sqlite3_stmt *decide;  /* set_status for a PENDING choreography order only */
-    int64_t last_number;   /* the highest order number given since the start */
-    char id_prefix[16];    /* "o-" and 12 hex digits drawn at each start */
-    msgpack_sbuffer items; /* scratch for an order's packed items */
+    sqlite3_stmt *decide;      /* set_status for a PENDING order of one pattern only */
+    sqlite3_stmt *last_number; /* the highest order number, this batch included */
+    int64_t number;            /* what it read, counted on in memory */
+    uint64_t undos;            /* eda_store_undos then: read again when it moved */
+    char id_prefix[16];        /* "o-" and 12 hex digits drawn at each start */
+    msgpack_sbuffer items;     /* scratch for an order's packed items */
     msgpack_packer items_pk;
     msgpack_sbuffer list; /* scratch for a ListOrders reply */
     msgpack_packer list_pk;
@@ -190,15 +192,27 @@ static int s_place_order(void *state, eda_ctx_t *ctx)
         return eda_ctx_error(ctx, EDA_BAD_REQUEST, "%s", why);
 
     /* The number is the order's rowid, counted in memory from the highest
-       one committed at the start. A batch that does not commit leaves its
-       numbers unused (they are never given again), and the id's prefix
-       differs at each start: no id is ever given twice. */
-    int64_t number = ++self->last_number;
+       in the database, read again in the transaction after changes were
+       undone: a batch that does not commit takes its numbers back with it,
+       and a restart goes on from what was committed, so no number is ever
+       given twice. */
+    eda_store_t *store = eda_service_store(self->svc);
+    if (self->undos != eda_store_undos(store)) {
+        if (sqlite3_step(self->last_number) != SQLITE_ROW) {
+            sqlite3_reset(self->last_number);
+            return -1;
+        }
+        self->number = sqlite3_column_int64(self->last_number, 0);
+        self->undos = eda_store_undos(store);
+        sqlite3_reset(self->last_number);
+    }
+    int64_t number = self->number + 1;
     char order_id[EDA_NAME_MAX + 1];
     snprintf(order_id, sizeof order_id, "%s-%lld", self->id_prefix, (long long)number);
     sqlite3_bind_int64(self->insert, 8, number);
     if (s_create(self, ctx, &req, order_id))
         return -1;
+    self->number = number;
     msgpack_packer *pk = eda_ctx_reply(ctx);
     msgpack_pack_map(pk, 2);
     eda_pack_kv_str(pk, "order_id", order_id);
@@ -282,8 +296,9 @@ static int s_list_orders(void *state, eda_ctx_t *ctx)
 
 /* --- peers' events ------------------------------------------------------- */
 
-/*  Runs `up` (set_status or decide) for an order: its status `next` and
-    reason. Returns the rows changed (0 or 1), or -1 on a database error. */
+/*  Runs `up` (set_status, or decide with its pattern bound) for an order:
+    its status `next` and reason. Returns the rows changed (0 or 1), or -1 on
+    a database error. */
 static int s_set_status(order_state_t *self, sqlite3_stmt *up, const char *order_id,
                         order_status_t next, const char *reason)
 {
@@ -325,6 +340,19 @@ static int s_record(order_state_t *self, eda_ctx_t *ctx, const char *order_id,
     return s_announce(ctx, order_id, next, reason, saga);
 }
 
+/*  Approves or rejects a PENDING order of `saga`'s pattern and announces it,
+    in one statement. Returns 1 when it did, 0 when the order is not PENDING
+    or of another pattern (or unknown), -1 on a database error. */
+static int s_decide(order_state_t *self, eda_ctx_t *ctx, const char *order_id,
+                    order_status_t next, const char *reason, const char *saga)
+{
+    sqlite3_bind_text(self->decide, 5, saga, -1, SQLITE_STATIC);
+    int changed = s_set_status(self, self->decide, order_id, next, reason);
+    if (changed <= 0)
+        return changed;
+    return s_announce(ctx, order_id, next, reason, saga) ? -1 : 1;
+}
+
 /*  Reads an order's status and saga pattern: 1 found, 0 not, -1 error. */
 static int s_status(order_state_t *self, const char *order_id, order_status_t *status,
                     char *saga, size_t saga_size)
@@ -345,13 +373,14 @@ static int s_settle_orchestrated(void *state, eda_ctx_t *ctx, const char *order_
                                  order_status_t status, const char *reason)
 {
     order_state_t *self = state;
+    if (status != ORDER_CANCELLED) /* decided already: a second verdict changes nothing */
+        return s_decide(self, ctx, order_id, status, reason, "orchestration") < 0 ? -1
+                                                                                  : 0;
     order_status_t now;
     char saga[32];
     int found = s_status(self, order_id, &now, saga, sizeof saga);
     if (found <= 0)
         return found < 0 ? -1 : 0;
-    if (status != ORDER_CANCELLED && !order_can_decide(now))
-        return 0; /* decided already: a second verdict changes nothing */
     return s_record(self, ctx, order_id, status, reason, "orchestration");
 }
 
@@ -364,9 +393,9 @@ static int s_settle(order_state_t *self, eda_ctx_t *ctx, const char *reason)
         return eda_ctx_bad_event(ctx, "no order_id");
     /* One statement in the common case: the order is PENDING. */
     order_status_t next = reason ? ORDER_REJECTED : ORDER_APPROVED;
-    int changed = s_set_status(self, self->decide, order_id, next, reason);
-    if (changed != 0)
-        return changed < 0 ? -1 : s_announce(ctx, order_id, next, reason, "choreography");
+    int decided = s_decide(self, ctx, order_id, next, reason, "choreography");
+    if (decided != 0)
+        return decided < 0 ? -1 : 0;
     order_status_t status;
     int found = s_status(self, order_id, &status, saga, sizeof saga);
     if (found < 0)
@@ -472,13 +501,9 @@ static void *s_start(eda_service_t *svc)
         store,
         "INSERT INTO orders (order_id, customer_id, status, saga, total, created_ts,"
         " items, request_id, rowid) VALUES (?1, ?2, 'PENDING', ?3, ?4, ?5, ?6, ?7, ?8)");
-    sqlite3_stmt *last =
+    self->last_number =
         eda_store_prepare(store, "SELECT COALESCE(MAX(rowid), 0) FROM orders");
-    if (last && sqlite3_step(last) == SQLITE_ROW)
-        self->last_number = sqlite3_column_int64(last, 0);
-    else
-        self->last_number = -1;
-    sqlite3_reset(last);
+    self->undos = eda_store_undos(store) - 1; /* not read yet */
     self->by_id = eda_store_prepare(store, "SELECT " S_ORDER_COLUMNS
                                            " FROM orders WHERE order_id = ?");
     self->by_request = eda_store_prepare(
@@ -492,17 +517,17 @@ static void *s_start(eda_service_t *svc)
                                  " ORDER BY rowid LIMIT ?");
     self->set_status = eda_store_prepare(
         store, "UPDATE orders SET status = ?1, reason = ?2 WHERE order_id = ?3");
-    /* Only an order that order_can_decide, of the choreography. */
+    /* Only an order that order_can_decide, of one pattern (?5). */
     self->decide = eda_store_prepare(store, "UPDATE orders SET status = ?1, reason = ?2"
                                             " WHERE order_id = ?3 AND status = ?4"
-                                            " AND saga = 'choreography'");
+                                            " AND saga = ?5");
     if (self->decide)
         sqlite3_bind_text(self->decide, 4, order_status_name(ORDER_PENDING), -1,
                           SQLITE_STATIC);
     self->orchestrator = order_orchestrator_new(svc, s_settle_orchestrated, self);
     if (!self->insert || !self->by_id || !self->by_request || !self->list_all ||
-        !self->list_status || !self->set_status || !self->decide ||
-        self->last_number < 0 || !self->orchestrator) {
+        !self->list_status || !self->set_status || !self->decide || !self->last_number ||
+        !self->orchestrator) {
         s_stop((void **)&self);
         return NULL;
     }
