@@ -52,6 +52,7 @@ static void s_reply_header(eda_ctx_t *ctx, bool ok)
                         .causation_id = ctx->msg->id,
                         .ok = ok};
     eda_pack_header(&svc->reply_pk, &hdr);
+    ctx->reply_data = (uint32_t)svc->reply_buf.size;
     ctx->replied = true;
     ctx->reply_ok = ok;
 }
@@ -64,13 +65,14 @@ msgpack_packer *eda_ctx_reply(eda_ctx_t *ctx)
 
 int eda_ctx_error(eda_ctx_t *ctx, eda_error_t code, const char *fmt, ...)
 {
-    char message[512];
+    char *message = ctx->svc->reply_message; /* kept for the flow line */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
+    vsnprintf(message, sizeof ctx->svc->reply_message, fmt, ap);
     va_end(ap);
     s_reply_header(ctx, false);
     eda_pack_error(&ctx->svc->reply_pk, code, message);
+    ctx->reply_code = code;
     return 0;
 }
 
@@ -95,6 +97,8 @@ msgpack_packer *eda_ctx_emit(eda_ctx_t *ctx, const char *type, const char *order
     eda_pack_header(&svc->event_pk, &hdr);
     snprintf(ctx->emit_type, sizeof ctx->emit_type, "%s", type);
     snprintf(ctx->emit_order, sizeof ctx->emit_order, "%s", order_id ? order_id : "");
+    ctx->emit_seq = seq;
+    ctx->emit_data = (uint32_t)svc->event_buf.size;
     ctx->emitting = true;
     return &svc->event_pk;
 }
@@ -113,6 +117,11 @@ int eda_ctx_emit_end(eda_ctx_t *ctx)
     }
     eda_arena_put(&svc->outbox, type, strlen(type));
     eda_arena_put(&svc->outbox, ev->data, ev->size);
+    eda_flow_rec_t flow = {.seq = ctx->emit_seq,
+                           .data = ctx->emit_data,
+                           .type = type,
+                           .order = ctx->emit_order};
+    eda_arena_put_flow(&svc->outbox, &flow);
     return 0;
 }
 
@@ -152,6 +161,10 @@ msgpack_packer *eda_ctx_command(eda_ctx_t *ctx, const char *peer, const char *ty
                         .correlation_id = order_id,
                         .causation_id = ctx->msg ? ctx->msg->id : NULL};
     eda_pack_header(&svc->command_pk, &hdr);
+    snprintf(ctx->command_type, sizeof ctx->command_type, "%s", type);
+    snprintf(ctx->command_order, sizeof ctx->command_order, "%s",
+             order_id ? order_id : "");
+    ctx->command_data = (uint32_t)svc->command_buf.size;
     return &svc->command_pk;
 }
 
@@ -166,6 +179,10 @@ void eda_ctx_command_end(eda_ctx_t *ctx)
     assert(ctx->command_peer >= 0);
     eda_arena_u32(&svc->commands, (uint32_t)ctx->command_peer);
     eda_arena_put(&svc->commands, svc->command_buf.data, svc->command_buf.size);
+    eda_flow_rec_t flow = {.data = ctx->command_data,
+                           .type = ctx->command_type,
+                           .order = ctx->command_order};
+    eda_arena_put_flow(&svc->commands, &flow);
     ctx->command_peer = -1;
 }
 

@@ -73,13 +73,25 @@ static void s_handle_command(eda_service_t *svc, const void *body, size_t len,
     }
     eda_arena_put(&svc->replies, svc->reply_buf.data, svc->reply_buf.size);
 
-    /* Ping, Stats and ReplayEvents are plumbing, not event flow. */
+    /* Ping, Stats and ReplayEvents are plumbing, not event flow. The line
+       is written from the command and the reply as the handler built it. */
     if (eda_log_enabled(svc->log, builtin ? EDA_LOG_DEBUG : EDA_LOG_INFO) &&
         rc == EDA_OK) {
-        eda_envelope_t reply;
-        if (eda_decode(svc->log_decoder, svc->reply_buf.data, svc->reply_buf.size, &reply,
-                       NULL, 0) == EDA_OK)
-            eda_log_flow(svc->log, EDA_FLOW_COMMAND, &env, &reply);
+        char order[EDA_NAME_MAX + 1];
+        snprintf(order, sizeof order, "%s", env.correlation_id);
+        if (!order[0] && eda_get_str(&env.data, "order_id", order, sizeof order) != 0)
+            order[0] = '\0'; /* then the reply's data.order_id */
+        eda_flow_head_t head = {.type = env.type,
+                                .order = order,
+                                .source = env.source,
+                                .has_seq = env.has_seq,
+                                .seq = env.seq,
+                                .error_code =
+                                    ctx.reply_ok ? NULL : eda_error_name(ctx.reply_code),
+                                .error_message = svc->reply_message};
+        eda_log_flow_packed(svc->log, EDA_FLOW_COMMAND, &head,
+                            svc->reply_buf.data + ctx.reply_data,
+                            svc->reply_buf.size - ctx.reply_data);
     }
     eda_svc_count_latency(svc, start);
 }

@@ -22,9 +22,12 @@ struct eda_log {
     eda_log_format_t format;
     eda_log_level_t level;
     FILE *out;
-    bool tty;        /* colours are used */
-    char colour[16]; /* an SGR escape, "" without a tty */
-    size_t used;     /* bytes waiting in buffer */
+    bool tty;                  /* colours are used */
+    char colour[16];           /* an SGR escape, "" without a tty */
+    char service_text[64 * 4]; /* service, escaped for a text line */
+    time_t clock_sec;          /* the second clock[] shows, -1 before any */
+    char clock[9];             /* "HH:MM:SS" */
+    size_t used;               /* bytes waiting in buffer */
     char buffer[S_BUFFER];
 };
 
@@ -39,6 +42,9 @@ eda_log_t *eda_log_new(const char *service, eda_log_format_t format,
     if (!self)
         return NULL;
     snprintf(self->service, sizeof self->service, "%s", service);
+    eda_escape(self->service_text, sizeof self->service_text, self->service,
+               strlen(self->service));
+    self->clock_sec = -1;
     self->format = format;
     self->level = level;
     self->out = out;
@@ -81,14 +87,109 @@ static void s_add(char *line, size_t *len, const char *fmt, ...)
         *len += (size_t)n < S_LINE_MAX - 1 - *len ? (size_t)n : S_LINE_MAX - 2 - *len;
 }
 
-static void s_add_time(char *line, size_t *len)
+/*  Appends s[n] as s_add appends "%s": cut at S_LINE_MAX - 2. */
+static void s_cat(char *line, size_t *len, const char *s, size_t n)
+{
+    if (*len >= S_LINE_MAX - 2)
+        return;
+    size_t room = S_LINE_MAX - 2 - *len;
+    n = n < room ? n : room;
+    memcpy(line + *len, s, n);
+    *len += n;
+    line[*len] = '\0';
+}
+
+/*  Appends s[n] as s_add appends "%-<width>s": padded with spaces. */
+static void s_pad(char *line, size_t *len, const char *s, size_t n, size_t width)
+{
+    static const char spaces[] = "                        ";
+    s_cat(line, len, s, n);
+    while (n < width) {
+        size_t pad = width - n < sizeof spaces - 1 ? width - n : sizeof spaces - 1;
+        s_cat(line, len, spaces, pad);
+        n += pad;
+    }
+}
+
+/*  Writes v in decimal into out (at least 21 bytes, not NUL-terminated).
+    Returns its length. */
+static size_t s_u64(char *out, uint64_t v)
+{
+    char digits[20];
+    size_t n = 0;
+    do
+        digits[n++] = (char)('0' + v % 10);
+    while (v /= 10);
+    for (size_t i = 0; i < n; i++)
+        out[i] = digits[n - 1 - i];
+    return n;
+}
+
+/*  Writes the two digits of v (0-99) into out. */
+static void s_2digits(char *out, int v)
+{
+    out[0] = (char)('0' + v / 10 % 10);
+    out[1] = (char)('0' + v % 10);
+}
+
+/*  Appends the local time as HH:MM:SS.mmm; the logger keeps the second's
+    text, so that localtime_r runs once a second. */
+static void s_add_time(eda_log_t *self, char *line, size_t *len)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    struct tm tm;
-    localtime_r(&tv.tv_sec, &tm);
-    s_add(line, len, "%02d:%02d:%02d.%03d", tm.tm_hour, tm.tm_min, tm.tm_sec,
-          (int)(tv.tv_usec / 1000));
+    if (tv.tv_sec != self->clock_sec) {
+        struct tm tm;
+        localtime_r(&tv.tv_sec, &tm);
+        s_2digits(self->clock, tm.tm_hour);
+        self->clock[2] = ':';
+        s_2digits(self->clock + 3, tm.tm_min);
+        self->clock[5] = ':';
+        s_2digits(self->clock + 6, tm.tm_sec);
+        self->clock_sec = tv.tv_sec;
+    }
+    int ms = (int)(tv.tv_usec / 1000);
+    char frac[4] = {'.', (char)('0' + ms / 100 % 10)};
+    s_2digits(frac + 2, ms % 100);
+    s_cat(line, len, self->clock, 8);
+    s_cat(line, len, frac, 4);
+}
+
+/*  True when s[n] is printable ASCII holding no backslash and, when
+    `quote`, no double quote: what every escaping of eda_text leaves as
+    it is. */
+static bool s_plain(const char *s, size_t n, bool quote)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c > 0x7e || c == '\\' || (quote && c == '"'))
+            return false;
+    }
+    return true;
+}
+
+/*  eda_escape, copying at once text that needs no escape. */
+static size_t s_escape(char *out, size_t size, const char *s, size_t n)
+{
+    if (n >= size || !s_plain(s, n, false))
+        return eda_escape(out, size, s, n);
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return n;
+}
+
+/*  Writes "s" into out[size] when s[n] needs no escape between quotes and
+    fits whole with its quotes, as eda_escape_quoted and eda_escape_json
+    would write it. Returns its length, 0 when it did not. */
+static size_t s_quote_plain(char *out, size_t size, const char *s, size_t n)
+{
+    if (n + 2 >= size || !s_plain(s, n, true))
+        return 0;
+    out[0] = '"';
+    memcpy(out + 1, s, n);
+    out[n + 1] = '"';
+    out[n + 2] = '\0';
+    return n + 2;
 }
 
 void eda_log_flush(eda_log_t *self)
@@ -114,7 +215,7 @@ static void s_add_text(char *line, size_t *len, const char *s, size_t n)
 {
     if (*len >= S_LINE_MAX - 2)
         return;
-    eda_escape(line + *len, S_LINE_MAX - 1 - *len, s, n);
+    s_escape(line + *len, S_LINE_MAX - 1 - *len, s, n);
     *len += strlen(line + *len);
 }
 
@@ -125,7 +226,9 @@ static void s_add_json(char *line, size_t *len, const char *s, size_t n, size_t 
 {
     if (*len + reserve >= S_LINE_MAX - 2)
         return;
-    eda_escape_json(line + *len, S_LINE_MAX - 1 - reserve - *len, s, n);
+    size_t room = S_LINE_MAX - 1 - reserve - *len;
+    if (!s_quote_plain(line + *len, room, s, n))
+        eda_escape_json(line + *len, room, s, n);
     *len += strlen(line + *len);
 }
 
@@ -151,10 +254,8 @@ void eda_log_msg(eda_log_t *self, eda_log_level_t level, const char *fmt, ...)
         s_add_json(line, &len, text, tlen, 1);
         s_add(line, &len, "}");
     } else {
-        char service[sizeof self->service * 4];
-        eda_escape(service, sizeof service, self->service, strlen(self->service));
-        s_add_time(line, &len);
-        s_add(line, &len, " %s%-17s%s %-5s ", self->colour, service,
+        s_add_time(self, line, &len);
+        s_add(line, &len, " %s%-17s%s %-5s ", self->colour, self->service_text,
               *self->colour ? "\033[0m" : "", s_level_names[level]);
         s_add_text(line, &len, text, tlen);
     }
@@ -168,12 +269,14 @@ void eda_log_msg(eda_log_t *self, eda_log_level_t level, const char *fmt, ...)
     that would make the pairs ambiguous. */
 static bool s_bare(const char *s, size_t n, bool key)
 {
-    if (n == 0 || !eda_printable(s, n))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] == ' ' || s[i] == '"' || s[i] == '\\' || (key && s[i] == '='))
+    bool ascii = true; /* printable ASCII: no need to ask eda_printable */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == ' ' || c == '"' || c == '\\' || (key && c == '='))
             return false;
-    return true;
+        ascii = ascii && c > 0x20 && c < 0x7f;
+    }
+    return n > 0 && (ascii || eda_printable(s, n));
 }
 
 /*  Appends one key or string value to out[size] at *len, bare or quoted
@@ -181,8 +284,11 @@ static bool s_bare(const char *s, size_t n, bool key)
 static bool s_field_str(char *out, size_t size, size_t *len, const char *s, size_t n,
                         bool key)
 {
-    size_t need = s_bare(s, n, key) ? eda_escape(out + *len, size - *len, s, n)
-                                    : eda_escape_quoted(out + *len, size - *len, s, n);
+    size_t need = 0;
+    if (s_bare(s, n, key))
+        need = s_escape(out + *len, size - *len, s, n);
+    else if (!(need = s_quote_plain(out + *len, size - *len, s, n)))
+        need = eda_escape_quoted(out + *len, size - *len, s, n);
     size_t wrote = strlen(out + *len);
     *len += wrote;
     return need == wrote;
@@ -198,6 +304,58 @@ static bool s_field_char(char *out, size_t size, size_t *len, char c)
     return true;
 }
 
+/*  Appends what comes before a pair's value: a space (but before the first
+    pair), the key and '='. False when they did not fit whole. */
+static bool s_field_key(char *out, size_t size, size_t *len, const char *key, size_t n)
+{
+    return (!*len || s_field_char(out, size, len, ' ')) &&
+           s_field_str(out, size, len, key, n, true) && s_field_char(out, size, len, '=');
+}
+
+/*  Writes a scalar the quick way, as eda_json writes it, into out[room]: a
+    string that needs no escape, or an integer. Returns its length; 0 when
+    it is of another kind or does not fit whole (eda_json then writes it). */
+static size_t s_json_fast(const msgpack_object *o, char *out, size_t room)
+{
+    if (o->type == MSGPACK_OBJECT_STR)
+        return s_quote_plain(out, room, o->via.str.ptr, o->via.str.size);
+    char num[24];
+    size_t n = 0;
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        n = s_u64(num, o->via.u64);
+    else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER && o->via.i64 < 0) {
+        num[n++] = '-';
+        n += s_u64(num + 1, -(uint64_t)o->via.i64);
+    }
+    if (!n || n >= room)
+        return 0;
+    memcpy(out, num, n);
+    out[n] = '\0';
+    return n;
+}
+
+/*  Appends a pair's value that is not a string, as JSON. False when it did
+    not fit whole. */
+static bool s_field_json(char *out, size_t size, size_t *len, const msgpack_object *v)
+{
+    size_t fast = s_json_fast(v, out + *len, size - *len);
+    if (fast) {
+        *len += fast;
+        return true;
+    }
+    size_t need = eda_json(v, out + *len, size - *len);
+    size_t wrote = strlen(out + *len);
+    *len += wrote;
+    return need == wrote;
+}
+
+/*  True when `k` is the string `name` (which may be NULL: never). */
+static bool s_key_is(const msgpack_object *k, const char *name)
+{
+    return name && k->type == MSGPACK_OBJECT_STR && strlen(name) == k->via.str.size &&
+           memcmp(name, k->via.str.ptr, k->via.str.size) == 0;
+}
+
 size_t eda_log_fields(const msgpack_object *data, const char *skip, char *out,
                       size_t size)
 {
@@ -211,25 +369,429 @@ size_t eda_log_fields(const msgpack_object *data, const char *skip, char *out,
     for (uint32_t i = 0; fits && i < data->via.map.size; i++) {
         const msgpack_object *k = &data->via.map.ptr[i].key;
         const msgpack_object *v = &data->via.map.ptr[i].val;
-        if (k->type != MSGPACK_OBJECT_STR)
+        if (k->type != MSGPACK_OBJECT_STR || s_key_is(k, skip))
             continue;
-        if (skip && strlen(skip) == k->via.str.size &&
-            memcmp(skip, k->via.str.ptr, k->via.str.size) == 0)
-            continue;
-        fits = (!len || s_field_char(out, size, &len, ' ')) &&
-               s_field_str(out, size, &len, k->via.str.ptr, k->via.str.size, true) &&
-               s_field_char(out, size, &len, '=');
+        fits = s_field_key(out, size, &len, k->via.str.ptr, k->via.str.size);
         if (fits && v->type == MSGPACK_OBJECT_STR)
             fits = s_field_str(out, size, &len, v->via.str.ptr, v->via.str.size, false);
-        else if (fits) { /* nested values as JSON, its strings escaped as JSON */
-            size_t need = eda_json(v, out + len, size - len);
-            size_t wrote = strlen(out + len);
-            len += wrote;
-            fits = need == wrote;
-        }
+        else if (fits) /* nested values as JSON, its strings escaped as JSON */
+            fits = s_field_json(out, size, &len, v);
     }
     return len; /* a pair cut short at the end counts too */
 }
+
+/* --- data packed by the service itself, read in place ------------------------ */
+
+#define S_DEPTH_MAX 32  /* nesting followed, as eda_msgpack_check allows */
+#define S_KEY_MAX   512 /* a map key that is not a string, rendered */
+
+/*  A cursor over packed msgpack bytes [p, end). */
+typedef struct {
+    const uint8_t *p, *end;
+} s_mp_t;
+
+/*  Takes the next n bytes: their start, or NULL when fewer are left. */
+static const uint8_t *s_mp_take(s_mp_t *r, uint64_t n)
+{
+    if ((uint64_t)(r->end - r->p) < n)
+        return NULL;
+    const uint8_t *at = r->p;
+    r->p += n;
+    return at;
+}
+
+/*  Reads an n-byte big-endian unsigned integer into *v. */
+static bool s_mp_uint(s_mp_t *r, unsigned n, uint64_t *v)
+{
+    const uint8_t *at = s_mp_take(r, n);
+    if (!at)
+        return false;
+    *v = 0;
+    for (unsigned i = 0; i < n; i++)
+        *v = *v << 8 | at[i];
+    return true;
+}
+
+/*  Reads an n-byte big-endian signed integer into o, as msgpack-c types it
+    (a value that is not negative is a positive integer). */
+static bool s_mp_int(s_mp_t *r, unsigned n, msgpack_object *o)
+{
+    uint64_t u;
+    if (!s_mp_uint(r, n, &u))
+        return false;
+    int64_t v = n == 1   ? (int8_t)u
+                : n == 2 ? (int16_t)u
+                : n == 4 ? (int32_t)u
+                         : (int64_t)u;
+    o->type = v < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER : MSGPACK_OBJECT_POSITIVE_INTEGER;
+    o->via.i64 = v; /* the same bits as via.u64 when not negative */
+    return true;
+}
+
+/*  Takes n bytes of payload into o as a string or binary value. */
+static bool s_mp_bytes(s_mp_t *r, uint64_t n, msgpack_object_type type, msgpack_object *o)
+{
+    const uint8_t *at = s_mp_take(r, n);
+    if (!at)
+        return false;
+    o->type = type;
+    o->via.str.ptr = (const char *)at; /* a bin has the same layout */
+    o->via.str.size = (uint32_t)n;
+    return true;
+}
+
+/*  An array or a map of n elements (pairs), which follow: their count is
+    checked against the bytes left, each taking one at least. */
+static bool s_mp_container(s_mp_t *r, uint64_t n, msgpack_object_type type,
+                           msgpack_object *o)
+{
+    if ((type == MSGPACK_OBJECT_MAP ? 2 * n : n) > (uint64_t)(r->end - r->p))
+        return false;
+    o->type = type;
+    if (type == MSGPACK_OBJECT_MAP)
+        o->via.map = (msgpack_object_map){.size = (uint32_t)n};
+    else
+        o->via.array = (msgpack_object_array){.size = (uint32_t)n};
+    return true;
+}
+
+/*  A float of n bytes (4 or 8) into o, as msgpack-c unpacks it. */
+static bool s_mp_float(s_mp_t *r, unsigned n, msgpack_object *o)
+{
+    uint64_t u;
+    if (!s_mp_uint(r, n, &u))
+        return false;
+    if (n == 4) {
+        uint32_t bits = (uint32_t)u;
+        float f;
+        memcpy(&f, &bits, sizeof f);
+        o->type = MSGPACK_OBJECT_FLOAT32;
+        o->via.f64 = f;
+    } else {
+        memcpy(&o->via.f64, &u, sizeof o->via.f64);
+        o->type = MSGPACK_OBJECT_FLOAT64;
+    }
+    return true;
+}
+
+/*  Reads the value at the cursor into `o` as msgpack-c would unpack it: a
+    scalar whole (a string's bytes pointed to, not copied), an array or a
+    map as its count, its elements following. False when the bytes are not
+    msgpack or end early. */
+static bool s_mp_next(s_mp_t *r, msgpack_object *o)
+{
+    const uint8_t *at = s_mp_take(r, 1);
+    if (!at)
+        return false;
+    uint8_t b = *at;
+    uint64_t n;
+    if (b <= 0x7f) { /* fixints */
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = b;
+        return true;
+    }
+    if (b >= 0xe0) {
+        o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        o->via.i64 = (int8_t)b;
+        return true;
+    }
+    if (b <= 0x8f)
+        return s_mp_container(r, b & 0x0f, MSGPACK_OBJECT_MAP, o);
+    if (b <= 0x9f)
+        return s_mp_container(r, b & 0x0f, MSGPACK_OBJECT_ARRAY, o);
+    if (b <= 0xbf)
+        return s_mp_bytes(r, b & 0x1f, MSGPACK_OBJECT_STR, o);
+    switch (b) {
+    case 0xc0:
+        o->type = MSGPACK_OBJECT_NIL;
+        return true;
+    case 0xc2:
+    case 0xc3:
+        o->type = MSGPACK_OBJECT_BOOLEAN;
+        o->via.boolean = b == 0xc3;
+        return true;
+    case 0xc4:
+    case 0xc5:
+    case 0xc6:
+        return s_mp_uint(r, 1u << (b - 0xc4), &n) &&
+               s_mp_bytes(r, n, MSGPACK_OBJECT_BIN, o);
+    case 0xc7:
+    case 0xc8:
+    case 0xc9: /* ext: its type byte, then the payload */
+        return s_mp_uint(r, 1u << (b - 0xc7), &n) &&
+               s_mp_bytes(r, n + 1, MSGPACK_OBJECT_EXT, o);
+    case 0xca:
+    case 0xcb:
+        return s_mp_float(r, b == 0xca ? 4 : 8, o);
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf:
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        return s_mp_uint(r, 1u << (b - 0xcc), &o->via.u64);
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3:
+        return s_mp_int(r, 1u << (b - 0xd0), o);
+    case 0xd4:
+    case 0xd5:
+    case 0xd6:
+    case 0xd7:
+    case 0xd8: /* fixext */
+        return s_mp_bytes(r, (1u << (b - 0xd4)) + 1, MSGPACK_OBJECT_EXT, o);
+    case 0xd9:
+    case 0xda:
+    case 0xdb:
+        return s_mp_uint(r, 1u << (b - 0xd9), &n) &&
+               s_mp_bytes(r, n, MSGPACK_OBJECT_STR, o);
+    case 0xdc:
+    case 0xdd:
+        return s_mp_uint(r, b == 0xdc ? 2 : 4, &n) &&
+               s_mp_container(r, n, MSGPACK_OBJECT_ARRAY, o);
+    case 0xde:
+    case 0xdf:
+        return s_mp_uint(r, b == 0xde ? 2 : 4, &n) &&
+               s_mp_container(r, n, MSGPACK_OBJECT_MAP, o);
+    default: /* 0xc1 is never used */
+        return false;
+    }
+}
+
+/*  Moves the cursor past one value, nested ones included. */
+static bool s_mp_skip(s_mp_t *r, int depth)
+{
+    msgpack_object o;
+    if (depth > S_DEPTH_MAX || !s_mp_next(r, &o))
+        return false;
+    uint64_t n = o.type == MSGPACK_OBJECT_ARRAY ? o.via.array.size
+                 : o.type == MSGPACK_OBJECT_MAP ? 2 * (uint64_t)o.via.map.size
+                                                : 0;
+    for (uint64_t i = 0; i < n; i++)
+        if (!s_mp_skip(r, depth + 1))
+            return false;
+    return true;
+}
+
+/*  Reads a map key into `k`, moving past it whole: a key that is an array
+    or a map is skipped, `k` saying only what it was. */
+static bool s_mp_key(s_mp_t *r, msgpack_object *k, int depth)
+{
+    s_mp_t at = *r;
+    if (!s_mp_next(r, k))
+        return false;
+    if (k->type != MSGPACK_OBJECT_ARRAY && k->type != MSGPACK_OBJECT_MAP)
+        return true;
+    *r = at;
+    return s_mp_skip(r, depth);
+}
+
+/*  Opens a cursor on data[len] and reads its first value's head. */
+static bool s_mp_open(s_mp_t *r, const void *data, size_t len, msgpack_object *o)
+{
+    r->p = data;
+    r->end = r->p + (data ? len : 0);
+    return data && s_mp_next(r, o);
+}
+
+/*  JSON written into out[size] as eda_json writes it: whole pieces until
+    one does not fit, then nothing more. out[len] is always a NUL. */
+typedef struct {
+    char *out;
+    size_t size, len;
+    bool full;
+} s_json_t;
+
+static bool s_json_value(s_json_t *k, s_mp_t *r, int depth);
+
+/*  Appends piece s[n] whole, or marks the sink full. */
+static void s_json_put(s_json_t *k, const char *s, size_t n)
+{
+    if (k->full || k->len + n >= k->size) {
+        k->full = true;
+        return;
+    }
+    memcpy(k->out + k->len, s, n);
+    k->len += n;
+    k->out[k->len] = '\0';
+}
+
+/*  Appends a scalar (a string too) as eda_json renders it, cut as it cuts
+    (an escape or a character whole). */
+static void s_json_scalar(s_json_t *k, const msgpack_object *o)
+{
+    size_t room = k->size - k->len;
+    if (k->full || !room) {
+        k->full = true;
+        return;
+    }
+    size_t need = s_json_fast(o, k->out + k->len, room);
+    if (!need)
+        need = eda_json(o, k->out + k->len, room);
+    if (need < room) {
+        k->len += need;
+        return;
+    }
+    k->len += strlen(k->out + k->len);
+    k->full = true;
+}
+
+/*  The length of the piece of JSON text at s[0..n): an escape, or a UTF-8
+    character (eda_json writes only whole ones), or one byte. */
+static size_t s_json_piece(const char *s, size_t n)
+{
+    unsigned char c = (unsigned char)s[0];
+    size_t len = c == '\\'   ? (n > 1 && s[1] == 'u' ? 6 : 2)
+                 : c >= 0xf0 ? 4
+                 : c >= 0xe0 ? 3
+                 : c >= 0xc0 ? 2
+                             : 1;
+    return len < n ? len : n;
+}
+
+/*  Appends JSON text s[n] inside a JSON string: its quotes and backslashes
+    escaped once more, a piece at a time. */
+static void s_json_put_quoted(s_json_t *k, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n && !k->full;) {
+        size_t len = s_json_piece(s + i, n - i);
+        char twice[12];
+        size_t m = 0;
+        for (size_t j = i; j < i + len; j++) {
+            if (s[j] == '"' || s[j] == '\\')
+                twice[m++] = '\\';
+            twice[m++] = s[j];
+        }
+        s_json_put(k, twice, m);
+        i += len;
+    }
+}
+
+/*  A map key: a string as it is; any other value rendered and quoted, as
+    eda_json does (a rendering past S_KEY_MAX bytes ends the output). */
+static bool s_json_key(s_json_t *k, s_mp_t *r, int depth)
+{
+    s_mp_t at = *r;
+    msgpack_object key;
+    if (!s_mp_key(r, &key, depth))
+        return false;
+    if (key.type == MSGPACK_OBJECT_STR) {
+        s_json_scalar(k, &key);
+        return !k->full;
+    }
+    char text[S_KEY_MAX];
+    s_json_t inner = {.out = text, .size = sizeof text};
+    if (!s_json_value(&inner, &at, depth)) {
+        k->full = true;
+        return false;
+    }
+    s_json_put(k, "\"", 1);
+    s_json_put_quoted(k, text, inner.len);
+    s_json_put(k, "\"", 1);
+    return !k->full;
+}
+
+/*  An array of n values or a map of n pairs, whose elements follow. */
+static bool s_json_container(s_json_t *k, s_mp_t *r, uint32_t n, bool map, int depth)
+{
+    s_json_put(k, map ? "{" : "[", 1);
+    for (uint32_t i = 0; i < n && !k->full; i++) {
+        if (i)
+            s_json_put(k, ",", 1);
+        if (map && !s_json_key(k, r, depth + 1))
+            return false;
+        if (map)
+            s_json_put(k, ":", 1);
+        if (!s_json_value(k, r, depth + 1))
+            return false;
+    }
+    s_json_put(k, map ? "}" : "]", 1);
+    return !k->full;
+}
+
+/*  Renders the value at the cursor. False when it did not fit whole or the
+    bytes are not msgpack: the output then stops there. */
+static bool s_json_value(s_json_t *k, s_mp_t *r, int depth)
+{
+    msgpack_object o;
+    if (depth > S_DEPTH_MAX || !s_mp_next(r, &o))
+        return false;
+    if (o.type == MSGPACK_OBJECT_MAP)
+        return s_json_container(k, r, o.via.map.size, true, depth);
+    if (o.type == MSGPACK_OBJECT_ARRAY)
+        return s_json_container(k, r, o.via.array.size, false, depth);
+    s_json_scalar(k, &o);
+    return !k->full;
+}
+
+/*  Appends one pair's value at the cursor: a string bare or quoted, any
+    other value as JSON. False when it did not fit whole. */
+static bool s_field_packed(char *out, size_t size, size_t *len, s_mp_t *r)
+{
+    s_mp_t at = *r;
+    msgpack_object v;
+    if (!s_mp_next(r, &v))
+        return false;
+    if (v.type == MSGPACK_OBJECT_STR)
+        return s_field_str(out, size, len, v.via.str.ptr, v.via.str.size, false);
+    *r = at;
+    s_json_t k = {.out = out + *len, .size = size - *len};
+    bool whole = s_json_value(&k, r, 1);
+    *len += k.len;
+    return whole;
+}
+
+size_t eda_log_fields_packed(const void *data, size_t len, const char *skip, char *out,
+                             size_t size)
+{
+    if (!size)
+        return 0;
+    out[0] = '\0';
+    s_mp_t r;
+    msgpack_object map, k;
+    if (!s_mp_open(&r, data, len, &map) || map.type != MSGPACK_OBJECT_MAP)
+        return 0;
+    size_t n = 0;
+    bool fits = true;
+    for (uint32_t i = 0; fits && i < map.via.map.size; i++) {
+        if (!s_mp_key(&r, &k, 1))
+            break;
+        if (k.type != MSGPACK_OBJECT_STR || s_key_is(&k, skip))
+            fits = s_mp_skip(&r, 1);
+        else
+            fits = s_field_key(out, size, &n, k.via.str.ptr, k.via.str.size) &&
+                   s_field_packed(out, size, &n, &r);
+    }
+    return n; /* a pair cut short at the end counts too */
+}
+
+/*  The string under "order_id" in the packed map data[len], copied into
+    out[size] when it fits as eda_get_str takes it; else "". */
+static void s_packed_order(const void *data, size_t len, char *out, size_t size)
+{
+    out[0] = '\0';
+    s_mp_t r;
+    msgpack_object map, k, v;
+    if (!s_mp_open(&r, data, len, &map) || map.type != MSGPACK_OBJECT_MAP)
+        return;
+    for (uint32_t i = 0; i < map.via.map.size; i++) {
+        if (!s_mp_key(&r, &k, 1))
+            return;
+        if (!s_key_is(&k, "order_id")) {
+            if (!s_mp_skip(&r, 1))
+                return;
+            continue;
+        }
+        if (s_mp_next(&r, &v) && v.type == MSGPACK_OBJECT_STR && v.via.str.size < size &&
+            !memchr(v.via.str.ptr, '\0', v.via.str.size)) {
+            memcpy(out, v.via.str.ptr, v.via.str.size);
+            out[v.via.str.size] = '\0';
+        }
+        return;
+    }
+}
+
+/* --- event-flow lines ---------------------------------------------------------- */
 
 /*  The order an envelope belongs to: its correlation id, else data.order_id. */
 static void s_order_id(const eda_envelope_t *env, const eda_envelope_t *reply, char *out,
@@ -242,71 +804,99 @@ static void s_order_id(const eda_envelope_t *env, const eda_envelope_t *reply, c
         out[0] = '\0';
 }
 
-/*  Appends the bytes of the string `key` of `map` (none when it is absent or
-    not a string) to out[size] at *len, raw, cut at the end. */
-static void s_cat_str(char *out, size_t size, size_t *len, const msgpack_object *map,
-                      const char *key)
+/*  The bytes of the string `key` of `map` in *n: NULL (0) when it is absent
+    or not a string. */
+static const char *s_str_of(const msgpack_object *map, const char *key, size_t *n)
 {
     const msgpack_object *o = eda_map_get(map, key);
-    if (!o || o->type != MSGPACK_OBJECT_STR)
-        return;
-    size_t n = o->via.str.size < size - *len ? o->via.str.size : size - *len;
-    memcpy(out + *len, o->via.str.ptr, n);
-    *len += n;
+    bool str = o && o->type == MSGPACK_OBJECT_STR;
+    *n = str ? o->via.str.size : 0;
+    return str ? o->via.str.ptr : NULL;
 }
 
-/*  A reply's error as "CODE: message", raw (it is escaped where written).
+/*  A reply's error as "CODE: message" into out[size], raw (it is escaped
+    where written), the code cut at 32 bytes and the whole at `size`.
     Returns its length. */
-static size_t s_error(const eda_envelope_t *reply, char *out, size_t size)
+static size_t s_error(const char *code, size_t clen, const char *message, size_t mlen,
+                      char *out, size_t size)
 {
-    size_t len = 0;
-    s_cat_str(out, 32, &len, &reply->error, "code");
+    size_t len = clen < 32 ? clen : 32;
+    if (len)
+        memcpy(out, code, len);
     if (len + 2 <= size) {
         memcpy(out + len, ": ", 2);
         len += 2;
     }
-    s_cat_str(out, size, &len, &reply->error, "message");
-    return len;
+    size_t n = mlen < size - len ? mlen : size - len;
+    if (n)
+        memcpy(out + len, message, n);
+    return len + n;
 }
 
-/*  What an event-flow line shows, gathered once for either format. */
+/*  What an event-flow line shows, gathered once for either format: the
+    data decoded, or packed bytes read in place. */
 typedef struct {
     eda_flow_t dir;
-    const eda_envelope_t *env;
-    const msgpack_object *data; /* the reply's, for a command answered */
+    const char *type, *source;
+    bool has_seq;
+    uint64_t seq;
+    const msgpack_object *data; /* decoded data; NULL: packed[plen] */
+    const void *packed;
+    size_t plen;
     char order[EDA_NAME_MAX + 1];
     bool failed;     /* an error reply: error[elen] is shown, not data */
     char error[256]; /* bounded: escaped, it still fits a line */
     size_t elen;
 } s_flow_t;
 
+/*  True when the line's data is a map. */
+static bool s_flow_has_map(const s_flow_t *f)
+{
+    s_mp_t r;
+    msgpack_object o;
+    if (f->data)
+        return f->data->type == MSGPACK_OBJECT_MAP;
+    return s_mp_open(&r, f->packed, f->plen, &o) && o.type == MSGPACK_OBJECT_MAP;
+}
+
+/*  Renders the line's data as JSON into json[size]. Returns its length, or
+    `size` when it did not fit whole. */
+static size_t s_flow_data_json(const s_flow_t *f, char *json, size_t size)
+{
+    if (f->data)
+        return eda_json(f->data, json, size);
+    s_mp_t r = {.p = f->packed, .end = (const uint8_t *)f->packed + f->plen};
+    s_json_t k = {.out = json, .size = size};
+    json[0] = '\0';
+    return s_json_value(&k, &r, 0) ? k.len : size;
+}
+
 static size_t s_flow_json(eda_log_t *self, const s_flow_t *f, char *line)
 {
-    const eda_envelope_t *env = f->env;
     size_t len = 0;
     s_add(line, &len, "{\"ts\":%llu,\"service\":", (unsigned long long)eda_now_us());
     s_add_json(line, &len, self->service, strlen(self->service), 2);
     s_add(line, &len, ",\"dir\":\"%s\",\"type\":", s_flow_names[f->dir]);
-    s_add_json(line, &len, env->type, strlen(env->type), 2);
+    s_add_json(line, &len, f->type, strlen(f->type), 2);
     s_add(line, &len, ",\"order_id\":");
     if (f->order[0])
         s_add_json(line, &len, f->order, strlen(f->order), 2);
     else
         s_add(line, &len, "null");
-    if (env->has_seq)
-        s_add(line, &len, ",\"seq\":%llu", (unsigned long long)env->seq);
-    if (env->source[0]) {
+    if (f->has_seq)
+        s_add(line, &len, ",\"seq\":%llu", (unsigned long long)f->seq);
+    if (f->source[0]) {
         s_add(line, &len, ",\"source\":");
-        s_add_json(line, &len, env->source, strlen(env->source), 2);
+        s_add_json(line, &len, f->source, strlen(f->source), 2);
     }
     if (f->failed) {
         s_add(line, &len, ",\"error\":");
         s_add_json(line, &len, f->error, f->elen, 2);
-    } else if (f->data->type == MSGPACK_OBJECT_MAP) {
+    } else if (s_flow_has_map(f)) {
         /* Data that does not fit is left out whole: a cut JSON value
            would make the line unreadable to any JSON reader. */
         char json[S_LINE_MAX];
-        size_t n = eda_json(f->data, json, sizeof json);
+        size_t n = s_flow_data_json(f, json, sizeof json);
         if (n < sizeof json && len + n + 16 < S_LINE_MAX)
             s_add(line, &len, ",\"data\":%s", json);
         else
@@ -318,32 +908,52 @@ static size_t s_flow_json(eda_log_t *self, const s_flow_t *f, char *line)
 
 static size_t s_flow_text(eda_log_t *self, const s_flow_t *f, char *line)
 {
-    const eda_envelope_t *env = f->env;
-    char seq[32] = "";
-    if (env->has_seq)
-        snprintf(seq, sizeof seq, "#%llu", (unsigned long long)env->seq);
+    char seq[32] = "#";
+    size_t slen = f->has_seq ? 1 + s_u64(seq + 1, f->seq) : 0;
     char fields[S_LINE_MAX / 2];
     if (f->failed)
         eda_escape(fields, sizeof fields, f->error, f->elen);
-    else
+    else if (f->data)
         eda_log_fields(f->data, "order_id", fields, sizeof fields);
-    char service[sizeof self->service * 4], type[4 * EDA_NAME_MAX + 1],
-        order[4 * EDA_NAME_MAX + 1];
-    eda_escape(service, sizeof service, self->service, strlen(self->service));
-    eda_escape(type, sizeof type, env->type, strlen(env->type));
-    eda_escape(order, sizeof order, f->order[0] ? f->order : "-",
-               f->order[0] ? strlen(f->order) : 1);
+    else
+        eda_log_fields_packed(f->packed, f->plen, "order_id", fields, sizeof fields);
+    char type[4 * EDA_NAME_MAX + 1], order[4 * EDA_NAME_MAX + 1];
+    s_escape(type, sizeof type, f->type, strlen(f->type));
+    s_escape(order, sizeof order, f->order[0] ? f->order : "-",
+             f->order[0] ? strlen(f->order) : 1);
+    /* " %s%-17s %s %-16s%s %-20s %-5s %s", without printf's cost */
     size_t len = 0;
-    s_add_time(line, &len);
-    s_add(line, &len, " %s%-17s %s %-16s%s %-20s %-5s %s", self->colour, service,
-          s_flow_arrows[f->dir], type, *self->colour ? "\033[0m" : "", order, seq,
-          fields);
-    if (f->dir == EDA_FLOW_APPLIED && env->source[0]) {
+    s_add_time(self, line, &len);
+    s_cat(line, &len, " ", 1);
+    s_cat(line, &len, self->colour, strlen(self->colour));
+    s_pad(line, &len, self->service_text, strlen(self->service_text), 17);
+    s_cat(line, &len, " ", 1);
+    s_cat(line, &len, s_flow_arrows[f->dir], strlen(s_flow_arrows[f->dir]));
+    s_cat(line, &len, " ", 1);
+    s_pad(line, &len, type, strlen(type), 16);
+    if (*self->colour)
+        s_cat(line, &len, "\033[0m", 4);
+    s_cat(line, &len, " ", 1);
+    s_pad(line, &len, order, strlen(order), 20);
+    s_cat(line, &len, " ", 1);
+    s_pad(line, &len, seq, slen, 5);
+    s_cat(line, &len, " ", 1);
+    s_cat(line, &len, fields, strlen(fields));
+    if (f->dir == EDA_FLOW_APPLIED && f->source[0]) {
         s_add(line, &len, " (from ");
-        s_add_text(line, &len, env->source, strlen(env->source));
+        s_add_text(line, &len, f->source, strlen(f->source));
         s_add(line, &len, ")");
     }
     return len;
+}
+
+/*  Renders the line in the logger's format and gathers it. */
+static void s_flow_write(eda_log_t *self, const s_flow_t *f)
+{
+    char line[S_LINE_MAX];
+    size_t len = self->format == EDA_LOG_JSON ? s_flow_json(self, f, line)
+                                              : s_flow_text(self, f, line);
+    s_write(self, line, len);
 }
 
 void eda_log_flow(eda_log_t *self, eda_flow_t dir, const eda_envelope_t *env,
@@ -351,13 +961,42 @@ void eda_log_flow(eda_log_t *self, eda_flow_t dir, const eda_envelope_t *env,
 {
     if (!eda_log_enabled(self, EDA_LOG_INFO))
         return;
-    s_flow_t f = {.dir = dir, .env = env, .data = reply ? &reply->data : &env->data};
+    s_flow_t f = {.dir = dir,
+                  .type = env->type,
+                  .source = env->source,
+                  .has_seq = env->has_seq,
+                  .seq = env->seq,
+                  .data = reply ? &reply->data : &env->data};
     s_order_id(env, reply, f.order, sizeof f.order);
     f.failed = reply && reply->ok != 1;
-    if (f.failed)
-        f.elen = s_error(reply, f.error, sizeof f.error);
-    char line[S_LINE_MAX];
-    size_t len = self->format == EDA_LOG_JSON ? s_flow_json(self, &f, line)
-                                              : s_flow_text(self, &f, line);
-    s_write(self, line, len);
+    if (f.failed) {
+        size_t clen, mlen;
+        const char *code = s_str_of(&reply->error, "code", &clen);
+        const char *message = s_str_of(&reply->error, "message", &mlen);
+        f.elen = s_error(code, clen, message, mlen, f.error, sizeof f.error);
+    }
+    s_flow_write(self, &f);
+}
+
+void eda_log_flow_packed(eda_log_t *self, eda_flow_t dir, const eda_flow_head_t *head,
+                         const void *data, size_t len)
+{
+    if (!eda_log_enabled(self, EDA_LOG_INFO))
+        return;
+    s_flow_t f = {.dir = dir,
+                  .type = head->type ? head->type : "",
+                  .source = head->source ? head->source : "",
+                  .has_seq = head->has_seq,
+                  .seq = head->seq,
+                  .packed = data,
+                  .plen = data ? len : 0,
+                  .failed = head->error_code != NULL};
+    snprintf(f.order, sizeof f.order, "%s", head->order ? head->order : "");
+    if (f.failed) {
+        const char *message = head->error_message ? head->error_message : "";
+        f.elen = s_error(head->error_code, strlen(head->error_code), message,
+                         strlen(message), f.error, sizeof f.error);
+    } else if (!f.order[0])
+        s_packed_order(f.packed, f.plen, f.order, sizeof f.order);
+    s_flow_write(self, &f);
 }

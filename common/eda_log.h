@@ -53,6 +53,27 @@ typedef enum {
 void eda_log_flow(eda_log_t *self, eda_flow_t dir, const eda_envelope_t *env,
                   const eda_envelope_t *reply);
 
+/*  What an event-flow line shows of a message the service built itself,
+    as the engine knows it when it builds the message, so that the line is
+    rendered without decoding the message again. For a command answered:
+    the command's type, order, seq and source, and the reply's error. */
+typedef struct {
+    const char *type;
+    const char *order;  /* the correlation id; "" or NULL: data's order_id */
+    const char *source; /* "" or NULL for none */
+    bool has_seq;
+    uint64_t seq;
+    const char *error_code; /* a failed reply: its code and message, else NULL */
+    const char *error_message;
+} eda_flow_head_t;
+
+/*  Writes the event-flow line eda_log_flow writes for the same message,
+    from `head` and the `data` map packed in data[len] (msgpack bytes, read
+    in place: no object tree, no allocation; for a command answered, the
+    reply's data; ignored for a failed reply). */
+void eda_log_flow_packed(eda_log_t *self, eda_flow_t dir, const eda_flow_head_t *head,
+                         const void *data, size_t len);
+
 /*  Renders one data map as text: `key=value` pairs separated by spaces,
     `skip` left out (may be NULL). A key or string value goes bare when it is
     printable with no space, quote or backslash (nor '=' in a key), else
@@ -61,5 +82,10 @@ void eda_log_flow(eda_log_t *self, eda_flow_t dir, const eda_envelope_t *env,
     written into out[size]. Can't fail. */
 size_t eda_log_fields(const msgpack_object *data, const char *skip, char *out,
                       size_t size);
+
+/*  The same for a data map packed in data[len] (msgpack bytes), read in
+    place. Bytes that are not msgpack end the pairs there. */
+size_t eda_log_fields_packed(const void *data, size_t len, const char *skip, char *out,
+                             size_t size);
 
 #endif

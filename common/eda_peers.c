@@ -479,7 +479,9 @@ void eda_peers_send_commands(eda_service_t *svc)
     while (p < end) {
         eda_peer_t *peer = &svc->peers[eda_arena_read_u32(&p)];
         uint32_t len;
+        eda_flow_rec_t flow;
         const char *body = eda_arena_get(&p, &len);
+        eda_arena_get_flow(&p, &flow);
         zsock_t *sock = eda_client_sock(peer->commands);
         /* Not queued (the peer is not connected, a full queue): the
            sender's timeout and retry cover it, as for a lost message. */
@@ -488,14 +490,16 @@ void eda_peers_send_commands(eda_service_t *svc)
             svc->stats.commands_sent++;
         else
             svc->stats.commands_dropped++;
-        eda_envelope_t env;
-        if (!log || eda_decode(svc->log_decoder, body, len, &env, NULL, 0) != EDA_OK)
+        if (!log)
             continue;
-        if (sent)
-            eda_log_flow(svc->log, EDA_FLOW_SENT, &env, NULL);
+        eda_flow_head_t head = {
+            .type = flow.type, .order = flow.order, .source = svc->def->name};
+        if (sent) /* from the flow record and the data as packed */
+            eda_log_flow_packed(svc->log, EDA_FLOW_SENT, &head, body + flow.data,
+                                len - flow.data);
         else
             eda_log_msg(svc->log, EDA_LOG_INFO, "%s: %s not sent: %s is not connected",
-                        env.correlation_id, env.type, peer->name);
+                        flow.order, flow.type, peer->name);
     }
     svc->commands.size = 0;
 }

@@ -86,6 +86,8 @@ static void s_publish(eda_service_t *svc, const void *topic, size_t tlen,
     zmq_send(pub, body, blen, 0);
 }
 
+/*  For eda_fence's held events, read back from the log: the rare path
+    that decodes its body to log it. */
 void eda_svc_publish_event(eda_service_t *svc, const char *type, size_t tlen,
                            const void *body, size_t blen)
 {
@@ -98,15 +100,29 @@ void eda_svc_publish_event(eda_service_t *svc, const char *type, size_t tlen,
 }
 
 /*  Publishes the batch's events, unless eda_fence holds them back (they
-    are in the log, and go out from there when released). */
+    are in the log, and go out from there when released). Each one's flow
+    line is written from its flow record and its data as packed. */
 static void s_publish_outbox(eda_service_t *svc)
 {
     const char *p = svc->outbox.data, *end = p + svc->outbox.size;
+    bool log = eda_log_enabled(svc->log, EDA_LOG_INFO);
     while (p < end && !svc->fenced) {
         uint32_t tlen, blen;
+        eda_flow_rec_t flow;
         const char *type = eda_arena_get(&p, &tlen);
         const char *body = eda_arena_get(&p, &blen);
-        eda_svc_publish_event(svc, type, tlen, body, blen);
+        eda_arena_get_flow(&p, &flow);
+        s_publish(svc, type, tlen, body, blen);
+        svc->stats.events_published++;
+        if (!log)
+            continue;
+        eda_flow_head_t head = {.type = flow.type,
+                                .order = flow.order,
+                                .source = svc->def->name,
+                                .has_seq = true,
+                                .seq = flow.seq};
+        eda_log_flow_packed(svc->log, EDA_FLOW_PUBLISHED, &head, body + flow.data,
+                            blen - flow.data);
     }
     svc->outbox.size = 0;
 }

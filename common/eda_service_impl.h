@@ -5,9 +5,13 @@
     command clients) and eda_builtins.c (Ping, Stats, ReplayEvents).
 
     Queues in memory (byte arenas, reused across batches):
-      outbox    [u32 type_len][type][u32 body_len][body] per event
+      outbox    [u32 type_len][type][u32 body_len][body][flow record] per event
       replies   [u32 nframes] then [u32 len][bytes] per frame, per reply
-      commands  [u32 peer index][u32 body_len][body] per command to a peer
+      commands  [u32 peer index][u32 body_len][body][flow record] per command
+                to a peer
+    A flow record holds what the message's event-flow line shows besides its
+    data (eda_arena_put_flow), so that the line is written without decoding
+    the message again.
 */
 #ifndef EDA_SERVICE_IMPL_H_INCLUDED
 #define EDA_SERVICE_IMPL_H_INCLUDED
@@ -100,8 +104,15 @@ struct eda_ctx {
     bool emitting;
     char emit_type[EDA_NAME_MAX + 1];
     char emit_order[EDA_NAME_MAX + 1]; /* its correlation_id, "" for none */
-    int command_peer; /* peer index of the command being built, -1 none */
+    uint64_t emit_seq;
+    uint32_t emit_data; /* where its data map starts in event_buf */
+    int command_peer;   /* peer index of the command being built, -1 none */
     char command_id[EDA_NAME_MAX + 1];
+    char command_type[EDA_NAME_MAX + 1];
+    char command_order[EDA_NAME_MAX + 1]; /* its correlation_id, "" for none */
+    uint32_t command_data;                /* where its data map starts */
+    uint32_t reply_data;    /* where the reply's data map starts in reply_buf */
+    eda_error_t reply_code; /* an error reply's code; its message: reply_message */
 };
 
 /*  How a message's unit of work is undone when its handler fails.
@@ -128,6 +139,7 @@ struct eda_service {
     size_t npeers;
     void *state;
     msgpack_sbuffer reply_buf, event_buf, command_buf, tmp;
+    char reply_message[512]; /* the last error reply's message, for its flow line */
     msgpack_packer reply_pk, event_pk, command_pk;
     msgpack_sbuffer outbox, replies, commands;
     zhashx_t *backlogs;   /* client identity (hex) -> replies it has not read */
@@ -181,6 +193,40 @@ static inline const char *eda_arena_get(const char **p, uint32_t *len)
     const char *data = *p;
     *p += *len;
     return data;
+}
+
+/*  What a queued event's or command's flow line shows besides its data. */
+typedef struct {
+    uint64_t seq;      /* an event's */
+    uint32_t data;     /* where the data map starts in the body */
+    const char *type;  /* NUL-terminated, at most EDA_NAME_MAX bytes */
+    const char *order; /* the correlation_id, "" for none; the same */
+} eda_flow_rec_t;
+
+/*  Appends a flow record: [u32 len][u64 seq][u32 data][type NUL][order NUL]. */
+static inline void eda_arena_put_flow(msgpack_sbuffer *a, const eda_flow_rec_t *f)
+{
+    char rec[12 + 2 * (EDA_NAME_MAX + 1)];
+    size_t tlen = strnlen(f->type, EDA_NAME_MAX), olen = strnlen(f->order, EDA_NAME_MAX);
+    memcpy(rec, &f->seq, 8);
+    memcpy(rec + 8, &f->data, 4);
+    memcpy(rec + 12, f->type, tlen);
+    rec[12 + tlen] = '\0';
+    memcpy(rec + 13 + tlen, f->order, olen);
+    rec[13 + tlen + olen] = '\0';
+    eda_arena_put(a, rec, 14 + tlen + olen);
+}
+
+/*  Reads the flow record at *p, moving *p past it; its strings point into
+    the arena. */
+static inline void eda_arena_get_flow(const char **p, eda_flow_rec_t *f)
+{
+    uint32_t len;
+    const char *rec = eda_arena_get(p, &len);
+    memcpy(&f->seq, rec, 8);
+    memcpy(&f->data, rec + 8, 4);
+    f->type = rec + 12;
+    f->order = f->type + strlen(f->type) + 1;
 }
 
 /* --- eda_service.c: transactions ------------------------------------------ */

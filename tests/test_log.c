@@ -60,6 +60,7 @@ static size_t s_lines(const char *text)
 /*  Begins an envelope in slot `slot` (0: the message, 1: a reply) and returns
     the packer at its last value. */
 static msgpack_packer s_pk[2];
+static size_t s_data_at[2]; /* where the last value starts in s_sbuf[slot] */
 static msgpack_packer *s_begin(int slot, eda_kind_t kind, const char *type,
                                const char *corr, uint64_t seq, int ok)
 {
@@ -76,6 +77,7 @@ static msgpack_packer *s_begin(int slot, eda_kind_t kind, const char *type,
                         .epoch = "a1b2c3d4e5f60718",
                         .ok = ok};
     eda_pack_header(&s_pk[slot], &hdr);
+    s_data_at[slot] = s_sbuf[slot].size;
     return &s_pk[slot];
 }
 
@@ -590,4 +592,303 @@ Test(log, fields_truncate_within_size_and_return_the_length)
         cr_assert_eq(strlen(out), n, "size %zu: returned %zu, wrote \"%s\"", size, n,
                      out);
     }
+}
+
+/* --- lines rendered from packed data -------------------------------------------- */
+
+/*  Everything after a line's time: the text after its first space, the
+    JSON after its first comma ("ts"). */
+static const char *s_after_time(const char *line, eda_log_format_t format)
+{
+    const char *p = strchr(line, format == EDA_LOG_JSON ? ',' : ' ');
+    return p ? p : line;
+}
+
+/*  Writes the flow line of the message in slot 0 (answered by the reply in
+    slot 1 when `reply`) twice in `format`: decoded (eda_log_flow), and from
+    its header as the engine knows it and its data as packed
+    (eda_log_flow_packed). The two must be the same but for the time. */
+static void s_check_packed(eda_log_format_t format, eda_flow_t dir, bool reply)
+{
+    const eda_envelope_t *env = s_end(0), *rep = reply ? s_end(1) : NULL;
+    int slot = reply ? 1 : 0;
+    char order[EDA_NAME_MAX + 1];
+    snprintf(order, sizeof order, "%s", env->correlation_id);
+    if (!order[0] && eda_get_str(&env->data, "order_id", order, sizeof order) != 0)
+        order[0] = '\0';
+    char code[64] = "", message[1024] = "";
+    bool failed = rep && rep->ok != 1;
+    if (failed) {
+        eda_get_str(&rep->error, "code", code, sizeof code);
+        eda_get_str(&rep->error, "message", message, sizeof message);
+    }
+    eda_flow_head_t head = {.type = env->type,
+                            .order = order,
+                            .source = env->source,
+                            .has_seq = env->has_seq,
+                            .seq = env->seq,
+                            .error_code = failed ? code : NULL,
+                            .error_message = message};
+    char *decoded = NULL, *packed = NULL;
+    size_t dsize, psize;
+    FILE *dout = open_memstream(&decoded, &dsize),
+         *pout = open_memstream(&packed, &psize);
+    eda_log_t *dlog = eda_log_new("order-service", format, EDA_LOG_INFO, dout);
+    eda_log_t *plog = eda_log_new("order-service", format, EDA_LOG_INFO, pout);
+    eda_log_flow(dlog, dir, env, rep);
+    eda_log_flow_packed(plog, dir, &head, s_sbuf[slot].data + s_data_at[slot],
+                        s_sbuf[slot].size - s_data_at[slot]);
+    eda_log_destroy(&dlog);
+    eda_log_destroy(&plog);
+    fclose(dout);
+    fclose(pout);
+    cr_assert_eq(s_lines(decoded), 1, "%s", decoded);
+    cr_assert_str_eq(s_after_time(packed, format), s_after_time(decoded, format),
+                     "packed:  %s\ndecoded: %s", packed, decoded);
+    free(decoded);
+    free(packed);
+}
+
+/*  Checks the message in slot 0 (and reply in slot 1) in both formats. */
+static void s_check_packed_both(eda_flow_t dir, bool reply)
+{
+    s_check_packed(EDA_LOG_TEXT, dir, reply);
+    s_check_packed(EDA_LOG_JSON, dir, reply);
+}
+
+/*  Packs a map of every kind of value msgpack has: integers of each width
+    and sign, floats (not finite too), nil, booleans, binary, extensions,
+    nested arrays and maps, keys that are not strings, and strings with
+    quotes, controls, C1, invalid UTF-8 and multi-byte characters. */
+static void s_pack_every_kind(msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, 14);
+    eda_pack_kv_str(pk, "sku", "apple \"green\" \\ Zo\xc3\xab \xe2\x82\xac");
+    eda_pack_key(pk, "ints");
+    msgpack_pack_array(pk, 10);
+    msgpack_pack_uint8(pk, 200);
+    msgpack_pack_uint16(pk, 60000);
+    msgpack_pack_uint32(pk, 4000000000u);
+    msgpack_pack_uint64(pk, UINT64_MAX);
+    msgpack_pack_int8(pk, -100);
+    msgpack_pack_int16(pk, -30000);
+    msgpack_pack_int32(pk, -2000000000);
+    msgpack_pack_int64(pk, INT64_MIN);
+    msgpack_pack_int(pk, -1);
+    msgpack_pack_int(pk, 127);
+    eda_pack_key(pk, "floats");
+    msgpack_pack_array(pk, 5);
+    msgpack_pack_float(pk, 1.5f);
+    msgpack_pack_float(pk, 0.1f);
+    msgpack_pack_double(pk, -2.25e-300);
+    msgpack_pack_double(pk, 1.0 / 0.0);
+    msgpack_pack_double(pk, 0.0 / 0.0);
+    eda_pack_kv_nil(pk, "reason");
+    eda_pack_kv_bool(pk, "ok", true);
+    eda_pack_kv_bool(pk, "late", false);
+    eda_pack_key(pk, "blob");
+    msgpack_pack_bin(pk, 3);
+    msgpack_pack_bin_body(pk, "\x00\x01\x02", 3);
+    eda_pack_key(pk, "ext");
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_ext(pk, 2, 7);
+    msgpack_pack_ext_body(pk, "ab", 2);
+    msgpack_pack_ext(pk, 40, 1);
+    msgpack_pack_ext_body(pk, "0123456789012345678901234567890123456789", 40);
+    eda_pack_key(pk, "items");
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_map(pk, 2);
+    eda_pack_kv_str(pk, "sku", "pear");
+    eda_pack_kv_i64(pk, "qty", 2);
+    msgpack_pack_map(pk, 0);
+    eda_pack_key(pk, "empty");
+    msgpack_pack_array(pk, 0);
+    eda_pack_key(pk, "odd keys");
+    msgpack_pack_map(pk, 3);
+    msgpack_pack_int(pk, 5);
+    eda_pack_str(pk, "five");
+    msgpack_pack_array(pk, 1);
+    eda_pack_str(pk, "x\"y\x01");
+    msgpack_pack_true(pk);
+    msgpack_pack_map(pk, 1);
+    msgpack_pack_int(pk, 1);
+    eda_pack_str(pk, "a");
+    msgpack_pack_nil(pk);
+    eda_pack_kv_str(pk, "nasty\n\x1b", "\x1b[2J\xc2\x9b\x7f\xff\xe2\x82 \t end");
+    eda_pack_key(pk, "deep");
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_map(pk, 1);
+    eda_pack_key(pk, "k\"\\");
+    msgpack_pack_array(pk, 2);
+    eda_pack_str(pk, "\xc3\xab\xf0\x9f\x98\x80\"\\");
+    msgpack_pack_uint64(pk, 42);
+    eda_pack_kv_str(pk, "order_id", "o-5");
+}
+
+Test(log, packed_event_lines_are_the_decoded_lines)
+{
+    s_credit_reserved();
+    s_check_packed_both(EDA_FLOW_PUBLISHED, false);
+    s_pack_every_kind(s_begin(0, EDA_KIND_EVENT, "StockReserved", "o-5", 12, 1));
+    s_check_packed_both(EDA_FLOW_PUBLISHED, false);
+    s_huge_event();
+    s_check_packed_both(EDA_FLOW_PUBLISHED, false);
+    /* No correlation id: the order is data.order_id, or "-" without one. */
+    msgpack_packer *pk = s_begin(0, EDA_KIND_EVENT, "CustomerCreated", NULL, 1, 1);
+    msgpack_pack_map(pk, 2);
+    eda_pack_kv_str(pk, "customer_id", "bob");
+    eda_pack_kv_str(pk, "order_id", "o-77");
+    s_check_packed_both(EDA_FLOW_PUBLISHED, false);
+    pk = s_begin(0, EDA_KIND_EVENT, "CustomerCreated", NULL, 2, 1);
+    msgpack_pack_map(pk, 1);
+    eda_pack_kv_str(pk, "name", "x\n12:00:00.000 order-service     → pub   Forged");
+    s_check_packed_both(EDA_FLOW_PUBLISHED, false);
+    /* An order_id too long to be an id is not shown as one. */
+    pk = s_begin(0, EDA_KIND_EVENT, "CustomerCreated", NULL, 3, 1);
+    msgpack_pack_map(pk, 1);
+    char longid[100];
+    memset(longid, 'i', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    eda_pack_kv_str(pk, "order_id", longid);
+    s_check_packed_both(EDA_FLOW_PUBLISHED, false);
+}
+
+/*  A nested value too long for a line: the text line cuts it as
+    eda_json does, the JSON line leaves the data out. */
+Test(log, packed_long_nested_value_is_cut_as_decoded)
+{
+    msgpack_packer *pk = s_begin(0, EDA_KIND_EVENT, "OrderCreated", "o-1", 3, 1);
+    msgpack_pack_map(pk, 2);
+    eda_pack_kv_str(pk, "customer_id", "alice");
+    eda_pack_key(pk, "items");
+    msgpack_pack_array(pk, 300);
+    for (int i = 0; i < 300; i++) {
+        msgpack_pack_map(pk, 2);
+        eda_pack_kv_str(pk, "sku", i % 2 ? "\xe2\x82\xac-euro" : "a\x01quoted\"");
+        eda_pack_kv_i64(pk, "qty", i);
+    }
+    s_check_packed_both(EDA_FLOW_PUBLISHED, false);
+    s_check_packed_both(EDA_FLOW_SENT, false);
+}
+
+Test(log, packed_command_lines_are_the_decoded_lines)
+{
+    /* The order from the reply's data. */
+    msgpack_packer *pk = s_begin(0, EDA_KIND_COMMAND, "PlaceOrder", NULL, 0, 1);
+    msgpack_pack_map(pk, 1);
+    eda_pack_kv_str(pk, "customer_id", "alice");
+    pk = s_begin(1, EDA_KIND_REPLY, "PlaceOrder", NULL, 0, 1);
+    msgpack_pack_map(pk, 2);
+    eda_pack_kv_str(pk, "order_id", "o-42");
+    eda_pack_kv_str(pk, "status", "PENDING");
+    s_check_packed_both(EDA_FLOW_COMMAND, true);
+    /* The order from the command's correlation id; every kind of value. */
+    pk = s_begin(0, EDA_KIND_COMMAND, "GetOrder", "o-5", 0, 1);
+    msgpack_pack_map(pk, 0);
+    s_pack_every_kind(s_begin(1, EDA_KIND_REPLY, "GetOrder", "o-5", 0, 1));
+    s_check_packed_both(EDA_FLOW_COMMAND, true);
+    /* An error reply, and a long one that is cut. */
+    pk = s_begin(0, EDA_KIND_COMMAND, "GetOrder", NULL, 0, 1);
+    msgpack_pack_map(pk, 1);
+    eda_pack_kv_str(pk, "order_id", "o-9");
+    eda_pack_error(s_begin(1, EDA_KIND_REPLY, "GetOrder", NULL, 0, 0), EDA_NOT_FOUND,
+                   "no order \"o-9\"\n\x1b[2J");
+    s_check_packed_both(EDA_FLOW_COMMAND, true);
+    char message[400];
+    memset(message, 'm', sizeof message - 1);
+    message[sizeof message - 1] = '\0';
+    eda_pack_error(s_begin(1, EDA_KIND_REPLY, "GetOrder", NULL, 0, 0), EDA_CONFLICT,
+                   message);
+    s_check_packed_both(EDA_FLOW_COMMAND, true);
+    /* Neither the command nor the reply names an order. */
+    pk = s_begin(1, EDA_KIND_REPLY, "Ping", NULL, 0, 1);
+    msgpack_pack_map(pk, 1);
+    eda_pack_kv_str(pk, "service", "order-service");
+    pk = s_begin(0, EDA_KIND_COMMAND, "Ping", NULL, 0, 1);
+    msgpack_pack_map(pk, 0);
+    s_check_packed_both(EDA_FLOW_COMMAND, true);
+}
+
+Test(log, packed_sent_lines_are_the_decoded_lines)
+{
+    msgpack_packer *pk = s_begin(0, EDA_KIND_COMMAND, "ReserveCredit", "o-3", 0, 1);
+    msgpack_pack_map(pk, 3);
+    eda_pack_kv_str(pk, "order_id", "o-3");
+    eda_pack_kv_str(pk, "customer_id", "alice");
+    eda_pack_kv_i64(pk, "amount", 549);
+    s_check_packed_both(EDA_FLOW_SENT, false);
+    s_credit_reserved();
+    s_check_packed_both(EDA_FLOW_APPLIED, false); /* "(from ...)" */
+}
+
+/*  eda_log_fields_packed writes what eda_log_fields writes, for every size
+    of output, cut ones included. */
+Test(log, fields_packed_are_the_decoded_fields_at_every_size)
+{
+    msgpack_packer *pk = s_begin(0, EDA_KIND_EVENT, "StockReserved", "o-5", 12, 1);
+    msgpack_pack_map(pk, 7);
+    eda_pack_kv_str(pk, "order_id", "o-5");
+    eda_pack_kv_str(pk, "sku", "apple \"green\" Zo\xc3\xab \xe2\x82\xac");
+    eda_pack_key(pk, "items");
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_map(pk, 3);
+    eda_pack_kv_str(pk, "sku", "p\"e\\a\x01r \xf0\x9f\x98\x80\xc2\x9b\xff");
+    eda_pack_kv_i64(pk, "qty", -2);
+    eda_pack_kv_nil(pk, "x");
+    msgpack_pack_double(pk, 2.5);
+    eda_pack_kv_bool(pk, "ok", true);
+    eda_pack_kv_str(pk, "k=\n", "\x1b[2J");
+    msgpack_pack_int(pk, 9); /* a key that is not a string: left out */
+    eda_pack_str(pk, "nine");
+    eda_pack_kv_u64(pk, "n", 18446744073709551615ULL);
+    s_end(0);
+    const char *data = s_sbuf[0].data + s_data_at[0];
+    size_t len = s_sbuf[0].size - s_data_at[0];
+    for (size_t size = 0; size < 200; size++) {
+        char want[256], got[256];
+        memset(want, '#', sizeof want);
+        memset(got, '#', sizeof got);
+        size_t nw = eda_log_fields(&s_env[0].data, "order_id", want, size);
+        size_t ng = eda_log_fields_packed(data, len, "order_id", got, size);
+        cr_assert_eq(ng, nw, "size %zu: %zu, not %zu", size, ng, nw);
+        cr_assert_eq(memcmp(got, want, sizeof got), 0, "size %zu:\n%.*s\n%.*s", size,
+                     (int)size, got, (int)size, want);
+    }
+}
+
+/*  Bytes that are not msgpack, or that end early, end the pairs there:
+    nothing is read past them. */
+Test(log, fields_packed_stop_at_bytes_that_are_not_msgpack)
+{
+    msgpack_packer *pk = s_begin(0, EDA_KIND_EVENT, "StockReserved", "o-5", 12, 1);
+    msgpack_pack_map(pk, 3);
+    eda_pack_kv_str(pk, "a", "1");
+    eda_pack_key(pk, "b");
+    msgpack_pack_array(pk, 2);
+    eda_pack_str(pk, "x");
+    eda_pack_str(pk, "y");
+    eda_pack_kv_str(pk, "c", "3");
+    const char *data = s_sbuf[0].data + s_data_at[0];
+    size_t len = s_sbuf[0].size - s_data_at[0];
+    char out[128];
+    cr_assert_eq(eda_log_fields_packed(data, len, NULL, out, sizeof out), 19);
+    cr_assert_str_eq(out, "a=1 b=[\"x\",\"y\"] c=3");
+    for (size_t cut = 0; cut < len; cut++) {
+        size_t n = eda_log_fields_packed(data, cut, NULL, out, sizeof out);
+        cr_assert_eq(n, strlen(out));
+        cr_assert_eq(strncmp(out, "a=1 b=[\"x\",\"y\"] c=3", n), 0, "%zu: %s", cut, out);
+    }
+    const char bad[] = "\x82\xa1"
+                       "a\xc1\xa1"
+                       "b\xa1"
+                       "2";
+    cr_assert_eq(eda_log_fields_packed(bad, sizeof bad - 1, NULL, out, sizeof out), 2);
+    cr_assert_str_eq(out, "a=");
+    const char huge[] = "\x81\xa1"
+                        "a\xdd\xff\xff\xff\xff"; /* a count past the end */
+    eda_log_fields_packed(huge, sizeof huge - 1, NULL, out, sizeof out);
+    cr_assert_str_eq(out, "a=");
+    cr_assert_eq(eda_log_fields_packed(NULL, 0, NULL, out, sizeof out), 0);
+    cr_assert_str_eq(out, "");
+    cr_assert_eq(eda_log_fields_packed("\xc0", 1, NULL, out, sizeof out), 0);
 }
