@@ -5,6 +5,8 @@
 */
 #include "eda_envelope.h"
 
+#include "eda_mpread.h"
+
 #include "eda_text.h"
 
 #include <stdarg.h>
@@ -73,141 +75,32 @@ const msgpack_object *eda_decoder_root(eda_decoder_t *self)
     return &self->root;
 }
 
-/*  Reads a big-endian unsigned integer of `n` bytes. */
-static uint64_t s_be(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 int eda_msgpack_check(const void *buf, size_t len)
 {
-    const uint8_t *p = buf;
-    size_t pos = 0;
-    uint64_t need[S_MAX_DEPTH + 1];
+    eda_mp_t r;
+    eda_mp_init(&r, buf, len);
+    uint64_t need[S_MAX_DEPTH + 1]; /* values still to read at each depth */
     int depth = 0;
     need[0] = 1;
-
     while (1) {
         while (depth >= 0 && need[depth] == 0)
             depth--;
         if (depth < 0)
             break;
         need[depth]--;
-        if (pos >= len)
+        msgpack_object o;
+        if (!eda_mp_next(&r, &o))
             return -1;
-        uint8_t b = p[pos];
-        size_t head = 1;   /* bytes of the header, including b */
-        int lenbytes = 0;  /* bytes of a length that follows b */
-        uint64_t body = 0; /* payload bytes after the header */
-        uint64_t children = 0;
-        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
-            ;
-        else if (b >= 0x80 && b <= 0x8f)
-            children = 2u * (b & 0x0f);
-        else if (b >= 0x90 && b <= 0x9f)
-            children = b & 0x0f;
-        else if (b >= 0xa0 && b <= 0xbf)
-            body = b & 0x1f;
-        else {
-            switch (b) {
-            case 0xc4:
-            case 0xd9:
-                lenbytes = 1;
-                break;
-            case 0xc5:
-            case 0xda:
-                lenbytes = 2;
-                break;
-            case 0xc6:
-            case 0xdb:
-                lenbytes = 4;
-                break;
-            case 0xc7:
-                lenbytes = 1;
-                head = 2;
-                break;
-            case 0xc8:
-                lenbytes = 2;
-                head = 2;
-                break;
-            case 0xc9:
-                lenbytes = 4;
-                head = 2;
-                break;
-            case 0xca:
-                body = 4;
-                break;
-            case 0xcb:
-                body = 8;
-                break;
-            case 0xcc:
-            case 0xd0:
-                body = 1;
-                break;
-            case 0xcd:
-            case 0xd1:
-                body = 2;
-                break;
-            case 0xce:
-            case 0xd2:
-                body = 4;
-                break;
-            case 0xcf:
-            case 0xd3:
-                body = 8;
-                break;
-            case 0xd4:
-                body = 2;
-                break;
-            case 0xd5:
-                body = 3;
-                break;
-            case 0xd6:
-                body = 5;
-                break;
-            case 0xd7:
-                body = 9;
-                break;
-            case 0xd8:
-                body = 17;
-                break;
-            case 0xdc:
-            case 0xdd:
-                lenbytes = b == 0xdc ? 2 : 4;
-                break;
-            case 0xde:
-            case 0xdf:
-                lenbytes = b == 0xde ? 2 : 4;
-                break;
-            default:
-                return -1; /* 0xc1 is never used */
-            }
-        }
-        if (lenbytes) {
-            if (len - pos < 1 + (size_t)lenbytes)
-                return -1;
-            uint64_t n = s_be(p + pos + 1, lenbytes);
-            if (b >= 0xdc && b <= 0xdd)
-                children = n;
-            else if (b >= 0xde)
-                children = 2 * n;
-            else
-                body = n;
-            head += (size_t)lenbytes;
-        }
-        if (len - pos < head || len - pos - head < body)
-            return -1;
-        pos += head + (size_t)body;
+        uint64_t children = o.type == MSGPACK_OBJECT_ARRAY ? o.via.array.size
+                            : o.type == MSGPACK_OBJECT_MAP ? 2 * (uint64_t)o.via.map.size
+                                                           : 0;
         if (children) {
-            if (children > len - pos || depth + 1 > S_MAX_DEPTH)
+            if (depth + 1 > S_MAX_DEPTH)
                 return -1;
             need[++depth] = children;
         }
     }
-    return pos == len ? 0 : -1;
+    return r.p == r.end ? 0 : -1;
 }
 
 /*  Copies a msgpack string into out[size]; -1 if not a string, too long, or

@@ -5,6 +5,7 @@
     once.
 */
 #include "eda_log.h"
+#include "eda_mpread.h"
 #include "eda_text.h"
 
 #include <stdarg.h>
@@ -382,216 +383,26 @@ size_t eda_log_fields(const msgpack_object *data, const char *skip, char *out,
 
 /* --- data packed by the service itself, read in place ------------------------ */
 
-#define S_DEPTH_MAX 32  /* nesting followed, as eda_msgpack_check allows */
-#define S_KEY_MAX   512 /* a map key that is not a string, rendered */
-
-/*  A cursor over packed msgpack bytes [p, end). */
-typedef struct {
-    const uint8_t *p, *end;
-} s_mp_t;
-
-/*  Takes the next n bytes: their start, or NULL when fewer are left. */
-static const uint8_t *s_mp_take(s_mp_t *r, uint64_t n)
-{
-    if ((uint64_t)(r->end - r->p) < n)
-        return NULL;
-    const uint8_t *at = r->p;
-    r->p += n;
-    return at;
-}
-
-/*  Reads an n-byte big-endian unsigned integer into *v. */
-static bool s_mp_uint(s_mp_t *r, unsigned n, uint64_t *v)
-{
-    const uint8_t *at = s_mp_take(r, n);
-    if (!at)
-        return false;
-    *v = 0;
-    for (unsigned i = 0; i < n; i++)
-        *v = *v << 8 | at[i];
-    return true;
-}
-
-/*  Reads an n-byte big-endian signed integer into o, as msgpack-c types it
-    (a value that is not negative is a positive integer). */
-static bool s_mp_int(s_mp_t *r, unsigned n, msgpack_object *o)
-{
-    uint64_t u;
-    if (!s_mp_uint(r, n, &u))
-        return false;
-    int64_t v = n == 1   ? (int8_t)u
-                : n == 2 ? (int16_t)u
-                : n == 4 ? (int32_t)u
-                         : (int64_t)u;
-    o->type = v < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER : MSGPACK_OBJECT_POSITIVE_INTEGER;
-    o->via.i64 = v; /* the same bits as via.u64 when not negative */
-    return true;
-}
-
-/*  Takes n bytes of payload into o as a string or binary value. */
-static bool s_mp_bytes(s_mp_t *r, uint64_t n, msgpack_object_type type, msgpack_object *o)
-{
-    const uint8_t *at = s_mp_take(r, n);
-    if (!at)
-        return false;
-    o->type = type;
-    o->via.str.ptr = (const char *)at; /* a bin has the same layout */
-    o->via.str.size = (uint32_t)n;
-    return true;
-}
-
-/*  An array or a map of n elements (pairs), which follow: their count is
-    checked against the bytes left, each taking one at least. */
-static bool s_mp_container(s_mp_t *r, uint64_t n, msgpack_object_type type,
-                           msgpack_object *o)
-{
-    if ((type == MSGPACK_OBJECT_MAP ? 2 * n : n) > (uint64_t)(r->end - r->p))
-        return false;
-    o->type = type;
-    if (type == MSGPACK_OBJECT_MAP)
-        o->via.map = (msgpack_object_map){.size = (uint32_t)n};
-    else
-        o->via.array = (msgpack_object_array){.size = (uint32_t)n};
-    return true;
-}
-
-/*  A float of n bytes (4 or 8) into o, as msgpack-c unpacks it. */
-static bool s_mp_float(s_mp_t *r, unsigned n, msgpack_object *o)
-{
-    uint64_t u;
-    if (!s_mp_uint(r, n, &u))
-        return false;
-    if (n == 4) {
-        uint32_t bits = (uint32_t)u;
-        float f;
-        memcpy(&f, &bits, sizeof f);
-        o->type = MSGPACK_OBJECT_FLOAT32;
-        o->via.f64 = f;
-    } else {
-        memcpy(&o->via.f64, &u, sizeof o->via.f64);
-        o->type = MSGPACK_OBJECT_FLOAT64;
-    }
-    return true;
-}
-
-/*  Reads the value at the cursor into `o` as msgpack-c would unpack it: a
-    scalar whole (a string's bytes pointed to, not copied), an array or a
-    map as its count, its elements following. False when the bytes are not
-    msgpack or end early. */
-static bool s_mp_next(s_mp_t *r, msgpack_object *o)
-{
-    const uint8_t *at = s_mp_take(r, 1);
-    if (!at)
-        return false;
-    uint8_t b = *at;
-    uint64_t n;
-    if (b <= 0x7f) { /* fixints */
-        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-        o->via.u64 = b;
-        return true;
-    }
-    if (b >= 0xe0) {
-        o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
-        o->via.i64 = (int8_t)b;
-        return true;
-    }
-    if (b <= 0x8f)
-        return s_mp_container(r, b & 0x0f, MSGPACK_OBJECT_MAP, o);
-    if (b <= 0x9f)
-        return s_mp_container(r, b & 0x0f, MSGPACK_OBJECT_ARRAY, o);
-    if (b <= 0xbf)
-        return s_mp_bytes(r, b & 0x1f, MSGPACK_OBJECT_STR, o);
-    switch (b) {
-    case 0xc0:
-        o->type = MSGPACK_OBJECT_NIL;
-        return true;
-    case 0xc2:
-    case 0xc3:
-        o->type = MSGPACK_OBJECT_BOOLEAN;
-        o->via.boolean = b == 0xc3;
-        return true;
-    case 0xc4:
-    case 0xc5:
-    case 0xc6:
-        return s_mp_uint(r, 1u << (b - 0xc4), &n) &&
-               s_mp_bytes(r, n, MSGPACK_OBJECT_BIN, o);
-    case 0xc7:
-    case 0xc8:
-    case 0xc9: /* ext: its type byte, then the payload */
-        return s_mp_uint(r, 1u << (b - 0xc7), &n) &&
-               s_mp_bytes(r, n + 1, MSGPACK_OBJECT_EXT, o);
-    case 0xca:
-    case 0xcb:
-        return s_mp_float(r, b == 0xca ? 4 : 8, o);
-    case 0xcc:
-    case 0xcd:
-    case 0xce:
-    case 0xcf:
-        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-        return s_mp_uint(r, 1u << (b - 0xcc), &o->via.u64);
-    case 0xd0:
-    case 0xd1:
-    case 0xd2:
-    case 0xd3:
-        return s_mp_int(r, 1u << (b - 0xd0), o);
-    case 0xd4:
-    case 0xd5:
-    case 0xd6:
-    case 0xd7:
-    case 0xd8: /* fixext */
-        return s_mp_bytes(r, (1u << (b - 0xd4)) + 1, MSGPACK_OBJECT_EXT, o);
-    case 0xd9:
-    case 0xda:
-    case 0xdb:
-        return s_mp_uint(r, 1u << (b - 0xd9), &n) &&
-               s_mp_bytes(r, n, MSGPACK_OBJECT_STR, o);
-    case 0xdc:
-    case 0xdd:
-        return s_mp_uint(r, b == 0xdc ? 2 : 4, &n) &&
-               s_mp_container(r, n, MSGPACK_OBJECT_ARRAY, o);
-    case 0xde:
-    case 0xdf:
-        return s_mp_uint(r, b == 0xde ? 2 : 4, &n) &&
-               s_mp_container(r, n, MSGPACK_OBJECT_MAP, o);
-    default: /* 0xc1 is never used */
-        return false;
-    }
-}
-
-/*  Moves the cursor past one value, nested ones included. */
-static bool s_mp_skip(s_mp_t *r, int depth)
-{
-    msgpack_object o;
-    if (depth > S_DEPTH_MAX || !s_mp_next(r, &o))
-        return false;
-    uint64_t n = o.type == MSGPACK_OBJECT_ARRAY ? o.via.array.size
-                 : o.type == MSGPACK_OBJECT_MAP ? 2 * (uint64_t)o.via.map.size
-                                                : 0;
-    for (uint64_t i = 0; i < n; i++)
-        if (!s_mp_skip(r, depth + 1))
-            return false;
-    return true;
-}
+#define S_KEY_MAX 512 /* a map key that is not a string, rendered */
 
 /*  Reads a map key into `k`, moving past it whole: a key that is an array
     or a map is skipped, `k` saying only what it was. */
-static bool s_mp_key(s_mp_t *r, msgpack_object *k, int depth)
+static bool s_mp_key(eda_mp_t *r, msgpack_object *k, int depth)
 {
-    s_mp_t at = *r;
-    if (!s_mp_next(r, k))
+    eda_mp_t at = *r;
+    if (!eda_mp_next(r, k))
         return false;
     if (k->type != MSGPACK_OBJECT_ARRAY && k->type != MSGPACK_OBJECT_MAP)
         return true;
     *r = at;
-    return s_mp_skip(r, depth);
+    return eda_mp_skip(r, depth);
 }
 
 /*  Opens a cursor on data[len] and reads its first value's head. */
-static bool s_mp_open(s_mp_t *r, const void *data, size_t len, msgpack_object *o)
+static bool s_mp_open(eda_mp_t *r, const void *data, size_t len, msgpack_object *o)
 {
-    r->p = data;
-    r->end = r->p + (data ? len : 0);
-    return data && s_mp_next(r, o);
+    eda_mp_init(r, data, len);
+    return data && eda_mp_next(r, o);
 }
 
 /*  JSON written into out[size] as eda_json writes it: whole pieces until
@@ -602,7 +413,7 @@ typedef struct {
     bool full;
 } s_json_t;
 
-static bool s_json_value(s_json_t *k, s_mp_t *r, int depth);
+static bool s_json_value(s_json_t *k, eda_mp_t *r, int depth);
 
 /*  Appends piece s[n] whole, or marks the sink full. */
 static void s_json_put(s_json_t *k, const char *s, size_t n)
@@ -669,9 +480,9 @@ static void s_json_put_quoted(s_json_t *k, const char *s, size_t n)
 
 /*  A map key: a string as it is; any other value rendered and quoted, as
     eda_json does (a rendering past S_KEY_MAX bytes ends the output). */
-static bool s_json_key(s_json_t *k, s_mp_t *r, int depth)
+static bool s_json_key(s_json_t *k, eda_mp_t *r, int depth)
 {
-    s_mp_t at = *r;
+    eda_mp_t at = *r;
     msgpack_object key;
     if (!s_mp_key(r, &key, depth))
         return false;
@@ -692,7 +503,7 @@ static bool s_json_key(s_json_t *k, s_mp_t *r, int depth)
 }
 
 /*  An array of n values or a map of n pairs, whose elements follow. */
-static bool s_json_container(s_json_t *k, s_mp_t *r, uint32_t n, bool map, int depth)
+static bool s_json_container(s_json_t *k, eda_mp_t *r, uint32_t n, bool map, int depth)
 {
     s_json_put(k, map ? "{" : "[", 1);
     for (uint32_t i = 0; i < n && !k->full; i++) {
@@ -711,10 +522,10 @@ static bool s_json_container(s_json_t *k, s_mp_t *r, uint32_t n, bool map, int d
 
 /*  Renders the value at the cursor. False when it did not fit whole or the
     bytes are not msgpack: the output then stops there. */
-static bool s_json_value(s_json_t *k, s_mp_t *r, int depth)
+static bool s_json_value(s_json_t *k, eda_mp_t *r, int depth)
 {
     msgpack_object o;
-    if (depth > S_DEPTH_MAX || !s_mp_next(r, &o))
+    if (depth > EDA_MP_DEPTH_MAX || !eda_mp_next(r, &o))
         return false;
     if (o.type == MSGPACK_OBJECT_MAP)
         return s_json_container(k, r, o.via.map.size, true, depth);
@@ -726,11 +537,11 @@ static bool s_json_value(s_json_t *k, s_mp_t *r, int depth)
 
 /*  Appends one pair's value at the cursor: a string bare or quoted, any
     other value as JSON. False when it did not fit whole. */
-static bool s_field_packed(char *out, size_t size, size_t *len, s_mp_t *r)
+static bool s_field_packed(char *out, size_t size, size_t *len, eda_mp_t *r)
 {
-    s_mp_t at = *r;
+    eda_mp_t at = *r;
     msgpack_object v;
-    if (!s_mp_next(r, &v))
+    if (!eda_mp_next(r, &v))
         return false;
     if (v.type == MSGPACK_OBJECT_STR)
         return s_field_str(out, size, len, v.via.str.ptr, v.via.str.size, false);
@@ -747,7 +558,7 @@ size_t eda_log_fields_packed(const void *data, size_t len, const char *skip, cha
     if (!size)
         return 0;
     out[0] = '\0';
-    s_mp_t r;
+    eda_mp_t r;
     msgpack_object map, k;
     if (!s_mp_open(&r, data, len, &map) || map.type != MSGPACK_OBJECT_MAP)
         return 0;
@@ -757,7 +568,7 @@ size_t eda_log_fields_packed(const void *data, size_t len, const char *skip, cha
         if (!s_mp_key(&r, &k, 1))
             break;
         if (k.type != MSGPACK_OBJECT_STR || s_key_is(&k, skip))
-            fits = s_mp_skip(&r, 1);
+            fits = eda_mp_skip(&r, 1);
         else
             fits = s_field_key(out, size, &n, k.via.str.ptr, k.via.str.size) &&
                    s_field_packed(out, size, &n, &r);
@@ -770,7 +581,7 @@ size_t eda_log_fields_packed(const void *data, size_t len, const char *skip, cha
 static void s_packed_order(const void *data, size_t len, char *out, size_t size)
 {
     out[0] = '\0';
-    s_mp_t r;
+    eda_mp_t r;
     msgpack_object map, k, v;
     if (!s_mp_open(&r, data, len, &map) || map.type != MSGPACK_OBJECT_MAP)
         return;
@@ -778,12 +589,12 @@ static void s_packed_order(const void *data, size_t len, char *out, size_t size)
         if (!s_mp_key(&r, &k, 1))
             return;
         if (!s_key_is(&k, "order_id")) {
-            if (!s_mp_skip(&r, 1))
+            if (!eda_mp_skip(&r, 1))
                 return;
             continue;
         }
-        if (s_mp_next(&r, &v) && v.type == MSGPACK_OBJECT_STR && v.via.str.size < size &&
-            !memchr(v.via.str.ptr, '\0', v.via.str.size)) {
+        if (eda_mp_next(&r, &v) && v.type == MSGPACK_OBJECT_STR &&
+            v.via.str.size < size && !memchr(v.via.str.ptr, '\0', v.via.str.size)) {
             memcpy(out, v.via.str.ptr, v.via.str.size);
             out[v.via.str.size] = '\0';
         }
@@ -852,7 +663,7 @@ typedef struct {
 /*  True when the line's data is a map. */
 static bool s_flow_has_map(const s_flow_t *f)
 {
-    s_mp_t r;
+    eda_mp_t r;
     msgpack_object o;
     if (f->data)
         return f->data->type == MSGPACK_OBJECT_MAP;
@@ -865,7 +676,7 @@ static size_t s_flow_data_json(const s_flow_t *f, char *json, size_t size)
 {
     if (f->data)
         return eda_json(f->data, json, size);
-    s_mp_t r = {.p = f->packed, .end = (const uint8_t *)f->packed + f->plen};
+    eda_mp_t r = {.p = f->packed, .end = (const uint8_t *)f->packed + f->plen};
     s_json_t k = {.out = json, .size = size};
     json[0] = '\0';
     return s_json_value(&k, &r, 0) ? k.len : size;

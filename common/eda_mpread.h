@@ -1,0 +1,36 @@
+/*  eda_mpread: a cursor over msgpack bytes, read in place: one value's head
+    at a time, as msgpack-c would unpack it, with no object tree and no
+    allocation. Every count is checked against the bytes left, so hostile
+    bytes end the reading (false), never overrun it. eda_msgpack_check
+    judges whole messages with it; the flow log renders packed data with it.
+*/
+#ifndef EDA_MPREAD_H_INCLUDED
+#define EDA_MPREAD_H_INCLUDED
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EDA_MP_DEPTH_MAX 32 /* nesting eda_mp_skip follows */
+
+/*  A cursor over [p, end). */
+typedef struct {
+    const uint8_t *p, *end;
+} eda_mp_t;
+
+/*  Opens a cursor on data[len] (none when data is NULL). */
+void eda_mp_init(eda_mp_t *r, const void *data, size_t len);
+
+/*  Reads the value at the cursor into `o`: a scalar whole (a string's or a
+    bin's bytes pointed to, not copied), an array or a map as its count, its
+    elements following (an array or map of n needs n, or 2n, bytes left at
+    least). False when the bytes are not msgpack or end early. */
+bool eda_mp_next(eda_mp_t *r, msgpack_object *o);
+
+/*  Moves the cursor past one value, nested ones included; `depth` is the
+    value's own nesting (1 for a top-level value's elements). False past
+    EDA_MP_DEPTH_MAX or on bytes that are not msgpack. */
+bool eda_mp_skip(eda_mp_t *r, int depth);
+
+#endif
