@@ -1,6 +1,8 @@
 /*  eda_client: DEALER with a reusable send buffer and decoder. */
 #include "eda_client.h"
 
+#include "eda_text.h"
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -57,8 +59,7 @@ void eda_new_id(char *out, size_t size)
 {
     static atomic_uint_fast64_t counter;
     pthread_once(&s_prefix_once, s_draw_prefix);
-    snprintf(out, size, "%s-%llu", s_prefix,
-             (unsigned long long)atomic_fetch_add(&counter, 1) + 1);
+    eda_id_join(out, size, s_prefix, (uint64_t)atomic_fetch_add(&counter, 1) + 1);
 }
 
 static zsock_t *s_connect(eda_client_t *self)

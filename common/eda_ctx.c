@@ -4,6 +4,8 @@
 */
 #include "eda_service_impl.h"
 
+#include "eda_text.h"
+
 #include <stdarg.h>
 
 const eda_envelope_t *eda_ctx_msg(eda_ctx_t *ctx)
@@ -82,8 +84,7 @@ msgpack_packer *eda_ctx_emit(eda_ctx_t *ctx, const char *type, const char *order
     assert(!ctx->emitting);
     uint64_t seq = eda_store_next_seq(svc->store);
     char id[EDA_NAME_MAX + 1];
-    snprintf(id, sizeof id, "%s-%llu", eda_store_epoch(svc->store),
-             (unsigned long long)seq);
+    eda_id_join(id, sizeof id, eda_store_epoch(svc->store), seq);
     msgpack_sbuffer_clear(&svc->event_buf);
     eda_header_t hdr = {.kind = EDA_KIND_EVENT,
                         .type = type,
@@ -95,8 +96,8 @@ msgpack_packer *eda_ctx_emit(eda_ctx_t *ctx, const char *type, const char *order
                         .seq = seq,
                         .epoch = eda_store_epoch(svc->store)};
     eda_pack_header(&svc->event_pk, &hdr);
-    snprintf(ctx->emit_type, sizeof ctx->emit_type, "%s", type);
-    snprintf(ctx->emit_order, sizeof ctx->emit_order, "%s", order_id ? order_id : "");
+    eda_copy(ctx->emit_type, sizeof ctx->emit_type, type);
+    eda_copy(ctx->emit_order, sizeof ctx->emit_order, order_id);
     ctx->emit_seq = seq;
     ctx->emit_data = (uint32_t)svc->event_buf.size;
     ctx->emitting = true;
@@ -161,9 +162,8 @@ msgpack_packer *eda_ctx_command(eda_ctx_t *ctx, const char *peer, const char *ty
                         .correlation_id = order_id,
                         .causation_id = ctx->msg ? ctx->msg->id : NULL};
     eda_pack_header(&svc->command_pk, &hdr);
-    snprintf(ctx->command_type, sizeof ctx->command_type, "%s", type);
-    snprintf(ctx->command_order, sizeof ctx->command_order, "%s",
-             order_id ? order_id : "");
+    eda_copy(ctx->command_type, sizeof ctx->command_type, type);
+    eda_copy(ctx->command_order, sizeof ctx->command_order, order_id);
     ctx->command_data = (uint32_t)svc->command_buf.size;
     return &svc->command_pk;
 }

@@ -15,6 +15,8 @@
 */
 #include "eda_service_impl.h"
 
+#include "eda_text.h"
+
 #define S_NAMED_MAX 10 /* orders named in one log line */
 
 void eda_fence_start(eda_service_t *svc)
@@ -88,8 +90,7 @@ static int s_carry(eda_service_t *svc, const void *body, size_t len)
     }
     uint64_t seq = eda_store_next_seq(svc->store);
     char id[EDA_NAME_MAX + 1];
-    snprintf(id, sizeof id, "%s-%llu", eda_store_epoch(svc->store),
-             (unsigned long long)seq);
+    eda_id_join(id, sizeof id, eda_store_epoch(svc->store), seq);
     eda_header_t hdr = {.kind = EDA_KIND_EVENT,
                         .type = env.type,
                         .id = id,

@@ -273,3 +273,33 @@ size_t eda_json(const struct msgpack_object *obj, char *out, size_t size)
     s_json(&k, obj);
     return k.need;
 }
+
+size_t eda_copy(char *out, size_t size, const char *in)
+{
+    if (!size)
+        return 0;
+    size_t n = in ? strnlen(in, size - 1) : 0;
+    memcpy(out, in ? in : "", n);
+    out[n] = '\0';
+    return n;
+}
+
+size_t eda_id_join(char *out, size_t size, const char *prefix, uint64_t n)
+{
+    char digits[24];
+    size_t d = sizeof digits;
+    do
+        digits[--d] = (char)('0' + n % 10);
+    while ((n /= 10) != 0);
+    size_t len = eda_copy(out, size, prefix);
+    if (len + 1 < size)
+        out[len++] = '-';
+    size_t take = sizeof digits - d;
+    if (len + take >= size)
+        take = size ? size - 1 - len : 0;
+    memcpy(out + len, digits + d, take);
+    len += take;
+    if (size)
+        out[len] = '\0';
+    return len;
+}

@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct msgpack_object;
 
@@ -54,5 +55,17 @@ bool eda_printable(const char *in, size_t len);
     escape. Returns the length the whole rendering needs: when it is `size`
     or more, out holds a cut prefix that is not valid JSON. Can't fail. */
 size_t eda_json(const struct msgpack_object *obj, char *out, size_t size);
+
+/* --- on the hot path, in place of snprintf --------------------------------- */
+
+/*  Copies the string `in` (NULL: "") into out[size], cut to fit; out is
+    NUL-terminated when size > 0. Returns the bytes copied. */
+size_t eda_copy(char *out, size_t size, const char *in);
+
+/*  Writes "PREFIX-N" into out[size], cut to fit, NUL-terminated when
+    size > 0: the shape of the ids the services make (an event's
+    "EPOCH-SEQ", a message's "PROCESS-COUNTER", an order's "o-RUN-NUMBER").
+    Returns the bytes written. */
+size_t eda_id_join(char *out, size_t size, const char *prefix, uint64_t n);
 
 #endif

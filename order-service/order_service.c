@@ -208,7 +208,7 @@ static int s_place_order(void *state, eda_ctx_t *ctx)
     }
     int64_t number = self->number + 1;
     char order_id[EDA_NAME_MAX + 1];
-    snprintf(order_id, sizeof order_id, "%s-%lld", self->id_prefix, (long long)number);
+    eda_id_join(order_id, sizeof order_id, self->id_prefix, (uint64_t)number);
     sqlite3_bind_int64(self->insert, 8, number);
     if (s_create(self, ctx, &req, order_id))
         return -1;

@@ -395,3 +395,33 @@ Test(text, json_renders_every_type_with_strict_escapes)
     msgpack_zone_destroy(&s_zone);
     msgpack_sbuffer_destroy(&sb);
 }
+
+Test(text, eda_copy_and_eda_id_join_cut_to_fit_as_snprintf_would)
+{
+    /* At every size, each writes what snprintf writes, and never past it. */
+    const char *prefix = "o-0123456789ab";
+    uint64_t numbers[] = {0, 7, 42, 18446744073709551615u};
+    for (size_t n = 0; n < sizeof numbers / sizeof numbers[0]; n++) {
+        char want[64];
+        int whole = snprintf(want, sizeof want, "%s-%llu", prefix,
+                             (unsigned long long)numbers[n]);
+        for (size_t size = 0; size <= (size_t)whole + 2; size++) {
+            char got[64], expect[64];
+            memset(got, '#', sizeof got);
+            snprintf(expect, size ? size : 1, "%s", want);
+            size_t len = eda_id_join(got, size, prefix, numbers[n]);
+            cr_assert_eq(got[size], '#', "size %zu: wrote past out[size]", size);
+            if (!size)
+                continue;
+            cr_assert_str_eq(got, expect, "size %zu", size);
+            cr_assert_eq(len, strlen(expect));
+        }
+    }
+    char out[8];
+    cr_assert_eq(eda_copy(out, sizeof out, "CreditReserved"), 7);
+    cr_assert_str_eq(out, "CreditR");
+    cr_assert_eq(eda_copy(out, sizeof out, NULL), 0);
+    cr_assert_str_eq(out, "");
+    cr_assert_eq(eda_copy(out, 1, "x"), 0);
+    cr_assert_str_eq(out, "");
+}
