@@ -1,12 +1,12 @@
-/*  eda_envelope: the envelope codec. Decoding walks the raw bytes first
-    (eda_msgpack_check) so that a hostile count cannot make msgpack-c allocate
-    gigabytes, then reads the map strictly. Encoding writes the header keys in
-    a fixed order and leaves the last value, `data` or `error`, to the caller.
+/*  eda_envelope: the envelope codec. Decoding reads the raw bytes with
+    eda_mpread, which checks every count against the bytes left before it
+    allocates (a hostile count cannot make it allocate gigabytes), then reads
+    the map strictly. Encoding writes the header keys in a fixed order and
+    leaves the last value, `data` or `error`, to the caller.
 */
 #include "eda_envelope.h"
 
 #include "eda_mpread.h"
-
 #include "eda_text.h"
 
 #include <stdarg.h>
@@ -216,21 +216,18 @@ eda_error_t eda_decode(eda_decoder_t *self, const void *buf, size_t len,
         return s_fail(why, why_size, EDA_BAD_REQUEST, "empty message");
     if (len > EDA_MAX_MSG)
         return s_fail(why, why_size, EDA_BAD_REQUEST, "message over 1 MiB");
-    if (eda_msgpack_check(buf, len))
-        return s_fail(why, why_size, EDA_BAD_REQUEST,
-                      "not one well-formed msgpack value");
 
     msgpack_zone_clear(&self->zone);
-    /* msgpack-c points strings and bins into the bytes it reads: read a copy
-       held by the zone, so that `data` outlives the caller's buffer. */
+    /* Strings and bins point into the bytes read: read a copy held by the
+       zone, so that `data` outlives the caller's buffer. */
     char *copy = msgpack_zone_malloc(&self->zone, len);
     if (!copy)
         return s_fail(why, why_size, EDA_BAD_REQUEST, "out of memory");
     memcpy(copy, buf, len);
     msgpack_object root;
-    size_t off = 0;
-    if (msgpack_unpack(copy, len, &off, &self->zone, &root) != MSGPACK_UNPACK_SUCCESS)
-        return s_fail(why, why_size, EDA_BAD_REQUEST, "msgpack could not be read");
+    if (!eda_mp_unpack(copy, len, &self->zone, &root))
+        return s_fail(why, why_size, EDA_BAD_REQUEST,
+                      "not one well-formed msgpack value");
     if (root.type != MSGPACK_OBJECT_MAP)
         return s_fail(why, why_size, EDA_BAD_REQUEST, "envelope is not a map");
     self->root = root;

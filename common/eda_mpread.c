@@ -60,6 +60,19 @@ static bool s_bytes(eda_mp_t *r, uint64_t n, msgpack_object_type type, msgpack_o
     return true;
 }
 
+/*  An extension of n payload bytes: its type byte, then the payload. */
+static bool s_ext(eda_mp_t *r, uint64_t n, msgpack_object *o)
+{
+    const uint8_t *at = s_take(r, n + 1);
+    if (!at)
+        return false;
+    o->type = MSGPACK_OBJECT_EXT;
+    o->via.ext.type = (int8_t)at[0];
+    o->via.ext.ptr = (const char *)at + 1;
+    o->via.ext.size = (uint32_t)n;
+    return true;
+}
+
 /*  An array or a map of n elements (pairs), which follow: their count is
     checked against the bytes left, each taking one at least. */
 static bool s_container(eda_mp_t *r, uint64_t n, msgpack_object_type type,
@@ -133,8 +146,7 @@ bool eda_mp_next(eda_mp_t *r, msgpack_object *o)
     case 0xc7:
     case 0xc8:
     case 0xc9: /* ext: its type byte, then the payload */
-        return s_uint(r, 1u << (b - 0xc7), &n) &&
-               s_bytes(r, n + 1, MSGPACK_OBJECT_EXT, o);
+        return s_uint(r, 1u << (b - 0xc7), &n) && s_ext(r, n, o);
     case 0xca:
     case 0xcb:
         return s_float(r, b == 0xca ? 4 : 8, o);
@@ -154,7 +166,7 @@ bool eda_mp_next(eda_mp_t *r, msgpack_object *o)
     case 0xd6:
     case 0xd7:
     case 0xd8: /* fixext */
-        return s_bytes(r, (1u << (b - 0xd4)) + 1, MSGPACK_OBJECT_EXT, o);
+        return s_ext(r, 1u << (b - 0xd4), o);
     case 0xd9:
     case 0xda:
     case 0xdb:
@@ -184,4 +196,48 @@ bool eda_mp_skip(eda_mp_t *r, int depth)
         if (!eda_mp_skip(r, depth + 1))
             return false;
     return true;
+}
+
+/*  Reads one whole value at nesting `depth` into o, its arrays and maps
+    allocated from `zone`. */
+static bool s_read(eda_mp_t *r, msgpack_zone *zone, msgpack_object *o, int depth)
+{
+    if (!eda_mp_next(r, o))
+        return false;
+    bool map = o->type == MSGPACK_OBJECT_MAP;
+    if (!map && o->type != MSGPACK_OBJECT_ARRAY)
+        return true;
+    uint32_t n = map ? o->via.map.size : o->via.array.size;
+    if (n == 0) {
+        o->via.array.ptr = NULL; /* a map's ptr is at the same place */
+        return true;
+    }
+    if (depth + 1 > EDA_MP_UNPACK_DEPTH)
+        return false;
+    if (map) {
+        msgpack_object_kv *kv = msgpack_zone_malloc(zone, n * sizeof *kv);
+        if (!kv)
+            return false;
+        o->via.map.ptr = kv;
+        for (uint32_t i = 0; i < n; i++)
+            if (!s_read(r, zone, &kv[i].key, depth + 1) ||
+                !s_read(r, zone, &kv[i].val, depth + 1))
+                return false;
+    } else {
+        msgpack_object *items = msgpack_zone_malloc(zone, n * sizeof *items);
+        if (!items)
+            return false;
+        o->via.array.ptr = items;
+        for (uint32_t i = 0; i < n; i++)
+            if (!s_read(r, zone, &items[i], depth + 1))
+                return false;
+    }
+    return true;
+}
+
+bool eda_mp_unpack(const void *data, size_t len, msgpack_zone *zone, msgpack_object *o)
+{
+    eda_mp_t r;
+    eda_mp_init(&r, data, len);
+    return data && s_read(&r, zone, o, 0) && r.p == r.end;
 }

@@ -13,6 +13,7 @@
 
 #include "inventory_domain.h"
 #include "eda_hold.h"
+#include "eda_mpread.h"
 
 #include <string.h>
 
@@ -60,11 +61,9 @@ static int s_unpack_items(inventory_state_t *self, const void *blob, size_t len,
                           eda_item_t *items)
 {
     msgpack_object obj;
-    size_t off = 0;
     char why[128];
     msgpack_zone_clear(&self->zone);
-    if (!blob || eda_msgpack_check(blob, len) ||
-        msgpack_unpack(blob, len, &off, &self->zone, &obj) != MSGPACK_UNPACK_SUCCESS)
+    if (!eda_mp_unpack(blob, len, &self->zone, &obj))
         return -1;
     return eda_items_read(&obj, false, items, why, sizeof why);
 }
