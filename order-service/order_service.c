@@ -26,7 +26,14 @@ static const char s_schema[] =
     " items BLOB NOT NULL, request_id TEXT);"
     "CREATE UNIQUE INDEX IF NOT EXISTS orders_by_request ON orders (request_id)"
     " WHERE request_id IS NOT NULL;"
-    "CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status);" ORDER_SAGA_SCHEMA;
+    /* PENDING orders only: what an operator looks for (stuck sagas), kept
+       at one index write when an order is placed and one when it is
+       decided. An index of every status cost three, 10% of the service's
+       work per saga; ListOrders of another status reads the orders in
+       order until its page is full. (Versions before kept that index.) */
+    "DROP INDEX IF EXISTS orders_by_status;"
+    "CREATE INDEX IF NOT EXISTS orders_pending ON orders (created_ts)"
+    " WHERE status = 'PENDING';" ORDER_SAGA_SCHEMA;
 
 #define S_ORDER_COLUMNS                                                                  \
     "order_id, customer_id, status, reason, saga, items, total, created_ts"
@@ -34,7 +41,8 @@ static const char s_schema[] =
 typedef struct {
     eda_service_t *svc;
     order_orchestrator_t *orchestrator;
-    sqlite3_stmt *insert, *by_id, *by_request, *list_all, *list_status, *set_status;
+    sqlite3_stmt *insert, *by_id, *by_request, *list_all, *list_status, *list_pending;
+    sqlite3_stmt *set_status;
     sqlite3_stmt *decide;      /* set_status for a PENDING order of one pattern only */
     sqlite3_stmt *last_number; /* the highest order number, this batch included */
     int64_t number;            /* what it read, counted on in memory */
@@ -244,7 +252,7 @@ static int s_list_orders(void *state, eda_ctx_t *ctx)
     const msgpack_object *data = &eda_ctx_msg(ctx)->data;
     char status[16] = "";
     uint64_t limit = S_LIST_DEFAULT, after = 0;
-    order_status_t parsed;
+    order_status_t parsed = ORDER_PENDING;
     int has_status = eda_get_str(data, "status", status, sizeof status);
     if (has_status < 0 || (has_status == 0 && order_status_parse(status, &parsed)))
         return eda_ctx_error(ctx, EDA_BAD_REQUEST,
@@ -256,9 +264,12 @@ static int s_list_orders(void *state, eda_ctx_t *ctx)
         return eda_ctx_error(ctx, EDA_BAD_REQUEST,
                              "after must be the `next` of an earlier ListOrders reply");
 
-    sqlite3_stmt *q = has_status == 0 ? self->list_status : self->list_all;
+    bool pending = has_status == 0 && parsed == ORDER_PENDING;
+    sqlite3_stmt *q = pending           ? self->list_pending
+                      : has_status == 0 ? self->list_status
+                                        : self->list_all;
     int col = 1;
-    if (has_status == 0)
+    if (has_status == 0 && !pending)
         sqlite3_bind_text(q, col++, status, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(q, col++, (sqlite3_int64)after);
     sqlite3_bind_int64(q, col, (sqlite3_int64)limit + 1); /* one more: is there more? */
@@ -515,6 +526,9 @@ static void *s_start(eda_service_t *svc)
         eda_store_prepare(store, "SELECT " S_ORDER_COLUMNS
                                  ", rowid FROM orders WHERE status = ? AND rowid > ?"
                                  " ORDER BY rowid LIMIT ?");
+    self->list_pending = eda_store_prepare(
+        store, "SELECT " S_ORDER_COLUMNS ", rowid FROM orders INDEXED BY orders_pending"
+               " WHERE status = 'PENDING' AND rowid > ? ORDER BY rowid LIMIT ?");
     self->set_status = eda_store_prepare(
         store, "UPDATE orders SET status = ?1, reason = ?2 WHERE order_id = ?3");
     /* Only an order that order_can_decide, of one pattern (?5). */
@@ -526,8 +540,8 @@ static void *s_start(eda_service_t *svc)
                           SQLITE_STATIC);
     self->orchestrator = order_orchestrator_new(svc, s_settle_orchestrated, self);
     if (!self->insert || !self->by_id || !self->by_request || !self->list_all ||
-        !self->list_status || !self->set_status || !self->decide || !self->last_number ||
-        !self->orchestrator) {
+        !self->list_status || !self->list_pending || !self->set_status || !self->decide ||
+        !self->last_number || !self->orchestrator) {
         s_stop((void **)&self);
         return NULL;
     }

@@ -1161,6 +1161,95 @@ static msgpack_object s_uint_obj(uint64_t v)
     return (msgpack_object){.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = v};
 }
 
+/*  ListOrders {status, limit, after}: the order ids of one page in
+    ids[max], and its `next` (0 when there is no more). Returns the count. */
+static int s_list_status(eda_client_t *c, const char *status, uint64_t limit,
+                         uint64_t after, char ids[][EDA_NAME_MAX + 1], int max,
+                         uint64_t *next)
+{
+    msgpack_packer *pk = eda_client_begin(c, "ListOrders", NULL);
+    msgpack_pack_map(pk, after ? 3 : 2);
+    eda_pack_kv_str(pk, "status", status);
+    eda_pack_kv_u64(pk, "limit", limit);
+    if (after)
+        eda_pack_kv_u64(pk, "after", after);
+    eda_envelope_t reply;
+    s_call(c, &reply);
+    s_expect_ok(&reply);
+    const msgpack_object *orders = eda_map_get(&reply.data, "orders");
+    cr_assert(orders && orders->type == MSGPACK_OBJECT_ARRAY);
+    int n = (int)orders->via.array.size;
+    cr_assert_leq(n, max);
+    for (int i = 0; i < n; i++)
+        s_str(&orders->via.array.ptr[i], "order_id", ids[i], EDA_NAME_MAX + 1);
+    *next = 0;
+    eda_get_u64(&reply.data, "next", next);
+    return n;
+}
+
+Test(service, pending_orders_are_listed_in_pages_and_an_old_status_index_is_dropped)
+{
+    /* A database made by a version that indexed every status. */
+    cr_assert_eq(tu_tempdir(s_dir, sizeof s_dir), 0);
+    char db[700];
+    snprintf(db, sizeof db, "%s/order.db", s_dir);
+    sqlite3 *old = NULL;
+    cr_assert_eq(sqlite3_open(db, &old), SQLITE_OK);
+    cr_assert_eq(
+        sqlite3_exec(old,
+                     "CREATE TABLE orders (order_id TEXT PRIMARY KEY,"
+                     " customer_id TEXT NOT NULL, status TEXT NOT NULL, reason TEXT,"
+                     " saga TEXT NOT NULL, total INTEGER NOT NULL,"
+                     " created_ts INTEGER NOT NULL, items BLOB NOT NULL,"
+                     " request_id TEXT);"
+                     "CREATE INDEX orders_by_status ON orders (status);",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(old);
+
+    /* order-service alone: its orders stay PENDING. */
+    s_topo_t t;
+    s_topo_init(&t, db);
+    cr_assert_eq(s_start(s_defs[S_ORDER], &t.cfg[S_ORDER], NULL), 0);
+    eda_client_t *c = s_client(t.commands[S_ORDER]);
+    char placed[5][EDA_NAME_MAX + 1];
+    for (int i = 0; i < 5; i++)
+        s_place_order(c, "alice", "apple", 1, 100, placed[i]);
+
+    /* Two at a time, oldest first, each once. */
+    char page[5][EDA_NAME_MAX + 1];
+    uint64_t next = 0;
+    int seen = 0;
+    do {
+        int n = s_list_status(c, "PENDING", 2, next, page, 5, &next);
+        cr_assert_leq(n, 2);
+        for (int i = 0; i < n; i++, seen++) {
+            cr_assert_lt(seen, 5, "more PENDING orders listed than placed");
+            cr_assert_str_eq(page[i], placed[seen]);
+        }
+    } while (next);
+    cr_assert_eq(seen, 5);
+    cr_assert_eq(s_list_status(c, "APPROVED", 10, 0, page, 5, &next), 0);
+
+    /* The old index is gone, the PENDING one is there. */
+    sqlite3 *check = NULL;
+    sqlite3_stmt *q = NULL;
+    cr_assert_eq(sqlite3_open_v2(db, &check, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(check, 5000);
+    cr_assert_eq(
+        sqlite3_prepare_v2(check,
+                           "SELECT group_concat(name, ',') FROM (SELECT name FROM"
+                           " sqlite_master WHERE type = 'index' AND tbl_name ="
+                           " 'orders' AND sql IS NOT NULL ORDER BY name)",
+                           -1, &q, NULL),
+        SQLITE_OK);
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    cr_assert_str_eq((const char *)sqlite3_column_text(q, 0),
+                     "orders_by_request,orders_pending");
+    sqlite3_finalize(q);
+    sqlite3_close(check);
+}
+
 Test(service, order_service_takes_both_saga_patterns_and_no_other)
 {
     /* --saga: the two patterns, nothing else, refused when it is set. */
