@@ -117,19 +117,23 @@ static int s_copy_str(const msgpack_object *o, char *out, size_t size)
     return 0;
 }
 
-static bool s_key_is(const msgpack_object *k, const char *name)
+/*  True when k is the string name[n]. */
+static bool s_key_is_n(const msgpack_object *k, const char *name, size_t n)
 {
-    size_t n = strlen(name);
     return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
            memcmp(k->via.str.ptr, name, n) == 0;
 }
+
+/*  The same for a string literal, its length known at compile time. */
+#define S_KEY_IS(k, literal) s_key_is_n((k), (literal), sizeof(literal) - 1)
 
 const msgpack_object *eda_map_get(const msgpack_object *map, const char *key)
 {
     if (!map || map->type != MSGPACK_OBJECT_MAP)
         return NULL;
+    size_t n = strlen(key);
     for (uint32_t i = 0; i < map->via.map.size; i++)
-        if (s_key_is(&map->via.map.ptr[i].key, key))
+        if (s_key_is_n(&map->via.map.ptr[i].key, key, n))
             return &map->via.map.ptr[i].val;
     return NULL;
 }
@@ -259,7 +263,7 @@ eda_error_t eda_decode(eda_decoder_t *self, const void *buf, size_t len,
             return s_fail(why, why_size, EDA_BAD_REQUEST, "envelope key is not a string");
         int rc = 0;
         const char *bad = NULL;
-        if (s_key_is(k, "kind")) {
+        if (S_KEY_IS(k, "kind")) {
             char kind[16];
             rc = s_copy_str(val, kind, sizeof kind);
             has_kind = true;
@@ -272,40 +276,40 @@ eda_error_t eda_decode(eda_decoder_t *self, const void *buf, size_t len,
                     }
             }
             bad = "kind";
-        } else if (s_key_is(k, "type"))
+        } else if (S_KEY_IS(k, "type"))
             rc = s_copy_str(val, env->type, sizeof env->type), bad = "type";
-        else if (s_key_is(k, "id"))
+        else if (S_KEY_IS(k, "id"))
             rc = s_copy_str(val, env->id, sizeof env->id), bad = "id";
-        else if (s_key_is(k, "source"))
+        else if (S_KEY_IS(k, "source"))
             rc = s_env_str(val, env->source), bad = "source";
-        else if (s_key_is(k, "correlation_id"))
+        else if (S_KEY_IS(k, "correlation_id"))
             rc = s_env_str(val, env->correlation_id), bad = "correlation_id";
-        else if (s_key_is(k, "causation_id"))
+        else if (S_KEY_IS(k, "causation_id"))
             rc = s_env_str(val, env->causation_id), bad = "causation_id";
-        else if (s_key_is(k, "epoch"))
+        else if (S_KEY_IS(k, "epoch"))
             rc = s_env_str(val, env->epoch), bad = "epoch";
         else if (val->type == MSGPACK_OBJECT_NIL &&
-                 (s_key_is(k, "ts") || s_key_is(k, "seq")))
+                 (S_KEY_IS(k, "ts") || S_KEY_IS(k, "seq")))
             ; /* nil is absent: judged below for the kinds that need them */
-        else if (s_key_is(k, "ts")) {
+        else if (S_KEY_IS(k, "ts")) {
             rc = val->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? 0 : -1, bad = "ts";
             env->ts = val->via.u64;
             has_ts = true;
-        } else if (s_key_is(k, "seq")) {
+        } else if (S_KEY_IS(k, "seq")) {
             rc = val->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? 0 : -1, bad = "seq";
             env->seq = val->via.u64;
             env->has_seq = true;
-        } else if (s_key_is(k, "data")) {
+        } else if (S_KEY_IS(k, "data")) {
             rc = val->type == MSGPACK_OBJECT_MAP || val->type == MSGPACK_OBJECT_NIL ? 0
                                                                                     : -1;
             env->data = *val;
             bad = "data";
-        } else if (s_key_is(k, "ok")) {
+        } else if (S_KEY_IS(k, "ok")) {
             rc = val->type == MSGPACK_OBJECT_BOOLEAN ? 0 : -1, bad = "ok";
             if (rc == 0) /* via.boolean of another type is not a valid bool */
                 env->ok = val->via.boolean;
             has_ok = true;
-        } else if (s_key_is(k, "error")) {
+        } else if (S_KEY_IS(k, "error")) {
             rc = val->type == MSGPACK_OBJECT_MAP || val->type == MSGPACK_OBJECT_NIL ? 0
                                                                                     : -1;
             env->error = *val;
@@ -351,6 +355,13 @@ eda_error_t eda_decode(eda_decoder_t *self, const void *buf, size_t len,
 void eda_pack_str(msgpack_packer *pk, const char *s)
 {
     size_t n = strlen(s);
+    if (n < 32) { /* a fixstr, as msgpack-c packs it: head and body in one write */
+        char fix[32];
+        fix[0] = (char)(0xa0 | n);
+        memcpy(fix + 1, s, n);
+        pk->callback(pk->data, fix, n + 1);
+        return;
+    }
     msgpack_pack_str_with_body(pk, s, n);
 }
 
