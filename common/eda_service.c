@@ -356,8 +356,8 @@ static void s_watch_descriptors(eda_service_t *svc)
     svc->fds_full = full;
 }
 
-/*  The engine's own timers: the heartbeat and replay timeouts. Returns the
-    monotonic time of the next one. */
+/*  The engine's own timers: the heartbeat, replay timeouts and retention.
+    Returns the monotonic time of the next one. */
 static int64_t s_timers(eda_service_t *svc)
 {
     int64_t now = zclock_mono();
@@ -369,12 +369,14 @@ static int64_t s_timers(eda_service_t *svc)
             zstr_send(svc->pipe, "$FAILED"); /* eda_service_main exits 1 */
         }
         s_watch_descriptors(svc);
-        eda_retain_timers(svc);
         s_heartbeat(svc);
         svc->next_heartbeat_ms = now + EDA_SVC_HEARTBEAT_MS;
     }
     int64_t next = eda_peers_timers(svc, now);
+    int64_t retain = eda_retain_timers(svc, now);
     eda_fence_timers(svc, now);
+    if (retain < next)
+        next = retain;
     return next < svc->next_heartbeat_ms ? next : svc->next_heartbeat_ms;
 }
 

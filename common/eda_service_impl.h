@@ -162,6 +162,7 @@ struct eda_service {
     int64_t fence_retry_ms; /* a new log the database refused: next try */
     eda_watch_t watch[EDA_PEERS_MAX]; /* eda_retain.c, with --retain-events */
     size_t nwatch;
+    int64_t retain_next_ms; /* when eda_retain_timers deletes again */
 };
 
 /* --- arenas ---------------------------------------------------------------- */
@@ -351,9 +352,10 @@ void eda_retain_report(eda_service_t *svc, const char *peer, const msgpack_objec
 zsock_t *eda_retain_sock(eda_service_t *svc, size_t i);
 int eda_retain_recv(eda_service_t *svc, size_t i);
 
-/*  Once a heartbeat, between batches: deletes what every peer applied and
-    the newest N do not need. */
-void eda_retain_timers(eda_service_t *svc);
+/*  Between batches, every S_RETAIN_MS: deletes what every peer applied and
+    the newest N do not need, a bounded chunk at a time. Returns the
+    monotonic time it wants to run next (INT64_MAX without retention). */
+int64_t eda_retain_timers(eda_service_t *svc, int64_t now);
 
 /* --- eda_builtins.c ---------------------------------------------------------------- */
 
