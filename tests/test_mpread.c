@@ -32,10 +32,12 @@ static bool s_same(const msgpack_object *a, const msgpack_object *b)
     case MSGPACK_OBJECT_STR:
     case MSGPACK_OBJECT_BIN:
         return a->via.str.size == b->via.str.size &&
-               memcmp(a->via.str.ptr, b->via.str.ptr, a->via.str.size) == 0;
+               (a->via.str.size == 0 || /* an empty one may point nowhere */
+                memcmp(a->via.str.ptr, b->via.str.ptr, a->via.str.size) == 0);
     case MSGPACK_OBJECT_EXT:
         return a->via.ext.type == b->via.ext.type && a->via.ext.size == b->via.ext.size &&
-               memcmp(a->via.ext.ptr, b->via.ext.ptr, a->via.ext.size) == 0;
+               (a->via.ext.size == 0 ||
+                memcmp(a->via.ext.ptr, b->via.ext.ptr, a->via.ext.size) == 0);
     case MSGPACK_OBJECT_ARRAY:
         if (a->via.array.size != b->via.array.size)
             return false;
