@@ -13,9 +13,6 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
-
-#define S_ARGS_MAX 64 /* words of one eda command line */
 
 static tu_system_t sys;
 static pid_t s_stopped; /* a service this test SIGSTOPped, 0 when none */
@@ -43,20 +40,9 @@ static void s_eda_argv(char **args, bool peers)
     cr_assert_eq(tu_eda(&sys, &s_run, args, peers), 0, "%s", sys.why);
 }
 
-/*  s_eda_argv with the arguments as a NULL-ended list; the deployment's
-    --peer options are added after them. */
-static void s_eda(const char *first, ...)
-{
-    char *args[S_ARGS_MAX];
-    int n = 0;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a && n < S_ARGS_MAX - 1; a = va_arg(ap, const char *))
-        args[n++] = (char *)a;
-    va_end(ap);
-    args[n] = NULL;
-    s_eda_argv(args, true);
-}
+/*  Runs eda with its arguments, then the deployment's --peer options:
+    S_EDA("trace", id, NULL). */
+#define S_EDA(...) cr_assert_eq(tu_eda_run(&sys, &s_run, __VA_ARGS__), 0, "%s", sys.why)
 
 /*  How many lines of s_run.out hold `needle`. */
 static int s_lines_with(const char *needle)
@@ -85,7 +71,7 @@ Test(cli, each_command_has_its_own_help)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         char usage[64];
         snprintf(usage, sizeof usage, "usage: eda %s", commands[i]);
-        s_eda(commands[i], "--help", NULL);
+        S_EDA(commands[i], "--help", NULL);
         S_EXPECT(0);
         cr_assert(strstr(s_run.out, usage), "%s --help:\n%s", commands[i], s_run.out);
         cr_assert(strstr(s_run.out, "exit codes"), "%s", s_run.out);
@@ -108,19 +94,19 @@ Test(cli, usage_errors_exit_2_naming_what_is_valid)
               "%s", s_run.err);
     cr_assert_eq(s_run.out_len, 0, "nothing on stdout: %s", s_run.out);
 
-    s_eda("ping", "orderz", NULL);
+    S_EDA("ping", "orderz", NULL);
     S_EXPECT(2);
     cr_assert(strstr(s_run.err, "order-service, customer-service"), "%s", s_run.err);
 
-    s_eda("orders", "--status", "shipped", NULL);
+    S_EDA("orders", "--status", "shipped", NULL);
     S_EXPECT(2);
     cr_assert(strstr(s_run.err, "APPROVED"), "%s", s_run.err);
 
-    s_eda("orders", "--bogus", NULL);
+    S_EDA("orders", "--bogus", NULL);
     S_EXPECT(2);
     cr_assert(strstr(s_run.err, "--status"), "%s", s_run.err);
 
-    s_eda("place-order", "--customer", "ada", "--item", "pen:1:1", "--saga", "sideways",
+    S_EDA("place-order", "--customer", "ada", "--item", "pen:1:1", "--saga", "sideways",
           NULL);
     S_EXPECT(2);
     cr_assert(strstr(s_run.err, "choreography or orchestration"), "%s", s_run.err);
@@ -142,20 +128,20 @@ Test(cli, global_options_work_after_the_command_and_case_slips_are_taken)
     cr_assert_eq(tu_wait_order(&sys, rejected, TU_SETTLE_MS, &order), 0, "%s", sys.why);
 
     /* --timeout and every --peer after the command. */
-    s_eda("ping", "--timeout", "5000", NULL);
+    S_EDA("ping", "--timeout", "5000", NULL);
     S_EXPECT(0);
     cr_assert_eq(s_lines_with(" up "), 3, "%s", s_run.out);
 
-    s_eda("orders", "--status", "approved", "--timeout", "5000", NULL);
+    S_EDA("orders", "--status", "approved", "--timeout", "5000", NULL);
     S_EXPECT(0);
     cr_assert(strstr(s_run.out, approved), "%s", s_run.out);
     cr_assert_null(strstr(s_run.out, rejected), "%s", s_run.out);
 
-    s_eda("ping", "Order", NULL); /* a unique start of a name, any case */
+    S_EDA("ping", "Order", NULL); /* a unique start of a name, any case */
     S_EXPECT(0);
     cr_assert_eq(s_lines_with("order-service"), 1, "%s", s_run.out);
 
-    s_eda("place-order", "--customer", "ada", "--item", "pen:1:100", "--saga",
+    S_EDA("place-order", "--customer", "ada", "--item", "pen:1:100", "--saga",
           "Orchestration", "--wait", "--timeout", "10000", "--json", NULL);
     S_EXPECT(0);
     json_error_t error;
@@ -204,14 +190,14 @@ Test(cli, orders_all_pages_through_every_order_once_while_orders_come)
                      "%s", sys.why);
 
     /* The default shows 100 at most; --limit fewer. */
-    s_eda("orders", "--limit", "7", "--page", "3", NULL);
+    S_EDA("orders", "--limit", "7", "--page", "3", NULL);
     S_EXPECT(0);
     cr_assert_eq(s_lines_with("o-"), 7, "%s", s_run.out);
 
     s_placer_t placer = {.endpoint = sys.commands[TU_ORDER]};
     pthread_t thread;
     cr_assert_eq(pthread_create(&thread, NULL, s_place_orders, &placer), 0);
-    s_eda("orders", "--all", "--page", "3", "--json", "--timeout", "10000", NULL);
+    S_EDA("orders", "--all", "--page", "3", "--json", "--timeout", "10000", NULL);
     placer.stop = true;
     pthread_join(thread, NULL);
     S_EXPECT(0);
@@ -241,12 +227,12 @@ Test(cli, place_order_wait_exits_by_the_outcome)
     cr_assert_eq(tu_create_customer(&sys, "ada", 100000), 0, "%s", sys.why);
     cr_assert_eq(tu_add_stock(&sys, "pen", 10), 0, "%s", sys.why);
 
-    s_eda("place-order", "--customer", "ada", "--item", "pen:1:100", "--wait",
+    S_EDA("place-order", "--customer", "ada", "--item", "pen:1:100", "--wait",
           "--timeout", "10000", NULL);
     S_EXPECT(0);
     cr_assert(strstr(s_run.out, "APPROVED"), "%s", s_run.out);
 
-    s_eda("place-order", "--customer", "nobody", "--item", "pen:1:100", "--wait",
+    S_EDA("place-order", "--customer", "nobody", "--item", "pen:1:100", "--wait",
           "--timeout", "10000", NULL);
     S_EXPECT(3);
     cr_assert(strstr(s_run.out, "REJECTED") && strstr(s_run.out, "UNKNOWN_CUSTOMER"),
@@ -255,7 +241,7 @@ Test(cli, place_order_wait_exits_by_the_outcome)
     /* customer-service frozen: the order can only stay PENDING. */
     s_stopped = sys.pid[TU_CUSTOMER];
     cr_assert_eq(kill(s_stopped, SIGSTOP), 0);
-    s_eda("place-order", "--customer", "ada", "--item", "pen:1:100", "--wait",
+    S_EDA("place-order", "--customer", "ada", "--item", "pen:1:100", "--wait",
           "--timeout", "1000", NULL);
     S_EXPECT(4);
     cr_assert(strstr(s_run.out, "PENDING"), "%s", s_run.out);
@@ -268,12 +254,12 @@ Test(cli, place_order_wait_exits_by_the_outcome)
 Test(cli, ping_with_everything_down_takes_one_timeout)
 {
     /* Nothing started: every endpoint is a path nobody listens on. */
-    s_eda("ping", "--timeout", "1000", NULL);
+    S_EDA("ping", "--timeout", "1000", NULL);
     S_EXPECT(1);
     cr_assert_eq(s_lines_with("DOWN"), 3, "%s", s_run.out);
     cr_assert_lt(s_run.ms, 2000, "took %" PRId64 " ms", s_run.ms);
 
-    s_eda("ping", "--timeout", "1000", "--json", NULL);
+    S_EDA("ping", "--timeout", "1000", "--json", NULL);
     S_EXPECT(1);
     cr_assert_eq(s_lines_with("\"up\":false"), 3, "%s", s_run.out);
 }
@@ -282,7 +268,7 @@ Test(cli, json_output_parses)
 {
     cr_assert_eq(tu_system_start_all(&sys), 0, "%s", sys.why);
     cr_assert_eq(tu_create_customer(&sys, "ada", 100000), 0, "%s", sys.why);
-    s_eda("stats", "--json", NULL);
+    S_EDA("stats", "--json", NULL);
     S_EXPECT(0);
     int lines = 0;
     for (char *line = strtok(s_run.out, "\n"); line; line = strtok(NULL, "\n"), lines++) {
@@ -294,7 +280,7 @@ Test(cli, json_output_parses)
     }
     cr_assert_eq(lines, 3);
 
-    s_eda("customer", "show", "ada", "--json", NULL);
+    S_EDA("customer", "show", "ada", "--json", NULL);
     S_EXPECT(0);
     json_error_t error;
     json_t *customer = json_loads(s_run.out, 0, &error);

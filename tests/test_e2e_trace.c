@@ -13,9 +13,6 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
-#include <stdarg.h>
-
-#define S_ARGS_MAX 64 /* words of one eda command line */
 
 static tu_system_t sys;
 static pid_t s_stopped; /* a service this test SIGSTOPped, 0 when none */
@@ -36,27 +33,9 @@ static void s_teardown(void)
 
 TestSuite(trace, .init = s_setup, .fini = s_teardown, .timeout = 180);
 
-/*  Runs eda with argv[] (NULL-ended, without the program), then the
-    deployment's --peer options (global options after the command): s_run. */
-static void s_eda_argv(char **args, bool peers)
-{
-    cr_assert_eq(tu_eda(&sys, &s_run, args, peers), 0, "%s", sys.why);
-}
-
-/*  s_eda_argv with the arguments as a NULL-ended list; the deployment's
-    --peer options are added after them. */
-static void s_eda(const char *first, ...)
-{
-    char *args[S_ARGS_MAX];
-    int n = 0;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a && n < S_ARGS_MAX - 1; a = va_arg(ap, const char *))
-        args[n++] = (char *)a;
-    va_end(ap);
-    args[n] = NULL;
-    s_eda_argv(args, true);
-}
+/*  Runs eda with its arguments, then the deployment's --peer options:
+    S_EDA("trace", id, NULL). */
+#define S_EDA(...) cr_assert_eq(tu_eda_run(&sys, &s_run, __VA_ARGS__), 0, "%s", sys.why)
 
 #define S_EXPECT(code)                                                                   \
     cr_assert_eq(s_run.status, (code), "exit %d, not %d\nstdout:\n%s\nstderr:\n%s",      \
@@ -75,10 +54,10 @@ static void s_shop(void)
 static void s_place(const char *saga, bool wait, char *order_id)
 {
     if (wait)
-        s_eda("place-order", "--customer", "ada", "--item", "apple:2:150", "--saga", saga,
+        S_EDA("place-order", "--customer", "ada", "--item", "apple:2:150", "--saga", saga,
               "--wait", "--json", NULL);
     else
-        s_eda("place-order", "--customer", "ada", "--item", "apple:2:150", "--saga", saga,
+        S_EDA("place-order", "--customer", "ada", "--item", "apple:2:150", "--saga", saga,
               "--json", NULL);
     S_EXPECT(0);
     json_error_t error;
@@ -172,7 +151,7 @@ Test(trace, approved_choreography_in_causal_order_as_text_json_and_mermaid)
     char order_id[EDA_NAME_MAX + 1], words[1024];
     s_place("choreography", true, order_id);
 
-    s_eda("trace", order_id, NULL);
+    S_EDA("trace", order_id, NULL);
     S_EXPECT(0);
     cr_assert_str_eq(s_words_after("  event", words, sizeof words),
                      "OrderCreated CreditReserved StockReserved OrderApproved", "%s",
@@ -182,7 +161,7 @@ Test(trace, approved_choreography_in_causal_order_as_text_json_and_mermaid)
     cr_assert_null(strstr(s_run.out, "missing"), "%s", s_run.out);
     cr_assert_null(strstr(s_run.out, "waiting for"), "%s", s_run.out);
 
-    s_eda("trace", order_id, "--json", NULL);
+    S_EDA("trace", order_id, "--json", NULL);
     S_EXPECT(0);
     json_error_t error;
     json_t *doc = json_loads(s_run.out, 0, &error);
@@ -212,7 +191,7 @@ Test(trace, approved_choreography_in_causal_order_as_text_json_and_mermaid)
     }
     json_decref(doc);
 
-    s_eda("trace", order_id, "--mermaid", NULL);
+    S_EDA("trace", order_id, "--mermaid", NULL);
     S_EXPECT(0);
     cr_assert(strncmp(s_run.out, "sequenceDiagram\n", 16) == 0, "%s", s_run.out);
     cr_assert_not_null(strstr(s_run.out, "participant customer as customer-service\n"));
@@ -236,7 +215,7 @@ Test(trace, orchestrated_order_shows_the_inferred_commands)
     s_shop();
     char order_id[EDA_NAME_MAX + 1], words[1024];
     s_place("orchestration", true, order_id);
-    s_eda("trace", order_id, NULL);
+    S_EDA("trace", order_id, NULL);
     S_EXPECT(0);
     cr_assert_str_eq(s_words_after("  event", words, sizeof words),
                      "OrderCreated CreditReserved StockReserved OrderApproved", "%s",
@@ -253,7 +232,7 @@ Test(trace, orchestrated_order_shows_the_inferred_commands)
                      "StockReserved OrderApproved",
                      "%s", s_run.out);
 
-    s_eda("trace", order_id, "--mermaid", NULL);
+    S_EDA("trace", order_id, "--mermaid", NULL);
     S_EXPECT(0);
     cr_assert_not_null(strstr(s_run.out, "    order->>customer: ReserveCredit\n"), "%s",
                        s_run.out);
@@ -264,7 +243,7 @@ Test(trace, orchestrated_order_shows_the_inferred_commands)
                        s_run.out);
     cr_assert_null(strstr(s_run.out, "-->>"), "%s", s_run.out);
 
-    s_eda("trace", order_id, "--json", NULL);
+    S_EDA("trace", order_id, "--json", NULL);
     S_EXPECT(0);
     json_error_t error;
     json_t *doc = json_loads(s_run.out, 0, &error);
@@ -282,7 +261,7 @@ Test(trace, a_service_unreachable_is_named_and_the_wait_told)
     char order_id[EDA_NAME_MAX + 1], words[1024], last[512];
     s_place("choreography", false, order_id);
 
-    s_eda("trace", order_id, "--timeout", "1000", NULL);
+    S_EDA("trace", order_id, "--timeout", "1000", NULL);
     S_EXPECT(1);
     /* What there is: OrderCreated is published before PlaceOrder's reply. */
     cr_assert_str_eq(s_words_after("  event", words, sizeof words), "OrderCreated", "%s",
@@ -301,7 +280,7 @@ Test(trace, a_service_unreachable_is_named_and_the_wait_told)
         "%s", s_run.out);
     cr_assert_lt(s_run.ms, 5000, "took %" PRId64 " ms", s_run.ms);
 
-    s_eda("trace", order_id, "--timeout", "1000", "--json", NULL);
+    S_EDA("trace", order_id, "--timeout", "1000", "--json", NULL);
     S_EXPECT(1);
     json_error_t error;
     json_t *doc = json_loads(s_run.out, 0, &error);
@@ -325,7 +304,7 @@ static void s_trace_until(const char *order_id, const char *want, int timeout_ms
     char steps[1024] = "";
     int64_t deadline = zclock_mono() + timeout_ms;
     do {
-        s_eda("trace", order_id, NULL);
+        S_EDA("trace", order_id, NULL);
         if (s_run.status == 0 && streq(s_steps(steps, sizeof steps), want))
             return;
         zclock_sleep(50); /* the poll's period, not a wait for readiness */
@@ -339,14 +318,14 @@ Test(trace, cancelled_orders_show_the_compensations_in_causal_order)
     s_shop();
     char chor[EDA_NAME_MAX + 1], orch[EDA_NAME_MAX + 1];
     s_place("choreography", true, chor);
-    s_eda("cancel", chor, NULL);
+    S_EDA("cancel", chor, NULL);
     S_EXPECT(0);
     /* Both releases answer OrderCancelled: by (source, seq) when tied. */
     s_trace_until(chor,
                   "PlaceOrder OrderCreated CreditReserved StockReserved OrderApproved "
                   "CancelOrder OrderCancelled CreditReleased StockReleased",
                   TU_SETTLE_MS);
-    s_eda("trace", chor, "--mermaid", NULL);
+    S_EDA("trace", chor, "--mermaid", NULL);
     S_EXPECT(0);
     cr_assert_not_null(strstr(s_run.out, "    client->>order: CancelOrder\n"), "%s",
                        s_run.out);
@@ -358,7 +337,7 @@ Test(trace, cancelled_orders_show_the_compensations_in_causal_order)
                        s_run.out);
 
     s_place("orchestration", true, orch);
-    s_eda("cancel", orch, NULL);
+    S_EDA("cancel", orch, NULL);
     S_EXPECT(0);
     /* The orchestrator releases stock, then credit (section 9.1). */
     s_trace_until(orch,

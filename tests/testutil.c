@@ -496,6 +496,19 @@ int tu_eda(tu_system_t *sys, tu_eda_t *run, char **args, bool peers)
     return 0;
 }
 
+int tu_eda_run(tu_system_t *sys, tu_eda_t *run, const char *first, ...)
+{
+    char *args[S_EDA_ARGS_MAX];
+    int n = 0;
+    va_list ap;
+    va_start(ap, first);
+    for (const char *a = first; a && n < S_EDA_ARGS_MAX - 1; a = va_arg(ap, const char *))
+        args[n++] = (char *)a;
+    va_end(ap);
+    args[n] = NULL;
+    return tu_eda(sys, run, args, true);
+}
+
 bool tu_log_has(tu_system_t *sys, tu_service_t svc, const char *needle)
 {
     FILE *f = fopen(sys->log[svc], "r");

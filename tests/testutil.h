@@ -163,6 +163,10 @@ int tu_peer_args(tu_system_t *sys, char **argv, int n, char peer[TU_NSERVICES][7
     stderr holds a sanitizer report. */
 int tu_eda(tu_system_t *sys, tu_eda_t *run, char **args, bool peers);
 
+/*  tu_eda with the arguments as a NULL-ended list, and the deployment's
+    --peer options after them: tu_eda_run(sys, run, "trace", id, NULL). */
+int tu_eda_run(tu_system_t *sys, tu_eda_t *run, const char *first, ...);
+
 /*  Whether a line of the service's log holds `needle`. */
 bool tu_log_has(tu_system_t *sys, tu_service_t svc, const char *needle);
 
