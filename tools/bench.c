@@ -202,7 +202,7 @@ static void s_report(const s_run_t *run, bool json, double secs)
     int64_t r50 = s_quantile(reply_latency, (size_t)run->replied, 0.5);
     int64_t r99 = s_quantile(reply_latency, (size_t)run->replied, 0.99);
     if (json) /* a saga of null: order-service's default */
-        cli_print_json_value(json_pack(
+        cli_print_json_figures(json_pack(
             "{sI sI sf sI sI sI sI sI sI sI sI sI ss?}", "orders", (json_int_t)done_n,
             "approved", (json_int_t)approved, "seconds", round(secs * 1000) / 1000,
             "sagas_per_s", (json_int_t)((double)done_n / secs + 0.5), "saga_p50_us",

@@ -135,8 +135,7 @@ int cli_recv_event(zsock_t *sub, zframe_t **body)
 
 /* --- talking to the services --------------------------------------------------- */
 
-/*  A client of `service`, secured when keys are given. NULL with a reason. */
-static eda_client_t *s_connect(cli_t *cli, const char *service, char *why, size_t size)
+eda_client_t *cli_connect(cli_t *cli, const char *service, char *why, size_t size)
 {
     const eda_endpoint_t *ep = eda_config_peer(&cli->cfg, service);
     eda_client_t *client = ep ? eda_client_new(ep->commands, "eda") : NULL;
@@ -151,7 +150,7 @@ static eda_client_t *s_connect(cli_t *cli, const char *service, char *why, size_
 eda_client_t *cli_client(cli_t *cli, const char *service)
 {
     char why[600];
-    eda_client_t *client = s_connect(cli, service, why, sizeof why);
+    eda_client_t *client = cli_connect(cli, service, why, sizeof why);
     if (!client)
         cli_fail("%s", why);
     return client;
@@ -180,7 +179,7 @@ int cli_call(eda_client_t *client, const char *service, int timeout_ms,
 /*  Sends `type` with empty data on a new client for answer `a`. */
 static void s_send(cli_t *cli, const char *type, cli_answer_t *a)
 {
-    a->client = s_connect(cli, a->service, a->why, sizeof a->why);
+    a->client = cli_connect(cli, a->service, a->why, sizeof a->why);
     if (!a->client)
         return;
     msgpack_packer *pk = eda_client_begin(a->client, type, NULL);
@@ -478,9 +477,7 @@ static int s_dump(const char *buffer, size_t size, void *data)
     return s_put(sink, buffer + start, size - start);
 }
 
-/* Reals (only eda bench's seconds) with 6 significant digits, not 17. */
-#define S_JSON_FLAGS                                                                     \
-    (JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY | JSON_REAL_PRECISION(6))
+#define S_JSON_FLAGS (JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY)
 
 char *cli_json_text(const json_t *value)
 {
@@ -492,15 +489,26 @@ char *cli_json_text(const json_t *value)
     return sink.data ? sink.data : strdup("");
 }
 
-int cli_print_json_value(json_t *value)
+/*  Prints `value` with `flags` (S_JSON_FLAGS and more), then a newline. */
+static int s_print_json(json_t *value, size_t flags)
 {
     s_sink_t sink = {.file = stdout};
-    int rc = value ? json_dump_callback(value, s_dump, &sink, S_JSON_FLAGS) : -1;
+    int rc = value ? json_dump_callback(value, s_dump, &sink, flags) : -1;
     json_decref(value);
     if (rc)
         return cli_fail("cannot write the JSON (out of memory?)");
     putchar('\n');
     return 0;
+}
+
+int cli_print_json_value(json_t *value)
+{
+    return s_print_json(value, S_JSON_FLAGS);
+}
+
+int cli_print_json_figures(json_t *value)
+{
+    return s_print_json(value, S_JSON_FLAGS | JSON_REAL_PRECISION(6));
 }
 
 int cli_print_json(const msgpack_object *obj)

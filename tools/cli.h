@@ -107,6 +107,10 @@ int cli_recv_event(zsock_t *sub, zframe_t **body);
 /*  Connects a client to `service`'s commands; NULL with a message printed. */
 eda_client_t *cli_client(cli_t *cli, const char *service);
 
+/*  The same, secured when keys are given, printing nothing: NULL with the
+    reason in why[size]. */
+eda_client_t *cli_connect(cli_t *cli, const char *service, char *why, size_t size);
+
 /*  Sends the command begun on `client` and waits up to `timeout_ms`. 0 with
     an ok reply, CLI_FAILED (printed) otherwise. */
 int cli_call(eda_client_t *client, const char *service, int timeout_ms,
@@ -170,6 +174,11 @@ json_t *cli_json(const msgpack_object *obj);
     for the rest, and for DEL), so no control reaches a terminal. Steals the
     reference. 0, or CLI_FAILED (printed) when `value` is NULL. */
 int cli_print_json_value(json_t *value);
+
+/*  cli_print_json_value with reals to 6 significant digits (2.288, not
+    2.2879999999999998): for figures measured here, never for data from the
+    wire, which keeps every digit. */
+int cli_print_json_figures(json_t *value);
 
 /*  Prints msgpack `obj` as one line of JSON. 0 or CLI_FAILED (printed). */
 int cli_print_json(const msgpack_object *obj);

@@ -194,15 +194,10 @@ static int s_gather(cli_t *o, s_trace_t *t, const char *order_id)
         lane->service = i < CLI_SERVICES ? cli_services[i] : "order-service";
         lane->get_order = i == CLI_SERVICES;
         snprintf(lane->why, sizeof lane->why, "no reply within %d ms", o->timeout_ms);
-        const eda_endpoint_t *ep = eda_config_peer(&o->cfg, lane->service);
-        lane->client = ep ? eda_client_new(ep->commands, "eda") : NULL;
-        if (lane->client && o->keys &&
-            eda_client_secure(lane->client, o->keys, lane->service))
-            eda_client_destroy(&lane->client);
+        lane->client = cli_connect(o, lane->service, lane->why, sizeof lane->why);
         if (!lane->client)
-            snprintf(lane->why, sizeof lane->why, "cannot connect to %s",
-                     ep ? ep->commands : "(no endpoint)");
-        else if (!s_ask(lane, order_id))
+            continue; /* its why says so */
+        if (!s_ask(lane, order_id))
             eda_client_destroy(&lane->client);
         else
             zpoller_add(poller, eda_client_sock(lane->client));
