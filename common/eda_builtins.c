@@ -196,4 +196,4 @@ const eda_command_t eda_builtin_commands[] = {
     {"Ping", s_cmd_ping, EDA_CMD_CHECKS_FIRST},
     {"Stats", s_cmd_stats, EDA_CMD_CHECKS_FIRST},
     {"ReplayEvents", s_cmd_replay, EDA_CMD_CHECKS_FIRST},
-    {NULL, NULL, EDA_CMD_SAVEPOINT}};
+    {0}};

@@ -116,7 +116,6 @@ int eda_ctx_emit_end(eda_ctx_t *ctx)
                     eda_store_errmsg(svc->store));
         return -1;
     }
-    eda_arena_put(&svc->outbox, type, strlen(type));
     eda_arena_put(&svc->outbox, ev->data, ev->size);
     eda_flow_rec_t flow = {.seq = ctx->emit_seq,
                            .data = ctx->emit_data,

@@ -244,7 +244,7 @@ static void s_publish_held(uint64_t seq, const void *body, size_t len, void *arg
     eda_envelope_t env;
     w->last = seq;
     if (eda_decode(w->svc->log_decoder, body, len, &env, NULL, 0) == EDA_OK)
-        eda_svc_publish_event(w->svc, env.type, strlen(env.type), body, len);
+        eda_svc_publish_event(w->svc, &env, body, len);
 }
 
 /*  Publishes the events held since the start, in order, and lets new ones

@@ -6,6 +6,8 @@
 */
 #include "eda_service_impl.h"
 
+#include "eda_text.h"
+
 #define S_FRAMES_MAX  16  /* frames in one command message */
 #define S_ROUTING_MAX 255 /* bytes in one routing frame */
 
@@ -31,7 +33,7 @@ static void s_handle_command(eda_service_t *svc, const void *body, size_t len,
     bool builtin = false;
     if (frame_error) {
         memset(&env, 0, sizeof env);
-        snprintf(why, sizeof why, "%s", frame_error);
+        eda_copy(why, sizeof why, frame_error);
     } else
         rc = eda_decode(svc->decoder, body, len, &env, why, sizeof why);
     if (rc == EDA_OK && env.kind != EDA_KIND_COMMAND) {
@@ -78,7 +80,7 @@ static void s_handle_command(eda_service_t *svc, const void *body, size_t len,
     if (eda_log_enabled(svc->log, builtin ? EDA_LOG_DEBUG : EDA_LOG_INFO) &&
         rc == EDA_OK) {
         char order[EDA_NAME_MAX + 1];
-        snprintf(order, sizeof order, "%s", env.correlation_id);
+        eda_copy(order, sizeof order, env.correlation_id);
         if (!order[0] && eda_get_str(&env.data, "order_id", order, sizeof order) != 0)
             order[0] = '\0'; /* then the reply's data.order_id */
         eda_flow_head_t head = {.type = env.type,

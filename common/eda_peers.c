@@ -466,6 +466,7 @@ int eda_peers_recv_replay(eda_service_t *svc, eda_peer_t *peer)
         peer->gone = gone;
         return 1;
     }
+    peer->gone = false; /* answered: a later refusal is said again */
     s_apply_replay(svc, peer, &reply);
     return 1;
 }

@@ -94,29 +94,32 @@ zsock_t *eda_retain_sock(eda_service_t *svc, size_t i)
     return svc->watch[i].sub;
 }
 
-/*  Deletes the next chunk of what no one needs any more. */
-static void s_forget(eda_service_t *svc)
+/*  Deletes the next chunk of what no one needs any more. Returns true
+    when more is left than one chunk took. */
+static bool s_forget(eda_service_t *svc)
 {
     uint64_t keep = svc->cfg.retain_events;
     uint64_t last = eda_store_committed_seq(svc->store);
     if (last <= keep || svc->fenced)
-        return;
+        return false;
     uint64_t upto = last - keep;
     for (size_t i = 0; i < svc->nwatch; i++) {
         const eda_watch_t *w = &svc->watch[i];
         if (!w->heard)
-            return; /* it may be down and far behind: keep everything */
+            return false; /* it may be down and far behind: keep everything */
         if (w->subscribes && w->applied < upto)
             upto = w->applied;
     }
     uint64_t first = eda_store_first_seq(svc->store);
     if (upto < first)
-        return;
-    if (upto - first >= S_FORGET_MAX)
+        return false;
+    bool more = upto - first >= S_FORGET_MAX;
+    if (more)
         upto = first + S_FORGET_MAX - 1;
     if (eda_store_forget(svc->store, upto))
         eda_log_msg(svc->log, EDA_LOG_ERROR, "cannot delete old events: %s",
                     eda_store_errmsg(svc->store));
+    return more;
 }
 
 int64_t eda_retain_timers(eda_service_t *svc, int64_t now)
@@ -124,8 +127,10 @@ int64_t eda_retain_timers(eda_service_t *svc, int64_t now)
     if (!svc->cfg.retain_events)
         return INT64_MAX;
     if (now >= svc->retain_next_ms) {
-        s_forget(svc);
+        svc->retain_more = s_forget(svc);
         svc->retain_next_ms = now + S_RETAIN_MS;
     }
-    return svc->retain_next_ms;
+    /* With nothing more to delete now, the loop need not wake for it: it
+       looks again after the next batch or heartbeat. */
+    return svc->retain_more ? svc->retain_next_ms : INT64_MAX;
 }

@@ -86,16 +86,11 @@ static void s_publish(eda_service_t *svc, const void *topic, size_t tlen,
     zmq_send(pub, body, blen, 0);
 }
 
-/*  For eda_fence's held events, read back from the log: the rare path
-    that decodes its body to log it. */
-void eda_svc_publish_event(eda_service_t *svc, const char *type, size_t tlen,
+void eda_svc_publish_event(eda_service_t *svc, const eda_envelope_t *env,
                            const void *body, size_t blen)
 {
-    s_publish(svc, type, tlen, body, blen);
-    eda_envelope_t env;
-    if (eda_log_enabled(svc->log, EDA_LOG_INFO) &&
-        eda_decode(svc->log_decoder, body, blen, &env, NULL, 0) == EDA_OK)
-        eda_log_flow(svc->log, EDA_FLOW_PUBLISHED, &env, NULL);
+    s_publish(svc, env->type, strlen(env->type), body, blen);
+    eda_log_flow(svc->log, EDA_FLOW_PUBLISHED, env, NULL);
     svc->stats.events_published++;
 }
 
@@ -107,12 +102,11 @@ static void s_publish_outbox(eda_service_t *svc)
     const char *p = svc->outbox.data, *end = p + svc->outbox.size;
     bool log = eda_log_enabled(svc->log, EDA_LOG_INFO);
     while (p < end && !svc->fenced) {
-        uint32_t tlen, blen;
+        uint32_t blen;
         eda_flow_rec_t flow;
-        const char *type = eda_arena_get(&p, &tlen);
         const char *body = eda_arena_get(&p, &blen);
         eda_arena_get_flow(&p, &flow);
-        s_publish(svc, type, tlen, body, blen);
+        s_publish(svc, flow.type, strlen(flow.type), body, blen);
         svc->stats.events_published++;
         if (!log)
             continue;

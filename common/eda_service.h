@@ -103,7 +103,7 @@ typedef struct {
     const char *schema;                 /* CREATE TABLE IF NOT EXISTS ... */
     void *(*start)(eda_service_t *svc); /* prepares its state; NULL fails */
     void (*stop)(void **state_p);       /* frees it and nulls the pointer */
-    const eda_command_t *commands;      /* ends with {NULL, NULL, 0} */
+    const eda_command_t *commands;      /* ends with {0} */
     const eda_handler_t *handlers;      /* ends with {NULL, ...} */
     const eda_reply_handler_t *replies; /* may be NULL; ends with {NULL...} */
     const eda_timer_t *timers;          /* may be NULL; ends with {0, NULL} */

@@ -5,7 +5,8 @@
     command clients) and eda_builtins.c (Ping, Stats, ReplayEvents).
 
     Queues in memory (byte arenas, reused across batches):
-      outbox    [u32 type_len][type][u32 body_len][body][flow record] per event
+      outbox    [u32 body_len][body][flow record] per event (its topic: the
+                record's type)
       replies   [u32 nframes] then [u32 len][bytes] per frame, per reply
       commands  [u32 peer index][u32 body_len][body][flow record] per command
                 to a peer
@@ -132,7 +133,9 @@ struct eda_service {
     eda_store_t *store;
     eda_keys_t *keys;             /* CURVE, or NULL for plain sockets */
     eda_decoder_t *decoder;       /* incoming messages */
-    eda_decoder_t *log_decoder;   /* our own output, for the flow log */
+    eda_decoder_t *log_decoder;   /* the service's own bytes read back (its log, its
+                                     replies), while a message `decoder` read may
+                                     still be in hand */
     zsock_t *pipe, *router, *pub; /* pub is an XPUB: see s_publish */
     bool fds_full;                /* out of descriptors: reported once */
     eda_peer_t peers[EDA_PEERS_MAX];
@@ -163,6 +166,7 @@ struct eda_service {
     eda_watch_t watch[EDA_PEERS_MAX]; /* eda_retain.c, with --retain-events */
     size_t nwatch;
     int64_t retain_next_ms; /* when eda_retain_timers deletes again */
+    bool retain_more;       /* its last chunk left more to delete */
 };
 
 /* --- arenas ---------------------------------------------------------------- */
@@ -257,8 +261,9 @@ zsock_t *eda_svc_socket(eda_service_t *svc, int type, const char *endpoint, bool
     (logged). */
 int eda_svc_secure_client(eda_service_t *svc, eda_client_t *client, const char *server);
 
-/*  Publishes one logged event, [type][body], and logs its flow line. */
-void eda_svc_publish_event(eda_service_t *svc, const char *type, size_t tlen,
+/*  Publishes an event read back from the log (eda_fence's held ones),
+    body as logged and env its decoding, and logs its flow line. */
+void eda_svc_publish_event(eda_service_t *svc, const eda_envelope_t *env,
                            const void *body, size_t blen);
 
 /* --- eda_intake.c: commands in, replies out ---------------------------------- */
@@ -352,9 +357,10 @@ void eda_retain_report(eda_service_t *svc, const char *peer, const msgpack_objec
 zsock_t *eda_retain_sock(eda_service_t *svc, size_t i);
 int eda_retain_recv(eda_service_t *svc, size_t i);
 
-/*  Between batches, every S_RETAIN_MS: deletes what every peer applied and
-    the newest N do not need, a bounded chunk at a time. Returns the
-    monotonic time it wants to run next (INT64_MAX without retention). */
+/*  Between batches, at most every S_RETAIN_MS: deletes what every peer
+    applied and the newest N do not need, a bounded chunk at a time. Returns
+    the monotonic time it wants to be called again: soon while chunks are
+    left, INT64_MAX when not (the loop calls it after each wake anyway). */
 int64_t eda_retain_timers(eda_service_t *svc, int64_t now);
 
 /* --- eda_builtins.c ---------------------------------------------------------------- */

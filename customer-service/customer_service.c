@@ -11,6 +11,7 @@
 #include "customer_domain.h"
 #include "eda_hold.h"
 #include "eda_items.h"
+#include "eda_text.h"
 
 #include <string.h>
 
@@ -39,7 +40,7 @@ static int s_get(customer_state_t *self, const char *customer_id, char *name,
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
         if (name)
-            snprintf(name, name_size, "%s", (const char *)sqlite3_column_text(q, 0));
+            eda_copy(name, name_size, (const char *)sqlite3_column_text(q, 0));
         credit->credit_limit = sqlite3_column_int64(q, 1);
         credit->reserved = sqlite3_column_int64(q, 2);
     }
@@ -72,12 +73,12 @@ static int s_hold_get(customer_state_t *self, const char *order_id, s_hold_t *ho
     sqlite3_bind_text(q, 1, order_id, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
-        snprintf(hold->customer_id, sizeof hold->customer_id, "%s",
+        eda_copy(hold->customer_id, sizeof hold->customer_id,
                  (const char *)sqlite3_column_text(q, 0));
         hold->amount = sqlite3_column_int64(q, 1);
         hold->state = eda_hold_parse((const char *)sqlite3_column_text(q, 2));
         if (sqlite3_column_type(q, 3) != SQLITE_NULL)
-            snprintf(hold->reason, sizeof hold->reason, "%s",
+            eda_copy(hold->reason, sizeof hold->reason,
                      (const char *)sqlite3_column_text(q, 3));
     }
     sqlite3_reset(q);
@@ -130,14 +131,14 @@ static int s_reserve(customer_state_t *self, eda_ctx_t *ctx, const char *order_i
         d.reserved = eda_hold_repeat(hold.state, hold.reason, &d.reason);
     *out = (s_outcome_t){.reserved = d.reserved,
                          .available = customer_available(found ? &credit : NULL)};
-    snprintf(out->reason, sizeof out->reason, "%s", d.reason ? d.reason : "");
+    eda_copy(out->reason, sizeof out->reason, d.reason);
     if (!first)
         return 0;
 
     hold = (s_hold_t){.amount = amount,
                       .state = d.reserved ? EDA_HOLD_RESERVED : EDA_HOLD_REJECTED};
-    snprintf(hold.customer_id, sizeof hold.customer_id, "%s", customer_id);
-    snprintf(hold.reason, sizeof hold.reason, "%s", out->reason);
+    eda_copy(hold.customer_id, sizeof hold.customer_id, customer_id);
+    eda_copy(hold.reason, sizeof hold.reason, out->reason);
     if (s_hold_put(self, order_id, &hold) ||
         (d.reserved && s_set_reserved(self, customer_id, credit.reserved)))
         return -1;
@@ -393,7 +394,7 @@ static const eda_command_t s_commands[] = {
     {"GetCustomer", s_get_customer, EDA_CMD_CHECKS_FIRST},
     {"ReserveCredit", s_reserve_credit, EDA_CMD_CHECKS_FIRST},
     {"ReleaseCredit", s_release_credit, EDA_CMD_CHECKS_FIRST},
-    {NULL, NULL, EDA_CMD_SAVEPOINT}};
+    {0}};
 
 static const eda_handler_t s_handlers[] = {
     {"order-service", "OrderCreated", s_on_order_created, "choreography"},

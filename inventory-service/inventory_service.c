@@ -11,9 +11,10 @@
 */
 #include "inventory_service.h"
 
-#include "inventory_domain.h"
 #include "eda_hold.h"
 #include "eda_mpread.h"
+#include "eda_text.h"
+#include "inventory_domain.h"
 
 #include <string.h>
 
@@ -163,10 +164,10 @@ static int s_hold_get(inventory_state_t *self, const char *order_id, s_hold_t *h
             *nitems = s_unpack_items(self, sqlite3_column_blob(q, 1),
                                      (size_t)sqlite3_column_bytes(q, 1), items);
         if (sqlite3_column_type(q, 2) != SQLITE_NULL)
-            snprintf(hold->reason, sizeof hold->reason, "%s",
+            eda_copy(hold->reason, sizeof hold->reason,
                      (const char *)sqlite3_column_text(q, 2));
         if (sqlite3_column_type(q, 3) != SQLITE_NULL)
-            snprintf(hold->sku, sizeof hold->sku, "%s",
+            eda_copy(hold->sku, sizeof hold->sku,
                      (const char *)sqlite3_column_text(q, 3));
     }
     sqlite3_reset(q);
@@ -232,12 +233,12 @@ static int s_decide(inventory_state_t *self, eda_ctx_t *ctx, const char *order_i
     inventory_decision_t d = inventory_decide(lines, available, (size_t)n);
     s_hold_t hold = {.state = d.reserved ? EDA_HOLD_RESERVED : EDA_HOLD_REJECTED};
     if (!d.reserved) {
-        snprintf(hold.reason, sizeof hold.reason, "%s", d.reason);
-        snprintf(hold.sku, sizeof hold.sku, "%s", lines[d.failed].sku);
+        eda_copy(hold.reason, sizeof hold.reason, d.reason);
+        eda_copy(hold.sku, sizeof hold.sku, lines[d.failed].sku);
     }
     *out = (s_outcome_t){.reserved = d.reserved};
-    snprintf(out->reason, sizeof out->reason, "%s", hold.reason);
-    snprintf(out->sku, sizeof out->sku, "%s", hold.sku);
+    eda_copy(out->reason, sizeof out->reason, hold.reason);
+    eda_copy(out->sku, sizeof out->sku, hold.sku);
     if (s_hold_put(self, order_id, &hold, lines, (size_t)n) ||
         (d.reserved && s_move(self, lines, n, +1)))
         return -1;
@@ -280,8 +281,8 @@ static int s_reserve(inventory_state_t *self, eda_ctx_t *ctx, const char *order_
     const char *reason;
     *out = (s_outcome_t){.reserved = eda_hold_repeat(hold.state, hold.reason, &reason)};
     if (!out->reserved) {
-        snprintf(out->reason, sizeof out->reason, "%s", reason);
-        snprintf(out->sku, sizeof out->sku, "%s", hold.sku);
+        eda_copy(out->reason, sizeof out->reason, reason);
+        eda_copy(out->sku, sizeof out->sku, hold.sku);
     }
     return 0;
 }
@@ -542,7 +543,7 @@ static const eda_command_t s_commands[] = {
     {"GetStock", s_get_stock, EDA_CMD_CHECKS_FIRST},
     {"ReserveStock", s_reserve_stock, EDA_CMD_CHECKS_FIRST},
     {"ReleaseStock", s_release_stock, EDA_CMD_CHECKS_FIRST},
-    {NULL, NULL, EDA_CMD_SAVEPOINT}};
+    {0}};
 
 static const eda_handler_t s_handlers[] = {
     {"order-service", "OrderCreated", s_on_order_created, "choreography"},

@@ -6,6 +6,7 @@
 */
 #include "order_orchestrator.h"
 
+#include "eda_text.h"
 #include "order_saga.h"
 
 #include <string.h>
@@ -252,7 +253,7 @@ static int s_collect(sqlite3_stmt *q, char ids[][EDA_NAME_MAX + 1])
 {
     int n = 0, rc;
     while (n < S_TICK_BATCH && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-        snprintf(ids[n], EDA_NAME_MAX + 1, "%s", (const char *)sqlite3_column_text(q, 0));
+        eda_copy(ids[n], EDA_NAME_MAX + 1, (const char *)sqlite3_column_text(q, 0));
         n++;
     }
     rc = n == S_TICK_BATCH ? SQLITE_DONE : rc;

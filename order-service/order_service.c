@@ -32,7 +32,7 @@ static const char s_schema[] =
        work per saga; ListOrders of another status reads the orders in
        order until its page is full. (Versions before kept that index.) */
     "DROP INDEX IF EXISTS orders_by_status;"
-    "CREATE INDEX IF NOT EXISTS orders_pending ON orders (created_ts)"
+    "CREATE INDEX IF NOT EXISTS orders_pending ON orders (status)"
     " WHERE status = 'PENDING';" ORDER_SAGA_SCHEMA;
 
 #define S_ORDER_COLUMNS                                                                  \
@@ -117,7 +117,7 @@ static int s_read_request(order_state_t *self, const msgpack_object *data,
     }
     int sagarc = eda_get_str(data, "saga", req->saga, sizeof req->saga);
     if (sagarc == 1)
-        snprintf(req->saga, sizeof req->saga, "%s",
+        eda_copy(req->saga, sizeof req->saga,
                  eda_config_option(eda_service_config(self->svc), "saga"));
     else if (sagarc < 0 || !order_saga_pattern_valid(req->saga)) {
         snprintf(why, size, "saga must be choreography or orchestration");
@@ -372,8 +372,7 @@ static int s_status(order_state_t *self, const char *order_id, order_status_t *s
     if (found == 1) {
         if (order_status_parse((const char *)sqlite3_column_text(self->by_id, 2), status))
             *status = ORDER_CANCELLED; /* unreadable: treat as final */
-        snprintf(saga, saga_size, "%s",
-                 (const char *)sqlite3_column_text(self->by_id, 4));
+        eda_copy(saga, saga_size, (const char *)sqlite3_column_text(self->by_id, 4));
     }
     sqlite3_reset(self->by_id);
     return found;
@@ -559,7 +558,7 @@ static const eda_command_t s_commands[] = {
     {"GetOrder", s_get_order, EDA_CMD_CHECKS_FIRST},
     {"ListOrders", s_list_orders, EDA_CMD_CHECKS_FIRST},
     {"CancelOrder", s_cancel_order, EDA_CMD_CHECKS_FIRST},
-    {NULL, NULL, EDA_CMD_SAVEPOINT}};
+    {0}};
 
 static const eda_handler_t s_handlers[] = {
     {"customer-service", "CreditRejected", s_on_rejected, "choreography"},

@@ -1471,7 +1471,7 @@ static void s_ponger_stop(void **state_p)
 static const eda_command_t s_ponger_commands[] = {
     {"Echo", s_ponger_echo, EDA_CMD_SAVEPOINT},
     {"Publish", s_ponger_publish, EDA_CMD_SAVEPOINT},
-    {NULL, NULL, EDA_CMD_SAVEPOINT}};
+    {0}};
 static const eda_handler_t s_ponger_handlers[] = {{NULL, NULL, NULL, NULL}};
 static const eda_option_t s_ponger_options[] = {{"witness", "", NULL},
                                                 {NULL, NULL, NULL}};
@@ -1657,7 +1657,7 @@ static const eda_command_t s_pinger_commands[] = {
     {"Fire", s_pinger_fire, EDA_CMD_SAVEPOINT},
     {"Count", s_pinger_count, EDA_CMD_CHECKS_FIRST},
     {"Scribble", s_pinger_scribble, EDA_CMD_CHECKS_FIRST},
-    {NULL, NULL, EDA_CMD_SAVEPOINT}};
+    {0}};
 static const eda_handler_t s_pinger_handlers[] = {
     {"ponger", "Pong", s_pinger_on_pong, "choreography"}, {NULL, NULL, NULL, NULL}};
 static const eda_reply_handler_t s_pinger_replies[] = {
