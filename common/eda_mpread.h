@@ -1,9 +1,10 @@
 /*  eda_mpread: a cursor over msgpack bytes, read in place: one value's head
     at a time, as msgpack-c would unpack it, with no object tree and no
     allocation. Every count is checked against the bytes left, so hostile
-    bytes end the reading (false), never overrun it. eda_decode reads whole
-    messages with it (eda_mp_unpack), eda_msgpack_check judges them with it,
-    and the flow log renders packed data with it.
+    bytes end the reading (false), never overrun it. eda_decode and the
+    services read whole messages and blobs with it (eda_mp_unpack), the flow
+    log renders packed data with it, and eda_msgpack_check (the fuzzers'
+    and tests' judge of well-formed bytes) walks them with it.
 */
 #ifndef EDA_MPREAD_H_INCLUDED
 #define EDA_MPREAD_H_INCLUDED

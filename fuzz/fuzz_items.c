@@ -1,5 +1,6 @@
-/*  fuzz_items: bytes that pass eda_msgpack_check are unpacked, as the
-    services do, and read with eda_items_read with and without prices (the
+/*  fuzz_items: bytes that pass eda_msgpack_check are unpacked by msgpack-c
+    (what the services read them with, eda_mp_unpack, is compared with
+    msgpack-c in test_mpread), and read with eda_items_read with and without prices (the
     object itself, and its `items` when it is a map). What reads is packed
     with eda_items_pack and read again: the same items must come back, and
     packing them again must give the same bytes.
