@@ -30,6 +30,8 @@
     with --serial, the latency floor, and times each saga from its
     PlaceOrder to its OrderApproved, as eda bench does.
 */
+#include "latency.h"
+
 #include <zmq.h>
 
 #include <errno.h>
@@ -442,31 +444,13 @@ done:
 
 /* --- the client, as eda bench ------------------------------------------- */
 
-static int s_cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/*  The q-th quantile of sorted v[n], as eda bench computes it. */
-static int64_t s_quantile(const int64_t *v, size_t n, double q)
-{
-    if (n == 0)
-        return 0;
-    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
-    return v[i < n ? i : n - 1];
-}
-
 static void s_report(const s_args_t *args, long done, long replied, int64_t *latency,
                      int64_t *reply_latency, double secs)
 {
-    qsort(latency, (size_t)done, sizeof *latency, s_cmp_i64);
-    qsort(reply_latency, (size_t)replied, sizeof *reply_latency, s_cmp_i64);
-    int64_t p50 = s_quantile(latency, (size_t)done, 0.5);
-    int64_t p99 = s_quantile(latency, (size_t)done, 0.99);
-    int64_t max = s_quantile(latency, (size_t)done, 1.0);
-    int64_t r50 = s_quantile(reply_latency, (size_t)replied, 0.5);
-    int64_t r99 = s_quantile(reply_latency, (size_t)replied, 0.99);
+    latency_t sagas = latency_figures(latency, (size_t)done);
+    latency_t replies = latency_figures(reply_latency, (size_t)replied);
+    int64_t p50 = sagas.p50, p99 = sagas.p99, max = sagas.max;
+    int64_t r50 = replies.p50, r99 = replies.p99;
     const char *saga = args->orchestration ? "orchestration" : "choreography";
     if (args->json) /* eda bench's keys, so that one reader takes both */
         printf("{\"orders\":%ld,\"approved\":%ld,\"seconds\":%.3f,\"sagas_per_s\":%.0f,"

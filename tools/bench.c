@@ -15,6 +15,7 @@
 #include "eda_client.h"
 #include "eda_items.h"
 #include "eda_text.h"
+#include "latency.h"
 
 #include <czmq.h>
 #include <inttypes.h>
@@ -27,21 +28,6 @@ typedef struct {
     bool replied;
     bool done; /* its outcome is known */
 } s_saga_t;
-
-static int s_cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/*  The q-th quantile (0..1) of sorted v[n], in microseconds. */
-static int64_t s_quantile(const int64_t *v, size_t n, double q)
-{
-    if (n == 0)
-        return 0;
-    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
-    return v[i < n ? i : n - 1];
-}
 
 /*  A refusal's "CODE: message", escaped for the terminal, into out[size]. */
 static const char *s_refusal(const eda_envelope_t *reply, char *out, size_t size)
@@ -194,13 +180,10 @@ static void s_report(const s_run_t *run, bool json, double secs)
     const bench_args_t *args = run->args;
     long done_n = run->done_n, approved = run->approved, resent = run->resent;
     int64_t *latency = run->latency, *reply_latency = run->reply_latency;
-    qsort(latency, (size_t)done_n, sizeof *latency, s_cmp_i64);
-    qsort(reply_latency, (size_t)run->replied, sizeof *reply_latency, s_cmp_i64);
-    int64_t p50 = s_quantile(latency, (size_t)done_n, 0.5);
-    int64_t p99 = s_quantile(latency, (size_t)done_n, 0.99);
-    int64_t max = s_quantile(latency, (size_t)done_n, 1.0);
-    int64_t r50 = s_quantile(reply_latency, (size_t)run->replied, 0.5);
-    int64_t r99 = s_quantile(reply_latency, (size_t)run->replied, 0.99);
+    latency_t sagas = latency_figures(latency, (size_t)done_n);
+    latency_t replies = latency_figures(reply_latency, (size_t)run->replied);
+    int64_t p50 = sagas.p50, p99 = sagas.p99, max = sagas.max;
+    int64_t r50 = replies.p50, r99 = replies.p99;
     if (json) /* a saga of null: order-service's default */
         cli_print_json_figures(json_pack(
             "{sI sI sf sI sI sI sI sI sI sI sI sI ss?}", "orders", (json_int_t)done_n,
