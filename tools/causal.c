@@ -155,7 +155,7 @@ static void s_release(causal_t *self, zframe_t *body, int lane, const char *mark
     eda_envelope_t env;
     if (eda_decode(self->decoder, zframe_data(body), zframe_size(body), &env, NULL, 0))
         return;
-    self->emit(self->arg, lane, body, &env, eda_decoder_root(self->decoder), mark);
+    self->emit(self->arg, lane, &env, eda_decoder_root(self->decoder), mark);
     /* env's strings are copies: the decodes of the effects leave them be. */
     s_remember(self, env.id);
     s_release_effects(self, env.id);

@@ -31,18 +31,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define CAUSAL_RECENT 2048 /* ids of events passed on, remembered */
-#define CAUSAL_HELD   1024 /* events waiting for their cause */
-#define CAUSAL_MARK   "(cause not seen)"
+#define CAUSAL_RECENT  2048 /* ids of events passed on, remembered */
+#define CAUSAL_HELD    1024 /* events waiting for their cause */
+#define CAUSAL_MARK    "(cause not seen)"
+#define CAUSAL_HOLD_MS 200 /* how long watch and console hold an effect for its cause */
 
 typedef struct causal causal_t;
 
-/*  Called for each event passed on, in causal order: `body` (borrowed) as
-    it came, `env` and `root` (the whole map) decoded from it, valid for the
-    call only. `mark` is NULL, or CAUSAL_MARK when its cause was not seen. */
-typedef void causal_emit_fn(void *arg, int lane, zframe_t *body,
-                            const eda_envelope_t *env, const msgpack_object *root,
-                            const char *mark);
+/*  Called for each event passed on, in causal order: `env` and `root` (the
+    whole map) decoded from it, valid for the call only. `mark` is NULL, or
+    CAUSAL_MARK when its cause was not seen. */
+typedef void causal_emit_fn(void *arg, int lane, const eda_envelope_t *env,
+                            const msgpack_object *root, const char *mark);
 
 /*  Creates an orderer of `lanes` lanes whose effects wait up to `hold_ms`
     for their cause. NULL when out of memory. */

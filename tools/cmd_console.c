@@ -6,7 +6,7 @@
     Two sides, one lock between them. The hub (this thread, the only one that
     touches its ZeroMQ sockets: czmq sockets are not thread-safe) subscribes
     to every service like `eda watch`, puts the events in causal order the
-    same way (an effect is held until its cause passed, or S_HOLD_MS) and
+    same way (an effect is held until its cause passed, or CAUSAL_HOLD_MS) and
     appends each as one line of JSON to a ring; it asks every service for
     Stats once a second and keeps the last answer. The HTTP side (one thread
     per connection) reads the ring and the answers under the lock. Each
@@ -33,14 +33,12 @@
 #include <netdb.h>
 #include <pthread.h>
 
-#define S_RING        4096  /* events kept for the browsers */
-#define S_BACKLOG     256   /* of them sent first to a browser that connects */
-#define S_HOLD_MS     200   /* how long an effect waits for its cause */
-#define S_SUB_HWM     20000 /* messages queued per SUB before the console drops */
-#define S_STATS_MS    1000  /* how often every service is asked for Stats */
-#define S_IDLE_MS     1000  /* an idle event stream sends a comment this often */
-#define S_CONNECTIONS 64    /* HTTP connections at once (a thread each) */
-#define S_FAMILIES    128   /* metric names in /metrics */
+#define S_RING        4096 /* events kept for the browsers */
+#define S_BACKLOG     256  /* of them sent first to a browser that connects */
+#define S_STATS_MS    1000 /* how often every service is asked for Stats */
+#define S_IDLE_MS     1000 /* an idle event stream sends a comment this often */
+#define S_CONNECTIONS 64   /* HTTP connections at once (a thread each) */
+#define S_FAMILIES    128  /* metric names in /metrics */
 
 /* --- what the hub hands to the HTTP threads ---------------------------------- */
 
@@ -102,10 +100,10 @@ static void s_append(s_shared_t *sh, char *text)
 
 /*  Takes one event passed on in causal order: into the ring as its
     envelope in JSON. */
-static void s_emit(void *arg, int lane, zframe_t *body, const eda_envelope_t *env,
+static void s_emit(void *arg, int lane, const eda_envelope_t *env,
                    const msgpack_object *root, const char *mark)
 {
-    (void)lane, (void)body, (void)env, (void)mark;
+    (void)lane, (void)env, (void)mark;
     s_hub_t *h = arg;
     json_t *json = cli_json(root);
     char *text = json ? cli_json_text(json) : NULL;
@@ -215,7 +213,7 @@ static int s_hub_connect(s_hub_t *h, int i)
     if (!h->sub[i])
         return cli_fail("cannot create a socket");
     zsock_set_linger(h->sub[i], 0);
-    zsock_set_rcvhwm(h->sub[i], S_SUB_HWM);
+    zsock_set_rcvhwm(h->sub[i], CLI_SUB_HWM);
     zsock_set_maxmsgsize(h->sub[i], EDA_MAX_MSG);
     zsock_set_subscribe(h->sub[i], "");
     char why[512] = "";
@@ -787,7 +785,7 @@ int cmd_console(cli_t *o, const cli_args_t *args)
     s_shared_t *sh = calloc(1, sizeof *sh);
     s_hub_t *h = calloc(1, sizeof *h);
     if (!sh || !h || !(h->decoder = eda_decoder_new()) ||
-        !(h->causal = causal_new(CLI_SERVICES, S_HOLD_MS, s_emit, h))) {
+        !(h->causal = causal_new(CLI_SERVICES, CAUSAL_HOLD_MS, s_emit, h))) {
         free(sh);
         if (h)
             s_hub_free(h);

@@ -6,7 +6,7 @@
     three streams are merged on arrival, which is not causal order: a
     customer-service reaction can overtake the order-service event that
     caused it. So an event whose causation_id names an event ("<epoch>-<seq>")
-    not yet passed on is held until that cause passes, or S_HOLD_MS, then
+    not yet passed on is held until that cause passes, or CAUSAL_HOLD_MS, then
     shown marked. A causation_id that names a command (not in any log) makes
     the event a root: it is shown at once.
 
@@ -32,11 +32,9 @@
 #include <inttypes.h>
 #include <strings.h>
 
-#define S_HOLD_MS      200   /* how long an effect waits for its cause */
-#define S_SILENT_MS    3000  /* no heartbeat for this long: not reachable */
-#define S_SUMMARY_RATE 500   /* events/s above which the flow is summarised */
-#define S_SUB_HWM      20000 /* messages queued per SUB before this client drops */
-#define S_TYPES        32    /* event types counted per service in a summary */
+#define S_SILENT_MS    3000 /* no heartbeat for this long: not reachable */
+#define S_SUMMARY_RATE 500  /* events/s above which the flow is summarised */
+#define S_TYPES        32   /* event types counted per service in a summary */
 #define S_LAST_MAX     100000
 
 /*  One event type's count in the current second. */
@@ -175,10 +173,9 @@ static void s_print_summary(s_watch_t *w)
 
 /*  Takes one event passed on in causal order: shown (or counted) when it
     passes the filters (one filtered out still releases its effects). */
-static void s_emit(void *arg, int lane, zframe_t *body, const eda_envelope_t *env,
+static void s_emit(void *arg, int lane, const eda_envelope_t *env,
                    const msgpack_object *root, const char *mark)
 {
-    (void)body;
     s_watch_t *w = arg;
     if ((w->count == 0 || w->shown < w->count) && s_passes(w, env)) {
         if (w->summarising)
@@ -393,7 +390,7 @@ int cmd_watch(cli_t *o, const cli_args_t *args)
         return rc;
     }
     w->decoder = eda_decoder_new();
-    w->causal = causal_new(CLI_SERVICES, S_HOLD_MS, s_emit, w);
+    w->causal = causal_new(CLI_SERVICES, CAUSAL_HOLD_MS, s_emit, w);
     zpoller_t *poller = zpoller_new(NULL);
     for (int i = 0; i < CLI_SERVICES && rc == 0; i++) {
         s_lane_t *l = &w->lanes[i];
@@ -406,7 +403,7 @@ int cmd_watch(cli_t *o, const cli_args_t *args)
             break;
         }
         zsock_set_linger(l->sub, 0);
-        zsock_set_rcvhwm(l->sub, S_SUB_HWM);
+        zsock_set_rcvhwm(l->sub, CLI_SUB_HWM);
         zsock_set_maxmsgsize(l->sub, EDA_MAX_MSG);
         zsock_set_subscribe(l->sub, "");
         char why[512] = "";
