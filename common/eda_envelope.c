@@ -127,6 +127,11 @@ static bool s_key_is_n(const msgpack_object *k, const char *name, size_t n)
 /*  The same for a string literal, its length known at compile time. */
 #define S_KEY_IS(k, literal) s_key_is_n((k), (literal), sizeof(literal) - 1)
 
+bool eda_key_is(const msgpack_object *k, const char *name)
+{
+    return name && s_key_is_n(k, name, strlen(name));
+}
+
 const msgpack_object *eda_map_get(const msgpack_object *map, const char *key)
 {
     if (!map || map->type != MSGPACK_OBJECT_MAP)

@@ -89,6 +89,9 @@ int eda_msgpack_check(const void *buf, size_t len);
 
 /* --- reading fields of a `data` map -------------------------------------- */
 
+/*  True when map key `k` is the string `name` (false for a NULL name). */
+bool eda_key_is(const msgpack_object *k, const char *name);
+
 /*  Returns the value under `key` in map `map`, or NULL when `map` is not a map
     or has no such string key. */
 const msgpack_object *eda_map_get(const msgpack_object *map, const char *key);

@@ -112,20 +112,6 @@ static void s_pad(char *line, size_t *len, const char *s, size_t n, size_t width
     }
 }
 
-/*  Writes v in decimal into out (at least 21 bytes, not NUL-terminated).
-    Returns its length. */
-static size_t s_u64(char *out, uint64_t v)
-{
-    char digits[20];
-    size_t n = 0;
-    do
-        digits[n++] = (char)('0' + v % 10);
-    while (v /= 10);
-    for (size_t i = 0; i < n; i++)
-        out[i] = digits[n - 1 - i];
-    return n;
-}
-
 /*  Writes the two digits of v (0-99) into out. */
 static void s_2digits(char *out, int v)
 {
@@ -323,10 +309,10 @@ static size_t s_json_fast(const msgpack_object *o, char *out, size_t room)
     char num[24];
     size_t n = 0;
     if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-        n = s_u64(num, o->via.u64);
+        n = eda_u64_text(num, o->via.u64);
     else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER && o->via.i64 < 0) {
         num[n++] = '-';
-        n += s_u64(num + 1, -(uint64_t)o->via.i64);
+        n += eda_u64_text(num + 1, -(uint64_t)o->via.i64);
     }
     if (!n || n >= room)
         return 0;
@@ -351,12 +337,6 @@ static bool s_field_json(char *out, size_t size, size_t *len, const msgpack_obje
 }
 
 /*  True when `k` is the string `name` (which may be NULL: never). */
-static bool s_key_is(const msgpack_object *k, const char *name)
-{
-    return name && k->type == MSGPACK_OBJECT_STR && strlen(name) == k->via.str.size &&
-           memcmp(name, k->via.str.ptr, k->via.str.size) == 0;
-}
-
 size_t eda_log_fields(const msgpack_object *data, const char *skip, char *out,
                       size_t size)
 {
@@ -370,7 +350,7 @@ size_t eda_log_fields(const msgpack_object *data, const char *skip, char *out,
     for (uint32_t i = 0; fits && i < data->via.map.size; i++) {
         const msgpack_object *k = &data->via.map.ptr[i].key;
         const msgpack_object *v = &data->via.map.ptr[i].val;
-        if (k->type != MSGPACK_OBJECT_STR || s_key_is(k, skip))
+        if (k->type != MSGPACK_OBJECT_STR || eda_key_is(k, skip))
             continue;
         fits = s_field_key(out, size, &len, k->via.str.ptr, k->via.str.size);
         if (fits && v->type == MSGPACK_OBJECT_STR)
@@ -567,7 +547,7 @@ size_t eda_log_fields_packed(const void *data, size_t len, const char *skip, cha
     for (uint32_t i = 0; fits && i < map.via.map.size; i++) {
         if (!s_mp_key(&r, &k, 1))
             break;
-        if (k.type != MSGPACK_OBJECT_STR || s_key_is(&k, skip))
+        if (k.type != MSGPACK_OBJECT_STR || eda_key_is(&k, skip))
             fits = eda_mp_skip(&r, 1);
         else
             fits = s_field_key(out, size, &n, k.via.str.ptr, k.via.str.size) &&
@@ -588,7 +568,7 @@ static void s_packed_order(const void *data, size_t len, char *out, size_t size)
     for (uint32_t i = 0; i < map.via.map.size; i++) {
         if (!s_mp_key(&r, &k, 1))
             return;
-        if (!s_key_is(&k, "order_id")) {
+        if (!eda_key_is(&k, "order_id")) {
             if (!eda_mp_skip(&r, 1))
                 return;
             continue;
@@ -720,7 +700,7 @@ static size_t s_flow_json(eda_log_t *self, const s_flow_t *f, char *line)
 static size_t s_flow_text(eda_log_t *self, const s_flow_t *f, char *line)
 {
     char seq[32] = "#";
-    size_t slen = f->has_seq ? 1 + s_u64(seq + 1, f->seq) : 0;
+    size_t slen = f->has_seq ? 1 + eda_u64_text(seq + 1, f->seq) : 0;
     char fields[S_LINE_MAX / 2];
     if (f->failed)
         eda_escape(fields, sizeof fields, f->error, f->elen);

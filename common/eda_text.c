@@ -284,20 +284,28 @@ size_t eda_copy(char *out, size_t size, const char *in)
     return n;
 }
 
+size_t eda_u64_text(char *out, uint64_t v)
+{
+    char digits[20];
+    size_t n = 0;
+    do
+        digits[n++] = (char)('0' + v % 10);
+    while (v /= 10);
+    for (size_t i = 0; i < n; i++)
+        out[i] = digits[n - 1 - i];
+    return n;
+}
+
 size_t eda_id_join(char *out, size_t size, const char *prefix, uint64_t n)
 {
-    char digits[24];
-    size_t d = sizeof digits;
-    do
-        digits[--d] = (char)('0' + n % 10);
-    while ((n /= 10) != 0);
+    char digits[20];
+    size_t take = eda_u64_text(digits, n);
     size_t len = eda_copy(out, size, prefix);
     if (len + 1 < size)
         out[len++] = '-';
-    size_t take = sizeof digits - d;
     if (len + take >= size)
         take = size ? size - 1 - len : 0;
-    memcpy(out + len, digits + d, take);
+    memcpy(out + len, digits, take);
     len += take;
     if (size)
         out[len] = '\0';

@@ -62,6 +62,10 @@ size_t eda_json(const struct msgpack_object *obj, char *out, size_t size);
     NUL-terminated when size > 0. Returns the bytes copied. */
 size_t eda_copy(char *out, size_t size, const char *in);
 
+/*  Writes the decimal digits of v at out (20 bytes at most, no NUL).
+    Returns how many. */
+size_t eda_u64_text(char *out, uint64_t v);
+
 /*  Writes "PREFIX-N" into out[size], cut to fit, NUL-terminated when
     size > 0: the shape of the ids the services make (an event's
     "EPOCH-SEQ", a message's "PROCESS-COUNTER", an order's "o-RUN-NUMBER").
