@@ -30,8 +30,7 @@
 #define CLI_SERVICES 3
 #define CLI_SHOWN    (4 * EDA_NAME_MAX + 1) /* an id from the wire, escaped */
 #define CLI_OPTS_MAX 256                    /* options given to one command */
-#define CLI_SUB_HWM  20000 /* events queued per SUB of watch or console before it drops  \
-                            */
+#define CLI_SUB_HWM  20000                  /* events a watch or console SUB queues */
 
 /*  The three services, in the order they are shown. */
 extern const char *const cli_services[CLI_SERVICES];
