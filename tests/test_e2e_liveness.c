@@ -355,6 +355,20 @@ static int s_subscribers_established(int port, int min)
     return total;
 }
 
+/*  Waits until order- and inventory-service each hold a connection to
+    customer-service's events port: they connect in the background, and an
+    approved order does not need order-service's (its verdict comes from
+    inventory-service). Fails the test after TU_SETTLE_MS. */
+static void s_wait_subscribed(int port)
+{
+    int64_t deadline = zclock_mono() + TU_SETTLE_MS;
+    while ((s_established(sys.pid[TU_ORDER], s_ns_ip, port) < 1 ||
+            s_established(sys.pid[TU_INVENTORY], s_ns_ip, port) < 1) &&
+           zclock_mono() < deadline)
+        zclock_sleep(20); /* the poll interval of a readiness wait */
+    s_subscribers_established(port, 1);
+}
+
 /*  customer-service's host crashes while cut off: its kernel forgets the
     connections without a FIN or an RST reaching the other side, and it
     comes back with the same address, the same database, on a new kernel.
@@ -401,7 +415,7 @@ Test(e2e_liveness, a_half_open_connection_is_noticed)
     for (int i = 0; i < 5; i++)
         s_place(i, ids);
     s_expect_approved(ids, 0, 5, zclock_mono() + TU_SETTLE_MS);
-    s_subscribers_established(customer_events, 1);
+    s_wait_subscribed(customer_events);
 
     /* The crash: cut, kill -9, a new kernel for the namespace. */
     long from[TU_NSERVICES];
