@@ -22,7 +22,7 @@ static int s_cmd_stats(void *state, eda_ctx_t *ctx)
     eda_service_t *svc = ctx->svc;
     eda_svc_stats_t *s = &svc->stats;
     msgpack_packer *pk = eda_ctx_reply(ctx);
-    msgpack_pack_map(pk, 34 + (svc->def->stats ? 1 : 0));
+    msgpack_pack_map(pk, 39 + (svc->def->stats ? 1 : 0));
     eda_pack_kv_str(pk, "service", svc->def->name);
     eda_pack_kv_str(pk, "epoch", eda_store_epoch(svc->store));
     eda_pack_kv_u64(pk, "last_seq", eda_store_next_seq(svc->store) - 1);
@@ -51,6 +51,13 @@ static int s_cmd_stats(void *state, eda_ctx_t *ctx)
     eda_pack_kv_u64(pk, "commit_us_p50", eda_hist_quantile(&s->commit_us, 0.5));
     eda_pack_kv_u64(pk, "commit_us_p99", eda_hist_quantile(&s->commit_us, 0.99));
     eda_pack_kv_u64(pk, "commit_us_max", s->commit_us_max);
+    eda_checkpointer_stats_t wal =
+        eda_checkpointer_stats(eda_store_checkpointer(svc->store));
+    eda_pack_kv_u64(pk, "wal_pages", wal.wal_pages);
+    eda_pack_kv_u64(pk, "wal_restarts", wal.restarts);
+    eda_pack_kv_u64(pk, "wal_checkpoints", wal.runs);
+    eda_pack_kv_u64(pk, "wal_checkpoint_waits", wal.waits);
+    eda_pack_kv_u64(pk, "wal_checkpoint_failures", wal.failures);
     eda_pack_kv_u64(pk, "commands_sent", s->commands_sent);
     eda_pack_kv_u64(pk, "commands_dropped", s->commands_dropped);
     eda_pack_kv_u64(pk, "replies_received", s->replies_received);

@@ -141,7 +141,7 @@ static void s_batch_end(eda_service_t *svc)
             rc = eda_store_inbox_put(svc->store, peer->name, peer->epoch, peer->last_seq);
     }
     if (rc == 0) {
-        /* Timed: its sync, and a WAL checkpoint when it runs one, are where a
+        /* Timed: its sync (and, past the WAL's cap, a checkpoint) is where a
            saga's latency goes between handlers. */
         int64_t start = zclock_usecs();
         rc = eda_store_commit(svc->store);
@@ -362,6 +362,10 @@ static int64_t s_timers(eda_service_t *svc)
             svc->terminated = true;          /* not a poll failure: no such line */
             zstr_send(svc->pipe, "$FAILED"); /* eda_service_main exits 1 */
         }
+        if (eda_checkpointer_failed(eda_store_checkpointer(svc->store), lost,
+                                    sizeof lost))
+            eda_log_msg(svc->log, EDA_LOG_ERROR, "%s (the WAL grows until one succeeds)",
+                        lost);
         s_watch_descriptors(svc);
         s_heartbeat(svc);
         svc->next_heartbeat_ms = now + EDA_SVC_HEARTBEAT_MS;

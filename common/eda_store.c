@@ -1,11 +1,13 @@
 /*  eda_store: SQLite in WAL mode, synchronous FULL (survives a power cut)
     or NORMAL (survives a killed process). One process holds a database: an
-    flock on `<db>.lock`. Statements are prepared once and kept; the event
+    flock on `<db>.lock`, and its WAL is checkpointed by eda_checkpointer's
+    thread. Statements are prepared once and kept; the event
     log's next seq is tracked in memory and rewound when a savepoint or the
     transaction is rolled back.
 */
 #include "eda_store.h"
 
+#include "eda_checkpointer.h"
 #include "eda_client.h"
 
 #include <assert.h>
@@ -29,9 +31,10 @@
 
 struct eda_store {
     sqlite3 *db;
-    char *path;  /* as opened; NULL for a database in memory */
-    int lock_fd; /* <path>.lock, flocked while open; -1 for none */
-    dev_t dev;   /* the file opened, for eda_store_check */
+    eda_checkpointer_t *checkpointer; /* NULL in memory */
+    char *path;                       /* as opened; NULL for a database in memory */
+    int lock_fd;                      /* <path>.lock, flocked while open; -1 for none */
+    dev_t dev;                        /* the file opened, for eda_store_check */
     ino_t ino;
     char epoch[EDA_EPOCH_LEN + 1];
     char old_epoch[EDA_EPOCH_LEN + 1]; /* before eda_store_new_epoch, until commit */
@@ -245,6 +248,9 @@ eda_store_t *eda_store_new(const char *path, const char *schema, eda_sync_t sync
     }
     self->dev = on_disk ? st.st_dev : 0;
     self->ino = on_disk ? st.st_ino : 0;
+    if (on_disk &&
+        !(self->checkpointer = eda_checkpointer_new(self->db, path, sync, why, why_size)))
+        goto fail;
 
     if (!(self->begin = eda_store_prepare(self, "BEGIN IMMEDIATE")) ||
         !(self->commit = eda_store_prepare(self, "COMMIT")) ||
@@ -321,6 +327,9 @@ void eda_store_destroy(eda_store_t **self_p)
     free(self->stmts);
     if (self->db && !sqlite3_get_autocommit(self->db))
         sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
+    /* Its connection first: the store's, closed last, copies what is left
+       of the WAL and removes it. */
+    eda_checkpointer_destroy(&self->checkpointer);
     sqlite3_close(self->db);
     /* The lock goes last: no one else may open the file before it is closed. */
     if (self->lock_fd >= 0)
@@ -333,6 +342,11 @@ void eda_store_destroy(eda_store_t **self_p)
 const char *eda_store_epoch(eda_store_t *self)
 {
     return self->epoch;
+}
+
+eda_checkpointer_t *eda_store_checkpointer(eda_store_t *self)
+{
+    return self->checkpointer;
 }
 
 sqlite3 *eda_store_db(eda_store_t *self)

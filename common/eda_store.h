@@ -6,6 +6,7 @@
 #ifndef EDA_STORE_H_INCLUDED
 #define EDA_STORE_H_INCLUDED
 
+#include "eda_checkpointer.h"
 #include "eda_config.h"
 
 #include <sqlite3.h>
@@ -24,7 +25,9 @@ typedef struct eda_store eda_store_t;
     own CREATE TABLE IF NOT EXISTS statements, may be NULL). A new event log
     gets a new random epoch.
     A file database is held exclusively: an flock on the side file
-    `<path>.lock`, which holds the holder's pid, kept until destroy.
+    `<path>.lock`, which holds the holder's pid, kept until destroy. Its WAL
+    is copied into it by a thread of its own (eda_checkpointer.h), not by
+    the commits.
     Returns NULL with a one-line reason in `why` when another store holds
     the database ("database X is in use by process N"), when it is
     read-only ("database X is read-only"), when the file cannot be opened or
@@ -44,6 +47,10 @@ void eda_store_destroy(eda_store_t **self_p);
 
 /*  The identity of this event log: EDA_EPOCH_LEN hex characters. */
 const char *eda_store_epoch(eda_store_t *self);
+
+/*  The thread that copies the WAL into the database (eda_checkpointer.h);
+    NULL for ":memory:". */
+eda_checkpointer_t *eda_store_checkpointer(eda_store_t *self);
 
 /*  The raw handle, for the service's own statements. */
 sqlite3 *eda_store_db(eda_store_t *self);

@@ -4,8 +4,8 @@
     Each file opened through it is the real VFS's sqlite3_file preceded by a
     small header of ours (szOsFile = the real one's + the header). Its
     methods forward to the real file, except xWrite and xSync, which first
-    ask s_fault whether to fail. The methods table has the iVersion of the
-    real one: WAL needs the shm methods (version 2) passed through, and
+    ask s_fault whether to fail (and xSync whether to wait). The methods table has the
+   iVersion of the real one: WAL needs the shm methods (version 2) passed through, and
     memory-mapped reads the fetch ones (version 3); a method table of a
     higher version than the real file's would call methods it lacks.
 */
@@ -33,6 +33,9 @@ static int s_syncs_left;
 static int s_every_k;
 static uint64_t s_wal_syncs; /* syncs of a target's -wal while every_k is set */
 static faultvfs_counts_t s_injected;
+static pthread_cond_t s_released = PTHREAD_COND_INITIALIZER;
+static bool s_stall;  /* a target's database syncs wait */
+static int s_stalled; /* syncs waiting now */
 
 static sqlite3_vfs *s_real_vfs;
 static sqlite3_vfs s_vfs;
@@ -100,8 +103,22 @@ static int s_truncate(sqlite3_file *file, sqlite3_int64 size)
     return s_real(file)->pMethods->xTruncate(s_real(file), size);
 }
 
+/*  Holds a sync of a target's database file while syncs are stalled. */
+static void s_wait_if_stalled(const s_file_t *f)
+{
+    pthread_mutex_lock(&s_lock);
+    if (s_targeted(f) && !f->wal) {
+        s_stalled++;
+        while (s_stall)
+            pthread_cond_wait(&s_released, &s_lock);
+        s_stalled--;
+    }
+    pthread_mutex_unlock(&s_lock);
+}
+
 static int s_sync(sqlite3_file *file, int flags)
 {
+    s_wait_if_stalled((s_file_t *)file);
     int rc = s_fault((s_file_t *)file, true);
     return rc ? rc : s_real(file)->pMethods->xSync(s_real(file), flags);
 }
@@ -276,12 +293,29 @@ void faultvfs_fail_all(void)
     pthread_mutex_unlock(&s_lock);
 }
 
+void faultvfs_stall_db_syncs(void)
+{
+    pthread_mutex_lock(&s_lock);
+    s_stall = true;
+    pthread_mutex_unlock(&s_lock);
+}
+
+int faultvfs_stalled(void)
+{
+    pthread_mutex_lock(&s_lock);
+    int n = s_stalled;
+    pthread_mutex_unlock(&s_lock);
+    return n;
+}
+
 void faultvfs_clear(void)
 {
     pthread_mutex_lock(&s_lock);
     s_writes_left = 0;
     s_syncs_left = 0;
     s_every_k = 0;
+    s_stall = false;
+    pthread_cond_broadcast(&s_released);
     pthread_mutex_unlock(&s_lock);
 }
 

@@ -42,7 +42,16 @@ void faultvfs_fail_every_sync(int k);
 /*  Every write and sync of a target fails until cleared. */
 void faultvfs_fail_all(void);
 
-/*  Disarms every fault (the target and the counters stay). */
+/*  Syncs of a target's database file wait until faultvfs_clear. Its -wal's
+    do not: in WAL mode only a checkpoint syncs the database file, so this
+    holds a checkpoint in the middle while commits go on. */
+void faultvfs_stall_db_syncs(void);
+
+/*  Syncs waiting now in a stall. */
+int faultvfs_stalled(void);
+
+/*  Disarms every fault and ends a stall (the target and the counters
+    stay). */
 void faultvfs_clear(void);
 
 /*  Faults injected since the start of the process. */

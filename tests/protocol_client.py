@@ -385,7 +385,9 @@ STATS_KEYS = {"service", "epoch", "last_seq", "uptime_s", "commands_in", "replie
               "duplicates_dropped", "gaps_detected", "gaps_repaired", "replays_requested",
               "bad_input", "commits_failed", "batches", "batch_max", "batch_avg_x100",
               "handler_us_avg", "handler_us_p50", "handler_us_p99", "handler_us_max",
-              "commit_us_p50", "commit_us_p99", "commit_us_max", "commands_sent", "commands_dropped",
+              "commit_us_p50", "commit_us_p99", "commit_us_max", "wal_pages", "wal_restarts",
+              "wal_checkpoints", "wal_checkpoint_waits", "wal_checkpoint_failures",
+              "commands_sent", "commands_dropped",
               "replies_received", "events_dropped", "fds_used", "fds_limit",
               "reply_backlog_bytes", "peers"}
 # order-service adds its orchestrator's counters as a map under "own".

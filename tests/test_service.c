@@ -463,19 +463,43 @@ Test(service, stats_has_the_documented_fields)
     s_call_empty(c, "Stats", &reply);
     s_expect_ok(&reply);
     const msgpack_object *d = &reply.data;
-    cr_assert_eq(d->via.map.size, 34, "Stats data has %u keys, not 34", d->via.map.size);
-    const char *counters[] = {
-        "last_seq",           "uptime_s",         "commands_in",
-        "replies_out",        "replies_dropped",  "events_published",
-        "events_applied",     "events_ignored",   "duplicates_dropped",
-        "gaps_detected",      "gaps_repaired",    "replays_requested",
-        "bad_input",          "commits_failed",   "batches",
-        "batch_max",          "batch_avg_x100",   "handler_us_avg",
-        "handler_us_p50",     "handler_us_p99",   "handler_us_max",
-        "commit_us_p50",      "commit_us_p99",    "commit_us_max",
-        "commands_sent",      "commands_dropped", "replies_received",
-        "events_dropped",     "fds_used",         "fds_limit",
-        "reply_backlog_bytes"};
+    cr_assert_eq(d->via.map.size, 39, "Stats data has %u keys, not 39", d->via.map.size);
+    const char *counters[] = {"last_seq",
+                              "uptime_s",
+                              "commands_in",
+                              "replies_out",
+                              "replies_dropped",
+                              "events_published",
+                              "events_applied",
+                              "events_ignored",
+                              "duplicates_dropped",
+                              "gaps_detected",
+                              "gaps_repaired",
+                              "replays_requested",
+                              "bad_input",
+                              "commits_failed",
+                              "batches",
+                              "batch_max",
+                              "batch_avg_x100",
+                              "handler_us_avg",
+                              "handler_us_p50",
+                              "handler_us_p99",
+                              "handler_us_max",
+                              "commit_us_p50",
+                              "commit_us_p99",
+                              "commit_us_max",
+                              "wal_pages",
+                              "wal_restarts",
+                              "wal_checkpoints",
+                              "wal_checkpoint_waits",
+                              "wal_checkpoint_failures",
+                              "commands_sent",
+                              "commands_dropped",
+                              "replies_received",
+                              "events_dropped",
+                              "fds_used",
+                              "fds_limit",
+                              "reply_backlog_bytes"};
     for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
         s_u64(d, counters[i]);
     char service[64], epoch[EDA_NAME_MAX + 1];
@@ -1355,7 +1379,7 @@ Test(service, order_service_has_its_own_counters_in_stats)
     eda_envelope_t reply;
     s_call_empty(c, "Stats", &reply);
     s_expect_ok(&reply);
-    cr_assert_eq(reply.data.via.map.size, 35, "Stats data has %u keys, not 35",
+    cr_assert_eq(reply.data.via.map.size, 40, "Stats data has %u keys, not 40",
                  reply.data.via.map.size);
     const msgpack_object *own = eda_map_get(&reply.data, "own");
     cr_assert_not_null(own, "Stats has no 'own' map");
