@@ -1,9 +1,9 @@
 /*  eda_checkpointer: the WAL copied into the database off the commit path
     (see eda_checkpointer.h). Two threads share this struct: the store's
-    (the hook, the stats, destroy) and the checkpointer's. Everything below
-    the mutex is read and written under it; `wal_pages` and the store's
-    `db` belong to the store's thread alone, `ckpt_db` to the
-    checkpointer's once it runs.
+    (the hook, the stats, destroy) and the checkpointer's. The fields above
+    the mutex belong to one thread each (`ckpt_db` to the checkpointer's
+    once it runs, the others to the store's); those below it are read and
+    written under it.
 */
 #include "eda_checkpointer.h"
 
@@ -19,7 +19,7 @@ struct eda_checkpointer {
     uint64_t wake_at; /* WAL pages at which the thread is woken next */
     pthread_mutex_t mutex;
     pthread_cond_t cond; /* "wanted" for the thread, "running" over for a wait */
-    bool wanted;         /* a commit found the WAL past EDA_CHECKPOINT_PAGES */
+    bool wanted;         /* a commit asks for a run */
     bool running;        /* the thread is in a checkpoint */
     bool held;           /* a commit copies the rest: the thread waits */
     bool stop;
@@ -50,12 +50,11 @@ static void *s_run(void *arg)
         self->wanted = false;
         self->running = true;
         pthread_mutex_unlock(&self->mutex);
-        int log = 0, copied = 0;
         int rc = sqlite3_wal_checkpoint_v2(self->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                           &log, &copied);
+                                           NULL, NULL);
         pthread_mutex_lock(&self->mutex);
         self->running = false;
-        if (rc == SQLITE_OK && copied > 0)
+        if (rc == SQLITE_OK)
             self->runs++;
         s_count(self, self->ckpt_db, rc);
         pthread_cond_broadcast(&self->cond);
@@ -103,6 +102,7 @@ static int s_hook(void *arg, sqlite3 *db, const char *name, int pages)
     self->held = false;
     self->waits++;
     s_count(self, db, rc);
+    pthread_cond_broadcast(&self->cond); /* a run asked for meanwhile */
     pthread_mutex_unlock(&self->mutex);
     return SQLITE_OK;
 }

@@ -1,23 +1,23 @@
 /*  eda_checkpointer: copies a store's WAL into its database on a thread of
-    its own, so that a commit never waits for a checkpoint.
+    its own, so that a commit seldom waits for a checkpoint.
 
     SQLite's own checkpoint runs inside the COMMIT that takes the WAL past
     1,000 pages: that commit copies the pages into the database and syncs
     it, and every message of the batch waits (7 to 50 ms, where a commit
     otherwise takes 0.03 to 0.4). Here the store's connection only counts
     its WAL after each commit (a WAL hook, which replaces SQLite's automatic
-    checkpoint); past EDA_CHECKPOINT_PAGES it wakes the thread, which runs a
-    PASSIVE checkpoint on a second connection while the service goes on
-    committing. The next transaction that starts once everything is copied
-    writes the WAL from its beginning again.
+    checkpoint). Each time the WAL has grown by EDA_CHECKPOINT_PAGES it
+    wakes the thread, which runs a PASSIVE checkpoint on a second connection
+    while the service goes on committing. The next transaction that starts
+    once everything is copied writes the WAL from its beginning again.
 
-    Under a steady stream of commits the thread may never catch up
-    completely, and the WAL would grow without bound. Past
-    EDA_CHECKPOINT_CAP_PAGES the committing thread waits for the thread's
-    run to end and copies the rest itself, with no commit in between: one
-    short wait (the pages since the thread's last run, and two syncs), after
-    which the WAL starts over. At a few thousand sagas a second it never
-    comes to that.
+    Under a steady stream of commits that seldom happens: a commit lands
+    during nearly every checkpoint, and the WAL would grow without bound.
+    So in the last EDA_CHECKPOINT_PAGES before EDA_CHECKPOINT_CAP_PAGES the
+    thread is woken ten times as often, and at the cap the committing
+    thread waits for the thread's run to end and copies the rest itself,
+    with no commit in between: one short wait (the last few commits' pages,
+    and two syncs), after which the WAL starts over.
 */
 #ifndef EDA_CHECKPOINTER_H_INCLUDED
 #define EDA_CHECKPOINTER_H_INCLUDED
@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EDA_CHECKPOINT_PAGES     1000 /* WAL pages that wake the thread */
+#define EDA_CHECKPOINT_PAGES     1000 /* WAL growth that wakes the thread */
 #define EDA_CHECKPOINT_CAP_PAGES 4000 /* past this, the committer copies */
 
 typedef struct eda_checkpointer eda_checkpointer_t;
@@ -48,7 +48,7 @@ void eda_checkpointer_destroy(eda_checkpointer_t **self_p);
 typedef struct {
     uint64_t wal_pages; /* in the WAL after the last commit */
     uint64_t restarts;  /* times a commit wrote the WAL from its beginning */
-    uint64_t runs;      /* checkpoints the thread ran that copied pages */
+    uint64_t runs;      /* checkpoints the thread ran */
     uint64_t waits;     /* checkpoints a commit ran, past the cap */
     uint64_t failures;  /* checkpoints that failed (not "busy") */
 } eda_checkpointer_stats_t;
