@@ -17,6 +17,7 @@ struct eda_checkpointer {
     pthread_t thread;
     uint64_t wal_pages, restarts;
     uint64_t wake_at; /* WAL pages at which the thread is woken next */
+    uint64_t copy_at; /* and the committing thread copies: the cap, or later */
     pthread_mutex_t mutex;
     pthread_cond_t cond; /* "wanted" for the thread, "running" over for a wait */
     bool wanted;         /* a commit asks for a run */
@@ -27,15 +28,32 @@ struct eda_checkpointer {
     char failure[256];
 };
 
-/*  After a checkpoint on `db` returned `rc`: counts it. Under the mutex.
-    SQLITE_BUSY is another checkpoint in progress, not a failure. */
-static void s_count(eda_checkpointer_t *self, sqlite3 *db, int rc)
+/*  Counts a checkpoint that returned `rc`, with `why` it failed. Under the
+    mutex. SQLITE_BUSY (another checkpoint is running) and SQLITE_LOCKED (a
+    statement of the store's connection is still reading) mean "not now".
+    Returns true for a failure. */
+static bool s_count(eda_checkpointer_t *self, int rc, const char *why)
 {
-    if (rc == SQLITE_OK || rc == SQLITE_BUSY)
-        return;
+    if (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        return false;
     self->failures++;
-    snprintf(self->failure, sizeof self->failure, "WAL checkpoint failed: %s",
-             sqlite3_errmsg(db));
+    snprintf(self->failure, sizeof self->failure, "WAL checkpoint failed: %s", why);
+    return true;
+}
+
+/*  Syncs the database file after the thread's checkpoint. SQLite syncs it
+    only in a checkpoint that reaches the end of the WAL, and under a
+    steady stream that is the committing thread's, at the cap: it would
+    sync everything the thread copied since the WAL started over, up to
+    16 MB, while the commit waits. */
+static int s_sync_database(eda_checkpointer_t *self)
+{
+    sqlite3_file *file = NULL;
+    if (sqlite3_file_control(self->ckpt_db, "main", SQLITE_FCNTL_FILE_POINTER, &file) !=
+            SQLITE_OK ||
+        !file || !file->pMethods)
+        return SQLITE_ERROR;
+    return file->pMethods->xSync(file, SQLITE_SYNC_NORMAL);
 }
 
 static void *s_run(void *arg)
@@ -50,13 +68,18 @@ static void *s_run(void *arg)
         self->wanted = false;
         self->running = true;
         pthread_mutex_unlock(&self->mutex);
+        char why[200];
         int rc = sqlite3_wal_checkpoint_v2(self->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
                                            NULL, NULL);
+        snprintf(why, sizeof why, "%s", sqlite3_errmsg(self->ckpt_db));
+        if (rc == SQLITE_OK && (rc = s_sync_database(self)) != SQLITE_OK)
+            snprintf(why, sizeof why, "cannot sync the database file (SQLite error %d)",
+                     rc);
         pthread_mutex_lock(&self->mutex);
         self->running = false;
         if (rc == SQLITE_OK)
             self->runs++;
-        s_count(self, self->ckpt_db, rc);
+        s_count(self, rc, why);
         pthread_cond_broadcast(&self->cond);
     }
     pthread_mutex_unlock(&self->mutex);
@@ -73,9 +96,10 @@ static int s_hook(void *arg, sqlite3 *db, const char *name, int pages)
     if ((uint64_t)pages < self->wal_pages) {
         self->restarts++;
         self->wake_at = EDA_CHECKPOINT_PAGES;
+        self->copy_at = EDA_CHECKPOINT_CAP_PAGES;
     }
     self->wal_pages = (uint64_t)pages;
-    if (pages < EDA_CHECKPOINT_CAP_PAGES) {
+    if ((uint64_t)pages < self->copy_at) {
         if ((uint64_t)pages >= self->wake_at) {
             /* Within a step of the cap, ten times as often: what is left
                to copy at the cap is then a tenth of a step. */
@@ -101,7 +125,10 @@ static int s_hook(void *arg, sqlite3 *db, const char *name, int pages)
     pthread_mutex_lock(&self->mutex);
     self->held = false;
     self->waits++;
-    s_count(self, db, rc);
+    /* After a failure (a full disk), not again at every commit: a tenth
+       of a step later. */
+    if (s_count(self, rc, sqlite3_errmsg(db)))
+        self->copy_at = (uint64_t)pages + EDA_CHECKPOINT_PAGES / 10;
     pthread_cond_broadcast(&self->cond); /* a run asked for meanwhile */
     pthread_mutex_unlock(&self->mutex);
     return SQLITE_OK;
@@ -117,6 +144,7 @@ eda_checkpointer_t *eda_checkpointer_new(sqlite3 *db, const char *path, eda_sync
     }
     self->db = db;
     self->wake_at = EDA_CHECKPOINT_PAGES;
+    self->copy_at = EDA_CHECKPOINT_CAP_PAGES;
     pthread_mutex_init(&self->mutex, NULL);
     pthread_cond_init(&self->cond, NULL);
     /* The first read opens the connection's WAL, which a checkpoint needs;

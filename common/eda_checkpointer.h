@@ -56,9 +56,9 @@ typedef struct {
 /*  All zero for NULL (a store in memory has no checkpointer). */
 eda_checkpointer_stats_t eda_checkpointer_stats(eda_checkpointer_t *self);
 
-/*  True, with SQLite's message in `why`, when a checkpoint failed since the
-    last call: for a log line, once per failure and not once per commit.
-    False for NULL. */
+/*  True, with the latest failure's reason in `why`, when a checkpoint
+    failed since the last call: for a log line now and then, not one per
+    failed checkpoint. False for NULL. */
 bool eda_checkpointer_failed(eda_checkpointer_t *self, char *why, size_t why_size);
 
 #endif

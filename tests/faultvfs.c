@@ -4,10 +4,11 @@
     Each file opened through it is the real VFS's sqlite3_file preceded by a
     small header of ours (szOsFile = the real one's + the header). Its
     methods forward to the real file, except xWrite and xSync, which first
-    ask s_fault whether to fail (and xSync whether to wait). The methods table has the
-   iVersion of the real one: WAL needs the shm methods (version 2) passed through, and
-    memory-mapped reads the fetch ones (version 3); a method table of a
-    higher version than the real file's would call methods it lacks.
+    ask s_fault whether to fail (and xSync whether to wait). The methods
+    table has the iVersion of the real one: WAL needs the shm methods
+    (version 2) passed through, and memory-mapped reads the fetch ones
+    (version 3); a method table of a higher version than the real file's
+    would call methods it lacks.
 */
 #include "faultvfs.h"
 

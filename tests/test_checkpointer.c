@@ -113,7 +113,9 @@ static void s_pause(void)
 Test(checkpointer, commits_go_on_while_a_checkpoint_is_held)
 {
     eda_store_t *store = s_open(EDA_SYNC_FULL);
-    faultvfs_stall_db_syncs(); /* the checkpoint stops before it syncs the database */
+    /* The thread's run stops at its sync of the database file, after
+       copying. */
+    faultvfs_stall_db_syncs();
     int rows = s_commit_until_woken(store);
     int64_t deadline = s_now_ms() + TU_SETTLE_MS;
     while (faultvfs_stalled() == 0 && s_now_ms() < deadline)
@@ -131,6 +133,7 @@ Test(checkpointer, commits_go_on_while_a_checkpoint_is_held)
     cr_assert_eq(s_stats(store).runs, 0);
 
     faultvfs_clear();
+    deadline = s_now_ms() + TU_SETTLE_MS;
     while (s_stats(store).runs == 0 && s_now_ms() < deadline)
         s_pause();
     cr_assert_eq(s_stats(store).runs, 1, "the held checkpoint did not finish");
@@ -186,10 +189,24 @@ Test(checkpointer, a_failed_checkpoint_is_told_and_commits_go_on)
         s_commit_row(store);
     rows += 10;
 
+    /* Past the cap, commits try to copy the WAL themselves, but after a
+       failure only every tenth of a step, not at every commit. */
+    const uint64_t past = EDA_CHECKPOINT_PAGES / 2;
+    while (s_stats(store).wal_pages < EDA_CHECKPOINT_CAP_PAGES + past) {
+        s_commit_row(store);
+        rows++;
+    }
+    eda_checkpointer_stats_t stats = s_stats(store);
+    cr_assert_geq(stats.waits, 1);
+    cr_assert_leq(stats.waits, past / (EDA_CHECKPOINT_PAGES / 10) + 1,
+                  "%llu commits past the cap copied the WAL",
+                  (unsigned long long)stats.waits);
+    cr_assert_eq(stats.restarts, 0);
+
     /* The disk mends: a later checkpoint copies the WAL, and it starts
        over. */
     faultvfs_clear();
-    while (s_stats(store).restarts == 0 && rows < 2 * EDA_CHECKPOINT_CAP_PAGES) {
+    while (s_stats(store).restarts == 0 && rows < 3 * EDA_CHECKPOINT_CAP_PAGES) {
         s_commit_row(store);
         rows++;
     }
