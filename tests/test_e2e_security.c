@@ -233,8 +233,12 @@ static void s_command(zsock_t *dealer, const char *type, const msgpack_sbuffer *
     eda_pack_header(&pk, &hdr);
     eda_pack_raw(&pk, data->data, data->size);
     int rc = zmq_send(zsock_resolve(dealer), buf.data, buf.size, ZMQ_DONTWAIT);
+    int err = errno;
     msgpack_sbuffer_destroy(&buf);
-    cr_assert_geq(rc, 0, "%s not queued: %s", type, zmq_strerror(errno));
+    /* A refused handshake ends the DEALER's only connection, and its queue
+       with it: on a slow machine (under AddressSanitizer) that can come
+       before the intruder sends. The refusal is asserted after. */
+    cr_assert(rc >= 0 || err == EAGAIN, "%s not queued: %s", type, zmq_strerror(err));
 }
 
 /*  Queues Ping, ReplayEvents {after_seq: 0, limit: 100} and CreateCustomer
