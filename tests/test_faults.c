@@ -8,11 +8,8 @@
     across a restart), and a participant whose commit failed applies its
     peer's event again, exactly once, with its inbox caught up.
 */
-#include "customer_service.h"
-#include "eda_client.h"
 #include "faultvfs.h"
-#include "inventory_service.h"
-#include "order_service.h"
+#include "inproc.h"
 #include "testutil.h"
 
 #include <criterion/criterion.h>
@@ -22,35 +19,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#define S_CALL_MS    5000  /* one command's reply (ASan is slow) */
 #define S_SETTLE_MS  15000 /* an order decided, an inbox caught up */
-#define S_MAX_ACTORS 4
-#define S_MAX_CLIENT 8
-#define S_ORDERS     150 /* placed while every S_EVERY_K-th commit fails */
-#define S_MORE       50  /* placed after the restart */
+#define S_ORDERS     150   /* placed while every S_EVERY_K-th commit fails */
+#define S_MORE       50    /* placed after the restart */
 #define S_EVERY_K    7
 #define S_RETRIES    20 /* tries of one request_id before the test gives up */
 #define S_COMMIT_MSG "not done: the database could not commit"
 
-enum { S_ORDER, S_CUSTOMER, S_INVENTORY, S_NSVC };
-
-static const char *s_names[S_NSVC] = {"order-service", "customer-service",
-                                      "inventory-service"};
-static const eda_service_def_t *s_defs[S_NSVC] = {
-    &order_service_def, &customer_service_def, &inventory_service_def};
-
-/*  One in-process deployment, as in test_service.c, with a file database
-    per service, "<dir>/<name>.db", so that "<name>.db" targets one. */
-typedef struct {
-    char events[S_NSVC][128];
-    char commands[S_NSVC][128];
-    char db[S_NSVC][700];
-    eda_config_t cfg[S_NSVC];
-} s_topo_t;
-
-static zactor_t *s_actors[S_MAX_ACTORS];
-static eda_service_args_t s_args[S_MAX_ACTORS];
-static eda_client_t *s_clients[S_MAX_CLIENT];
 static char s_dir[512];
 static int s_saved_stderr = -1; /* while the services' log goes to a file */
 
@@ -101,10 +76,7 @@ static void s_setup(void)
 static void s_teardown(void)
 {
     faultvfs_clear();
-    for (int i = 0; i < S_MAX_CLIENT; i++)
-        eda_client_destroy(&s_clients[i]);
-    for (int i = 0; i < S_MAX_ACTORS; i++)
-        zactor_destroy(&s_actors[i]);
+    inproc_fini();
     s_uncapture(); /* after the actors: they flush their logs as they stop */
     if (s_dir[0])
         tu_rmtree(s_dir);
@@ -113,100 +85,25 @@ static void s_teardown(void)
 
 TestSuite(faults, .init = s_setup, .fini = s_teardown, .timeout = 60);
 
-static void s_endpoint(char *out, size_t size, const char *what)
+/*  The three services, each with its file database "<dir>/<name>.db" (so
+    that "<name>.db" targets one) and synchronous=FULL (the default, said
+    here as the sync faults rely on it): every commit syncs the -wal. */
+static void s_topo_init(inproc_topo_t *t)
 {
-    static int counter;
-    snprintf(out, size, "inproc://faults-%d-%d-%s", (int)getpid(), ++counter, what);
+    char db[600];
+    snprintf(db, sizeof db, "%s/%%s.db", s_dir);
+    inproc_topo_init(t, db);
+    for (int i = 0; i < INPROC_NSVC; i++)
+        inproc_set(&t->cfg[i], "sync", "full");
 }
 
-static void s_set(eda_config_t *cfg, const char *name, const char *value)
+/*  Starts service `svc` of `t` and asserts that it is ready. */
+static zactor_t *s_start(const inproc_topo_t *t, int svc)
 {
-    char why[256] = "";
-    cr_assert_eq(eda_config_set(cfg, name, value, why, sizeof why), 0, "%s=%s: %s", name,
-                 value, why);
-}
-
-/*  Endpoints and a config for each service, each naming the other two as
-    peers. synchronous=FULL (the default, said here as the sync faults rely
-    on it): every commit syncs the -wal. */
-static void s_topo_init(s_topo_t *t)
-{
-    memset(t, 0, sizeof *t);
-    for (int i = 0; i < S_NSVC; i++) {
-        s_endpoint(t->events[i], sizeof t->events[i], "pub");
-        s_endpoint(t->commands[i], sizeof t->commands[i], "cmd");
-        snprintf(t->db[i], sizeof t->db[i], "%s/%s.db", s_dir, s_names[i]);
-    }
-    for (int i = 0; i < S_NSVC; i++) {
-        eda_config_t *cfg = &t->cfg[i];
-        eda_config_defaults(cfg, s_names[i]);
-        s_set(cfg, "events", t->events[i]);
-        s_set(cfg, "commands", t->commands[i]);
-        for (int j = 0; j < S_NSVC; j++) {
-            if (j == i)
-                continue;
-            char peer[400];
-            snprintf(peer, sizeof peer, "%s=%s,%s", s_names[j], t->events[j],
-                     t->commands[j]);
-            s_set(cfg, "peer", peer);
-        }
-        s_set(cfg, "db", t->db[i]);
-        s_set(cfg, "sync", "full");
-        s_set(cfg, "log-level", "error"); /* the "commit failed" lines show */
-    }
-}
-
-/*  Starts service `svc` of `t` as an actor and asserts that it is ready.
-    Its args live until it is destroyed (see test_service.c). */
-static zactor_t *s_start(const s_topo_t *t, int svc)
-{
-    int slot = 0;
-    while (slot < S_MAX_ACTORS && s_actors[slot])
-        slot++;
-    cr_assert_lt(slot, S_MAX_ACTORS);
-    s_args[slot] = (eda_service_args_t){.def = s_defs[svc], .cfg = &t->cfg[svc]};
-    s_actors[slot] = zactor_new(eda_service_actor, &s_args[slot]);
-    cr_assert_not_null(s_actors[slot], "zactor_new failed");
-    cr_assert_eq(s_args[slot].status, 0, "%s did not start", s_names[svc]);
-    return s_actors[slot];
-}
-
-static void s_stop(zactor_t **actor_p)
-{
-    for (int i = 0; i < S_MAX_ACTORS; i++)
-        if (s_actors[i] == *actor_p)
-            s_actors[i] = NULL;
-    zactor_destroy(actor_p);
-}
-
-static eda_client_t *s_client(const char *endpoint)
-{
-    eda_client_t *client = eda_client_new(endpoint, "test-faults");
-    cr_assert_not_null(client, "eda_client_new %s", endpoint);
-    int slot = 0;
-    while (slot < S_MAX_CLIENT && s_clients[slot])
-        slot++;
-    cr_assert_lt(slot, S_MAX_CLIENT);
-    s_clients[slot] = client;
-    return client;
-}
-
-/*  Sends the command begun on `client` and asserts that a reply came. */
-static void s_call(eda_client_t *client, eda_envelope_t *reply)
-{
-    char why[256] = "";
-    cr_assert_eq(eda_client_call(client, S_CALL_MS, reply, why, sizeof why), 0, "%s",
-                 why);
-    cr_assert_eq(reply->kind, EDA_KIND_REPLY);
-    cr_assert_str_eq(reply->causation_id, eda_client_last_id(client));
-}
-
-static void s_expect_ok(const eda_envelope_t *reply)
-{
-    char code[32] = "", message[256] = "";
-    eda_get_str(&reply->error, "code", code, sizeof code);
-    eda_get_str(&reply->error, "message", message, sizeof message);
-    cr_assert_eq(reply->ok, 1, "%s refused: %s: %s", reply->type, code, message);
+    zactor_t *actor = NULL;
+    cr_assert_eq(inproc_start(inproc_defs[svc], &t->cfg[svc], &actor), 0,
+                 "%s did not start", inproc_names[svc]);
+    return actor;
 }
 
 /*  Whether `reply` is the INTERNAL of a batch that could not commit;
@@ -225,13 +122,6 @@ static bool s_commit_failed(const eda_envelope_t *reply)
     return true;
 }
 
-static uint64_t s_u64(const msgpack_object *map, const char *key)
-{
-    uint64_t v = 0;
-    cr_assert_eq(eda_get_u64(map, key, &v), 0, "'%s' is not a uint", key);
-    return v;
-}
-
 /*  Sends `type` {customer_id|sku: key} (or {} when key is NULL) until it is
     answered ok: a read shares its batch, and so its failed commit, with
     whatever else came in with it, and is answered INTERNAL then. */
@@ -244,7 +134,7 @@ static void s_read(eda_client_t *c, const char *type, const char *field, const c
         msgpack_pack_map(pk, key ? 1 : 0);
         if (key)
             eda_pack_kv_str(pk, field, key);
-        s_call(c, reply);
+        inproc_call(c, reply);
         if (!s_commit_failed(reply))
             return;
         cr_assert_lt(zclock_mono(), deadline, "%s answered INTERNAL for %d ms", type,
@@ -256,7 +146,7 @@ static uint64_t s_stat(eda_client_t *c, const char *key)
 {
     eda_envelope_t reply;
     s_read(c, "Stats", NULL, NULL, &reply);
-    return s_u64(&reply.data, key);
+    return inproc_u64(&reply.data, key);
 }
 
 /*  Polls Stats until `key` reaches `want`; returns it. `what` says what a
@@ -276,31 +166,6 @@ static uint64_t s_poll_stat(eda_client_t *c, const char *key, uint64_t want,
     }
 }
 
-static void s_create_customer(eda_client_t *c, const char *id, int64_t limit)
-{
-    msgpack_packer *pk = eda_client_begin(c, "CreateCustomer", NULL);
-    msgpack_pack_map(pk, 3);
-    eda_pack_kv_str(pk, "customer_id", id);
-    eda_pack_kv_str(pk, "name", id);
-    eda_pack_kv_i64(pk, "credit_limit", limit);
-    eda_envelope_t reply;
-    s_call(c, &reply);
-    s_expect_ok(&reply);
-}
-
-static void s_add_stock(eda_client_t *c, const char *sku, int64_t qty)
-{
-    msgpack_packer *pk = eda_client_begin(c, "AddStock", NULL);
-    msgpack_pack_map(pk, 2);
-    eda_pack_kv_str(pk, "sku", sku);
-    eda_pack_kv_i64(pk, "qty", qty);
-    eda_envelope_t reply;
-    s_call(c, &reply);
-    s_expect_ok(&reply);
-}
-
-/*  Sends PlaceOrder {request_id, customer_id alice, items [qty apples at
-    price]} and returns the reply. */
 static void s_place(eda_client_t *c, const char *request_id, int64_t qty, int64_t price,
                     eda_envelope_t *reply)
 {
@@ -314,7 +179,7 @@ static void s_place(eda_client_t *c, const char *request_id, int64_t qty, int64_
     eda_pack_kv_str(pk, "sku", "apple");
     eda_pack_kv_i64(pk, "qty", qty);
     eda_pack_kv_i64(pk, "price", price);
-    s_call(c, reply);
+    inproc_call(c, reply);
 }
 
 /*  Places request_id until it is accepted, as a client does with INTERNAL,
@@ -359,8 +224,8 @@ static int s_list(eda_client_t *c, char (*ids)[EDA_NAME_MAX + 1], int max)
         eda_pack_kv_u64(pk, "limit", 10000);
         eda_pack_kv_u64(pk, "after", after);
         eda_envelope_t reply;
-        s_call(c, &reply);
-        s_expect_ok(&reply);
+        inproc_call(c, &reply);
+        inproc_expect_ok(&reply);
         const msgpack_object *orders = eda_map_get(&reply.data, "orders");
         cr_assert(orders && orders->type == MSGPACK_OBJECT_ARRAY);
         for (uint32_t i = 0; i < orders->via.array.size; i++) {
@@ -374,7 +239,7 @@ static int s_list(eda_client_t *c, char (*ids)[EDA_NAME_MAX + 1], int max)
         cr_assert(more && more->type == MSGPACK_OBJECT_BOOLEAN);
         if (!more->via.boolean)
             return n;
-        after = s_u64(&reply.data, "next");
+        after = inproc_u64(&reply.data, "next");
     }
 }
 
@@ -385,8 +250,8 @@ static void s_order_status(eda_client_t *c, const char *order_id, char *status)
     msgpack_pack_map(pk, 1);
     eda_pack_kv_str(pk, "order_id", order_id);
     eda_envelope_t reply;
-    s_call(c, &reply);
-    s_expect_ok(&reply);
+    inproc_call(c, &reply);
+    inproc_expect_ok(&reply);
     cr_assert_eq(eda_get_str(&reply.data, "status", status, 16), 0);
 }
 
@@ -396,13 +261,13 @@ static void s_order_status(eda_client_t *c, const char *order_id, char *status)
     database fails (`write_rc`) or, when syncs, while its next sync fails. */
 static void s_place_fails_then_succeeds(bool syncs, int write_rc)
 {
-    s_topo_t t;
+    inproc_topo_t t;
     s_topo_init(&t);
     char log[700];
     snprintf(log, sizeof log, "%s/order-service.log", s_dir);
     s_capture(log);
-    zactor_t *order = s_start(&t, S_ORDER);
-    eda_client_t *c = s_client(t.commands[S_ORDER]);
+    zactor_t *order = s_start(&t, INPROC_ORDER);
+    eda_client_t *c = inproc_client(t.commands[INPROC_ORDER]);
     cr_assert_eq(s_stat(c, "commits_failed"), 0);
 
     faultvfs_target("order-service.db");
@@ -421,8 +286,8 @@ static void s_place_fails_then_succeeds(bool syncs, int write_rc)
     /* The service counted it, goes on answering, and kept nothing of it. */
     cr_assert_eq(s_stat(c, "commits_failed"), 1);
     msgpack_pack_map(eda_client_begin(c, "Ping", NULL), 0);
-    s_call(c, &reply);
-    s_expect_ok(&reply);
+    inproc_call(c, &reply);
+    inproc_expect_ok(&reply);
     char ids[4][EDA_NAME_MAX + 1];
     cr_assert_eq(s_list(c, ids, 4), 0, "the refused order was kept");
     cr_assert_eq(s_stat(c, "last_seq"), 0, "the refused order's event was kept");
@@ -431,10 +296,10 @@ static void s_place_fails_then_succeeds(bool syncs, int write_rc)
     faultvfs_clear();
     char id[EDA_NAME_MAX + 1], again[EDA_NAME_MAX + 1], status[16];
     s_place(c, "r-1", 2, 150, &reply);
-    s_expect_ok(&reply);
+    inproc_expect_ok(&reply);
     cr_assert_eq(eda_get_str(&reply.data, "order_id", id, sizeof id), 0);
     s_place(c, "r-1", 2, 150, &reply);
-    s_expect_ok(&reply);
+    inproc_expect_ok(&reply);
     cr_assert_eq(eda_get_str(&reply.data, "order_id", again, sizeof again), 0);
     cr_assert_str_eq(again, id, "a repeated request_id made a second order");
     cr_assert_eq(s_list(c, ids, 4), 1);
@@ -445,7 +310,7 @@ static void s_place_fails_then_succeeds(bool syncs, int write_rc)
     cr_assert_eq(s_stat(c, "commits_failed"), 1);
 
     /* The operator reads one error line for the one failed commit. */
-    s_stop(&order);
+    inproc_stop(&order);
     s_uncapture();
     int lines = s_count_lines(log, "commit failed");
     cr_assert_eq(lines, 1, "%d lines say 'commit failed' for one failed commit", lines);
@@ -491,10 +356,10 @@ static void s_check_ids(eda_client_t *c, char (*ids)[EDA_NAME_MAX + 1], int n)
 
 Test(faults, order_numbers_are_never_reused_after_failed_commits_and_a_restart)
 {
-    s_topo_t t;
+    inproc_topo_t t;
     s_topo_init(&t);
-    zactor_t *order = s_start(&t, S_ORDER);
-    eda_client_t *c = s_client(t.commands[S_ORDER]);
+    zactor_t *order = s_start(&t, INPROC_ORDER);
+    eda_client_t *c = inproc_client(t.commands[INPROC_ORDER]);
     static char ids[S_ORDERS + S_MORE + 1][EDA_NAME_MAX + 1];
     int n = 0, internals = 0;
     faultvfs_counts_t before = faultvfs_injected();
@@ -521,9 +386,9 @@ Test(faults, order_numbers_are_never_reused_after_failed_commits_and_a_restart)
     s_place(c, "req-pending", 1, 100, &reply);
     cr_assert(s_commit_failed(&reply));
     faultvfs_fail_syncs(0);
-    s_stop(&order);
-    order = s_start(&t, S_ORDER);
-    c = s_client(t.commands[S_ORDER]); /* inproc does not reconnect */
+    inproc_stop(&order);
+    order = s_start(&t, INPROC_ORDER);
+    c = inproc_client(t.commands[INPROC_ORDER]); /* inproc does not reconnect */
 
     /* Repeated requests name their first orders across the restart. */
     char again[EDA_NAME_MAX + 1];
@@ -550,16 +415,16 @@ Test(faults, order_numbers_are_never_reused_after_failed_commits_and_a_restart)
     for a while after, and is then mended. */
 static void s_participant_applies_again(bool syncs)
 {
-    s_topo_t t;
+    inproc_topo_t t;
     s_topo_init(&t);
-    eda_client_t *c[S_NSVC];
-    for (int i = 0; i < S_NSVC; i++) {
+    eda_client_t *c[INPROC_NSVC];
+    for (int i = 0; i < INPROC_NSVC; i++) {
         s_start(&t, i);
-        c[i] = s_client(t.commands[i]);
+        c[i] = inproc_client(t.commands[i]);
     }
-    s_create_customer(c[S_CUSTOMER], "alice", 1000);
-    s_add_stock(c[S_INVENTORY], "apple", 10);
-    uint64_t failed = s_stat(c[S_CUSTOMER], "commits_failed");
+    inproc_create_customer(c[INPROC_CUSTOMER], "alice", 1000);
+    inproc_add_stock(c[INPROC_INVENTORY], "apple", 10);
+    uint64_t failed = s_stat(c[INPROC_CUSTOMER], "commits_failed");
 
     faultvfs_target("customer-service.db");
     if (syncs)
@@ -568,43 +433,43 @@ static void s_participant_applies_again(bool syncs)
         faultvfs_fail_writes(FAULTVFS_ALWAYS, SQLITE_IOERR_WRITE);
     eda_envelope_t reply;
     char order_id[EDA_NAME_MAX + 1], status[16];
-    s_place(c[S_ORDER], "c-1", 2, 150, &reply); /* total 300 */
-    s_expect_ok(&reply);
+    s_place(c[INPROC_ORDER], "c-1", 2, 150, &reply); /* total 300 */
+    inproc_expect_ok(&reply);
     cr_assert_eq(eda_get_str(&reply.data, "order_id", order_id, sizeof order_id), 0);
 
     /* The event's batch fails, and so does its replay at least once. */
-    s_poll_stat(c[S_CUSTOMER], "commits_failed", failed + 2,
+    s_poll_stat(c[INPROC_CUSTOMER], "commits_failed", failed + 2,
                 "customer-service did not try the event again after its batch failed");
-    s_order_status(c[S_ORDER], order_id, status);
+    s_order_status(c[INPROC_ORDER], order_id, status);
     cr_assert_str_eq(status, "PENDING", "decided without the customer's credit");
-    s_read(c[S_CUSTOMER], "GetCustomer", "customer_id", "alice", &reply);
-    s_expect_ok(&reply);
-    cr_assert_eq(s_u64(&reply.data, "reserved"), 0, "a failed batch held credit");
+    s_read(c[INPROC_CUSTOMER], "GetCustomer", "customer_id", "alice", &reply);
+    inproc_expect_ok(&reply);
+    cr_assert_eq(inproc_u64(&reply.data, "reserved"), 0, "a failed batch held credit");
     faultvfs_counts_t n = faultvfs_injected();
     cr_assert_gt(syncs ? n.syncs : n.writes, 0);
 
     /* Mended: the event comes again and is applied once. */
     faultvfs_clear();
     int64_t deadline = zclock_mono() + S_SETTLE_MS;
-    while (s_order_status(c[S_ORDER], order_id, status), streq(status, "PENDING")) {
+    while (s_order_status(c[INPROC_ORDER], order_id, status), streq(status, "PENDING")) {
         cr_assert_lt(zclock_mono(), deadline, "order still PENDING after %d ms",
                      S_SETTLE_MS);
         zclock_sleep(15); /* a poll interval, not a readiness guess */
     }
     cr_assert_str_eq(status, "APPROVED");
 
-    s_read(c[S_ORDER], "Stats", NULL, NULL, &reply);
-    uint64_t order_seq = s_u64(&reply.data, "last_seq");
+    s_read(c[INPROC_ORDER], "Stats", NULL, NULL, &reply);
+    uint64_t order_seq = inproc_u64(&reply.data, "last_seq");
     char order_epoch[EDA_NAME_MAX + 1], inbox_epoch[EDA_NAME_MAX + 1];
     cr_assert_eq(eda_get_str(&reply.data, "epoch", order_epoch, sizeof order_epoch), 0);
     deadline = zclock_mono() + S_SETTLE_MS;
     while (true) {
-        s_read(c[S_CUSTOMER], "Stats", NULL, NULL, &reply);
+        s_read(c[INPROC_CUSTOMER], "Stats", NULL, NULL, &reply);
         const msgpack_object *peers = eda_map_get(&reply.data, "peers");
         const msgpack_object *inbox = peers ? eda_map_get(peers, "order-service") : NULL;
         cr_assert_not_null(inbox, "Stats peers lacks order-service");
         cr_assert_eq(eda_get_str(inbox, "epoch", inbox_epoch, sizeof inbox_epoch), 0);
-        uint64_t seq = s_u64(inbox, "last_seq");
+        uint64_t seq = inproc_u64(inbox, "last_seq");
         if (streq(inbox_epoch, order_epoch) && seq >= order_seq) {
             cr_assert_eq(seq, order_seq);
             break;
@@ -616,14 +481,15 @@ static void s_participant_applies_again(bool syncs)
                      (unsigned long long)order_seq);
         zclock_sleep(15);
     }
-    s_read(c[S_CUSTOMER], "GetCustomer", "customer_id", "alice", &reply);
-    s_expect_ok(&reply);
-    cr_assert_eq(s_u64(&reply.data, "reserved"), 300, "credit held %llu, not once 300",
-                 (unsigned long long)s_u64(&reply.data, "reserved"));
-    cr_assert_eq(s_u64(&reply.data, "available"), 700);
-    s_read(c[S_INVENTORY], "GetStock", "sku", "apple", &reply);
-    s_expect_ok(&reply);
-    cr_assert_eq(s_u64(&reply.data, "reserved"), 2);
+    s_read(c[INPROC_CUSTOMER], "GetCustomer", "customer_id", "alice", &reply);
+    inproc_expect_ok(&reply);
+    cr_assert_eq(inproc_u64(&reply.data, "reserved"), 300,
+                 "credit held %llu, not once 300",
+                 (unsigned long long)inproc_u64(&reply.data, "reserved"));
+    cr_assert_eq(inproc_u64(&reply.data, "available"), 700);
+    s_read(c[INPROC_INVENTORY], "GetStock", "sku", "apple", &reply);
+    inproc_expect_ok(&reply);
+    cr_assert_eq(inproc_u64(&reply.data, "reserved"), 2);
 }
 
 Test(faults, participant_whose_write_fails_applies_the_event_again_once)

@@ -13,6 +13,7 @@
 #include "eda_client.h"
 #include "inventory_service.h"
 #include "order_service.h"
+#include "inproc.h"
 #include "testutil.h"
 
 #include <criterion/criterion.h>
@@ -23,41 +24,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define S_CALL_MS    5000  /* one command's reply (ASan is slow) */
-#define S_SETTLE_MS  15000 /* an order decided */
-#define S_STOP_MS    3000  /* zactor_destroy returns: "promptly" */
-#define S_HEARTBEAT  3000  /* a heartbeat arrives (one a second) */
-#define S_MAX_ACTORS 8
-#define S_MAX_CLIENT 8
+#define S_SETTLE_MS 15000 /* an order decided */
+#define S_STOP_MS   3000  /* zactor_destroy returns: "promptly" */
+#define S_HEARTBEAT 3000  /* a heartbeat arrives (one a second) */
 
-enum { S_ORDER, S_CUSTOMER, S_INVENTORY, S_NSVC };
-
-static const char *s_names[S_NSVC] = {"order-service", "customer-service",
-                                      "inventory-service"};
-static const eda_service_def_t *s_defs[S_NSVC] = {
-    &order_service_def, &customer_service_def, &inventory_service_def};
-
-/*  One in-process deployment: endpoints, configs and the actors started. The
-    actors and clients are destroyed by the suite's fini, also when a test
-    fails half-way. */
-typedef struct {
-    char events[S_NSVC][128];
-    char commands[S_NSVC][128];
-    eda_config_t cfg[S_NSVC];
-} s_topo_t;
-
-static zactor_t *s_actors[S_MAX_ACTORS];
-static eda_service_args_t s_args[S_MAX_ACTORS];
-static eda_client_t *s_clients[S_MAX_CLIENT];
 static char s_dir[512];
 static bool s_mounted; /* s_dir is a tmpfs of the test's own */
 
 static void s_teardown(void)
 {
-    for (int i = 0; i < S_MAX_CLIENT; i++)
-        eda_client_destroy(&s_clients[i]);
-    for (int i = 0; i < S_MAX_ACTORS; i++)
-        zactor_destroy(&s_actors[i]);
+    inproc_fini();
     if (s_mounted) {
         char cmd[600];
         snprintf(cmd, sizeof cmd, "umount '%s'", s_dir);
@@ -72,164 +48,14 @@ static void s_teardown(void)
 
 TestSuite(service, .fini = s_teardown, .timeout = 60);
 
-/*  A fresh inproc endpoint: unique per process and per call. */
-static void s_endpoint(char *out, size_t size, const char *what)
-{
-    static int counter;
-    snprintf(out, size, "inproc://svc-%d-%d-%s", (int)getpid(), ++counter, what);
-}
-
-static void s_set(eda_config_t *cfg, const char *name, const char *value)
-{
-    char why[256] = "";
-    cr_assert_eq(eda_config_set(cfg, name, value, why, sizeof why), 0, "%s=%s: %s", name,
-                 value, why);
-}
-
-/*  Makes endpoints for the three services and a config for each, every one
-    naming the other two as peers, with database `db`. */
-static void s_topo_init(s_topo_t *t, const char *db)
-{
-    memset(t, 0, sizeof *t);
-    for (int i = 0; i < S_NSVC; i++) {
-        s_endpoint(t->events[i], sizeof t->events[i], "pub");
-        s_endpoint(t->commands[i], sizeof t->commands[i], "cmd");
-    }
-    for (int i = 0; i < S_NSVC; i++) {
-        eda_config_t *cfg = &t->cfg[i];
-        eda_config_defaults(cfg, s_names[i]);
-        s_set(cfg, "events", t->events[i]);
-        s_set(cfg, "commands", t->commands[i]);
-        for (int j = 0; j < S_NSVC; j++) {
-            if (j == i)
-                continue;
-            char peer[400];
-            snprintf(peer, sizeof peer, "%s=%s,%s", s_names[j], t->events[j],
-                     t->commands[j]);
-            s_set(cfg, "peer", peer);
-        }
-        s_set(cfg, "db", db);
-        s_set(cfg, "log-level", "error");
-    }
-}
-
-/*  Starts the actor of `def` with `cfg`; returns args.status. The actor is
-    kept (in *out when not NULL) whatever the status, so that destroying a
-    failed one is tested too. Its args live until it is destroyed, as in
-    eda_service_main: see args_need_not_outlive_zactor_new for why. */
-static int s_start(const eda_service_def_t *def, const eda_config_t *cfg, zactor_t **out)
-{
-    int slot = 0;
-    while (slot < S_MAX_ACTORS && s_actors[slot])
-        slot++;
-    cr_assert_lt(slot, S_MAX_ACTORS);
-    s_args[slot] = (eda_service_args_t){.def = def, .cfg = cfg, .status = 42};
-    zactor_t *actor = zactor_new(eda_service_actor, &s_args[slot]);
-    cr_assert_not_null(actor, "zactor_new failed");
-    s_actors[slot] = actor;
-    if (out)
-        *out = actor;
-    return s_args[slot].status;
-}
-
-/*  Destroys one actor started by s_start and returns how long it took. */
-static int64_t s_stop(zactor_t **actor_p)
-{
-    for (int i = 0; i < S_MAX_ACTORS; i++)
-        if (s_actors[i] == *actor_p)
-            s_actors[i] = NULL;
-    int64_t start = zclock_mono();
-    zactor_destroy(actor_p);
-    return zclock_mono() - start;
-}
-
-static eda_client_t *s_client(const char *endpoint)
-{
-    eda_client_t *client = eda_client_new(endpoint, "test-service");
-    cr_assert_not_null(client, "eda_client_new %s", endpoint);
-    int slot = 0;
-    while (slot < S_MAX_CLIENT && s_clients[slot])
-        slot++;
-    cr_assert_lt(slot, S_MAX_CLIENT);
-    s_clients[slot] = client;
-    return client;
-}
-
-/*  Sends the command begun on `client` and asserts that a reply came. */
-static void s_call(eda_client_t *client, eda_envelope_t *reply)
-{
-    char why[256] = "";
-    cr_assert_eq(eda_client_call(client, S_CALL_MS, reply, why, sizeof why), 0, "%s",
-                 why);
-    cr_assert_eq(reply->kind, EDA_KIND_REPLY);
-    cr_assert_str_eq(reply->causation_id, eda_client_last_id(client));
-}
-
-static void s_call_empty(eda_client_t *client, const char *type, eda_envelope_t *reply)
-{
-    msgpack_pack_map(eda_client_begin(client, type, NULL), 0);
-    s_call(client, reply);
-}
-
-static void s_expect_ok(const eda_envelope_t *reply)
-{
-    char code[32] = "", message[256] = "";
-    eda_get_str(&reply->error, "code", code, sizeof code);
-    eda_get_str(&reply->error, "message", message, sizeof message);
-    cr_assert_eq(reply->ok, 1, "%s refused: %s: %s", reply->type, code, message);
-}
-
-static void s_expect_error(const eda_envelope_t *reply, const char *code)
-{
-    char got[32] = "";
-    cr_assert_eq(reply->ok, 0, "%s should have been refused with %s", reply->type, code);
-    cr_assert_eq(eda_get_str(&reply->error, "code", got, sizeof got), 0);
-    cr_assert_str_eq(got, code);
-}
-
-static uint64_t s_u64(const msgpack_object *map, const char *key)
-{
-    uint64_t v = 0;
-    cr_assert_eq(eda_get_u64(map, key, &v), 0, "'%s' is not a uint", key);
-    return v;
-}
-
-static void s_str(const msgpack_object *map, const char *key, char *out, size_t size)
-{
-    cr_assert_eq(eda_get_str(map, key, out, size), 0, "'%s' is not a string", key);
-}
-
-static void s_create_customer(eda_client_t *c, const char *id, int64_t limit)
-{
-    msgpack_packer *pk = eda_client_begin(c, "CreateCustomer", NULL);
-    msgpack_pack_map(pk, 3);
-    eda_pack_kv_str(pk, "customer_id", id);
-    eda_pack_kv_str(pk, "name", id);
-    eda_pack_kv_i64(pk, "credit_limit", limit);
-    eda_envelope_t reply;
-    s_call(c, &reply);
-    s_expect_ok(&reply);
-}
-
-static void s_add_stock(eda_client_t *c, const char *sku, int64_t qty)
-{
-    msgpack_packer *pk = eda_client_begin(c, "AddStock", NULL);
-    msgpack_pack_map(pk, 2);
-    eda_pack_kv_str(pk, "sku", sku);
-    eda_pack_kv_i64(pk, "qty", qty);
-    eda_envelope_t reply;
-    s_call(c, &reply);
-    s_expect_ok(&reply);
-}
-
 /*  Reads the service's own epoch and last_seq with Stats. */
 static void s_self(eda_client_t *c, char *epoch, uint64_t *last_seq)
 {
     eda_envelope_t reply;
-    s_call_empty(c, "Stats", &reply);
-    s_expect_ok(&reply);
-    s_str(&reply.data, "epoch", epoch, EDA_NAME_MAX + 1);
-    *last_seq = s_u64(&reply.data, "last_seq");
+    inproc_call_empty(c, "Stats", &reply);
+    inproc_expect_ok(&reply);
+    inproc_str(&reply.data, "epoch", epoch, EDA_NAME_MAX + 1);
+    *last_seq = inproc_u64(&reply.data, "last_seq");
 }
 
 static void s_replay(eda_client_t *c, uint64_t after_seq, uint64_t limit,
@@ -239,7 +65,7 @@ static void s_replay(eda_client_t *c, uint64_t after_seq, uint64_t limit,
     msgpack_pack_map(pk, 2);
     eda_pack_kv_u64(pk, "after_seq", after_seq);
     eda_pack_kv_u64(pk, "limit", limit);
-    s_call(c, reply);
+    inproc_call(c, reply);
 }
 
 static bool s_is_hex16(const char *s)
@@ -256,107 +82,107 @@ static bool s_is_hex16(const char *s)
 
 Test(service, actor_signals_ready_answers_and_stops_on_term)
 {
-    s_topo_t t;
-    s_topo_init(&t, ":memory:");
+    inproc_topo_t t;
+    inproc_topo_init(&t, ":memory:");
     zactor_t *actor;
-    cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], &actor), 0);
+    cr_assert_eq(inproc_start(&customer_service_def, &t.cfg[INPROC_CUSTOMER], &actor), 0);
 
     /* Ready means serving: the first command is answered. */
-    eda_client_t *c = s_client(t.commands[S_CUSTOMER]);
+    eda_client_t *c = inproc_client(t.commands[INPROC_CUSTOMER]);
     eda_envelope_t reply;
-    s_call_empty(c, "Ping", &reply);
-    s_expect_ok(&reply);
+    inproc_call_empty(c, "Ping", &reply);
+    inproc_expect_ok(&reply);
 
     /* $TERM (zactor_destroy) stops it promptly, although its peer
        (order-service) is not there and a replay to it is pending. */
-    int64_t took = s_stop(&actor);
+    int64_t took = inproc_stop(&actor);
     cr_assert_null(actor);
     cr_assert_lt(took, S_STOP_MS, "zactor_destroy took %lld ms", (long long)took);
 
     /* Its endpoints are free again: a second service binds them. */
-    cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], &actor), 0,
+    cr_assert_eq(inproc_start(&customer_service_def, &t.cfg[INPROC_CUSTOMER], &actor), 0,
                  "a second service could not bind the endpoints of a stopped one");
-    eda_client_t *c2 = s_client(t.commands[S_CUSTOMER]);
-    s_call_empty(c2, "Ping", &reply);
-    s_expect_ok(&reply);
-    took = s_stop(&actor);
+    eda_client_t *c2 = inproc_client(t.commands[INPROC_CUSTOMER]);
+    inproc_call_empty(c2, "Ping", &reply);
+    inproc_expect_ok(&reply);
+    took = inproc_stop(&actor);
     cr_assert_lt(took, S_STOP_MS, "zactor_destroy took %lld ms", (long long)took);
 }
 
 Test(service, every_service_starts_and_stops_alone)
 {
-    s_topo_t t;
-    s_topo_init(&t, ":memory:");
-    for (int i = 0; i < S_NSVC; i++) {
+    inproc_topo_t t;
+    inproc_topo_init(&t, ":memory:");
+    for (int i = 0; i < INPROC_NSVC; i++) {
         zactor_t *actor;
-        cr_assert_eq(s_start(s_defs[i], &t.cfg[i], &actor), 0, "%s did not start",
-                     s_names[i]);
-        eda_client_t *c = s_client(t.commands[i]);
+        cr_assert_eq(inproc_start(inproc_defs[i], &t.cfg[i], &actor), 0,
+                     "%s did not start", inproc_names[i]);
+        eda_client_t *c = inproc_client(t.commands[i]);
         eda_envelope_t reply;
-        s_call_empty(c, "Ping", &reply);
-        s_expect_ok(&reply);
+        inproc_call_empty(c, "Ping", &reply);
+        inproc_expect_ok(&reply);
         char service[64];
-        s_str(&reply.data, "service", service, sizeof service);
-        cr_assert_str_eq(service, s_names[i]);
-        int64_t took = s_stop(&actor);
-        cr_assert_lt(took, S_STOP_MS, "%s took %lld ms to stop", s_names[i],
+        inproc_str(&reply.data, "service", service, sizeof service);
+        cr_assert_str_eq(service, inproc_names[i]);
+        int64_t took = inproc_stop(&actor);
+        cr_assert_lt(took, S_STOP_MS, "%s took %lld ms to stop", inproc_names[i],
                      (long long)took);
     }
 }
 
 Test(service, events_endpoint_in_use_fails_cleanly)
 {
-    s_topo_t t;
-    s_topo_init(&t, ":memory:");
+    inproc_topo_t t;
+    inproc_topo_init(&t, ":memory:");
     zactor_t *first, *second;
-    cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], &first), 0);
+    cr_assert_eq(inproc_start(&customer_service_def, &t.cfg[INPROC_CUSTOMER], &first), 0);
 
     /* Same events endpoint, fresh commands endpoint: the PUB bind fails. */
-    eda_config_t cfg = t.cfg[S_CUSTOMER];
+    eda_config_t cfg = t.cfg[INPROC_CUSTOMER];
     char commands[128];
-    s_endpoint(commands, sizeof commands, "cmd2");
-    s_set(&cfg, "commands", commands);
-    cr_assert_eq(s_start(&customer_service_def, &cfg, &second), -1);
-    s_stop(&second);
+    inproc_endpoint(commands, sizeof commands, "cmd2");
+    inproc_set(&cfg, "commands", commands);
+    cr_assert_eq(inproc_start(&customer_service_def, &cfg, &second), -1);
+    inproc_stop(&second);
     cr_assert_null(second);
 
     /* The first one is unharmed. */
-    eda_client_t *c = s_client(t.commands[S_CUSTOMER]);
+    eda_client_t *c = inproc_client(t.commands[INPROC_CUSTOMER]);
     eda_envelope_t reply;
-    s_call_empty(c, "Ping", &reply);
-    s_expect_ok(&reply);
+    inproc_call_empty(c, "Ping", &reply);
+    inproc_expect_ok(&reply);
 }
 
 Test(service, commands_endpoint_in_use_fails_and_frees_the_events_one)
 {
-    s_topo_t t;
-    s_topo_init(&t, ":memory:");
+    inproc_topo_t t;
+    inproc_topo_init(&t, ":memory:");
     zactor_t *first, *second, *third;
-    cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], &first), 0);
+    cr_assert_eq(inproc_start(&customer_service_def, &t.cfg[INPROC_CUSTOMER], &first), 0);
 
     /* Fresh events endpoint, same commands endpoint: the PUB binds, then the
        ROUTER bind fails, and the PUB must be released again. Tried several
        times, as a release left to libzmq's reaper thread is a race. */
     for (int i = 0; i < 20; i++) {
-        eda_config_t cfg = t.cfg[S_CUSTOMER];
+        eda_config_t cfg = t.cfg[INPROC_CUSTOMER];
         char events[128], commands[128];
-        s_endpoint(events, sizeof events, "pub2");
-        s_set(&cfg, "events", events);
-        cr_assert_eq(s_start(&customer_service_def, &cfg, &second), -1);
-        s_stop(&second);
+        inproc_endpoint(events, sizeof events, "pub2");
+        inproc_set(&cfg, "events", events);
+        cr_assert_eq(inproc_start(&customer_service_def, &cfg, &second), -1);
+        inproc_stop(&second);
 
         /* The events endpoint the failed start bound for a moment is free. */
-        s_endpoint(commands, sizeof commands, "cmd3");
-        s_set(&cfg, "commands", commands);
-        cr_assert_eq(s_start(&customer_service_def, &cfg, &third), 0,
+        inproc_endpoint(commands, sizeof commands, "cmd3");
+        inproc_set(&cfg, "commands", commands);
+        cr_assert_eq(inproc_start(&customer_service_def, &cfg, &third), 0,
                      "attempt %d: the failed start left %s bound", i + 1, events);
         if (i == 0) {
-            eda_client_t *c = s_client(commands);
+            eda_client_t *c = inproc_client(commands);
             eda_envelope_t reply;
-            s_call_empty(c, "Ping", &reply);
-            s_expect_ok(&reply);
+            inproc_call_empty(c, "Ping", &reply);
+            inproc_expect_ok(&reply);
         }
-        s_stop(&third);
+        inproc_stop(&third);
     }
 }
 
@@ -364,35 +190,37 @@ Test(service, malformed_endpoints_fail)
 {
     const char *bad[] = {"nonsense", "tcp://", "tcp://127.0.0.1:notaport", "bogus://x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        s_topo_t t;
-        s_topo_init(&t, ":memory:");
+        inproc_topo_t t;
+        inproc_topo_init(&t, ":memory:");
         zactor_t *actor;
-        s_set(&t.cfg[S_CUSTOMER], "events", bad[i]);
-        cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], &actor), -1,
-                     "events '%s' was accepted", bad[i]);
-        s_stop(&actor);
+        inproc_set(&t.cfg[INPROC_CUSTOMER], "events", bad[i]);
+        cr_assert_eq(inproc_start(&customer_service_def, &t.cfg[INPROC_CUSTOMER], &actor),
+                     -1, "events '%s' was accepted", bad[i]);
+        inproc_stop(&actor);
 
-        s_topo_init(&t, ":memory:");
-        s_set(&t.cfg[S_CUSTOMER], "commands", bad[i]);
-        cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], &actor), -1,
-                     "commands '%s' was accepted", bad[i]);
-        s_stop(&actor);
+        inproc_topo_init(&t, ":memory:");
+        inproc_set(&t.cfg[INPROC_CUSTOMER], "commands", bad[i]);
+        cr_assert_eq(inproc_start(&customer_service_def, &t.cfg[INPROC_CUSTOMER], &actor),
+                     -1, "commands '%s' was accepted", bad[i]);
+        inproc_stop(&actor);
 
         /* A peer's endpoints are connected to: malformed ones fail too. */
-        s_topo_init(&t, ":memory:");
+        inproc_topo_init(&t, ":memory:");
         char peer[256];
-        snprintf(peer, sizeof peer, "order-service=%s,%s", bad[i], t.commands[S_ORDER]);
-        s_set(&t.cfg[S_CUSTOMER], "peer", peer);
-        cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], &actor), -1,
-                     "peer events '%s' was accepted", bad[i]);
-        s_stop(&actor);
+        snprintf(peer, sizeof peer, "order-service=%s,%s", bad[i],
+                 t.commands[INPROC_ORDER]);
+        inproc_set(&t.cfg[INPROC_CUSTOMER], "peer", peer);
+        cr_assert_eq(inproc_start(&customer_service_def, &t.cfg[INPROC_CUSTOMER], &actor),
+                     -1, "peer events '%s' was accepted", bad[i]);
+        inproc_stop(&actor);
 
-        s_topo_init(&t, ":memory:");
-        snprintf(peer, sizeof peer, "order-service=%s,%s", t.events[S_ORDER], bad[i]);
-        s_set(&t.cfg[S_CUSTOMER], "peer", peer);
-        cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], &actor), -1,
-                     "peer commands '%s' was accepted", bad[i]);
-        s_stop(&actor);
+        inproc_topo_init(&t, ":memory:");
+        snprintf(peer, sizeof peer, "order-service=%s,%s", t.events[INPROC_ORDER],
+                 bad[i]);
+        inproc_set(&t.cfg[INPROC_CUSTOMER], "peer", peer);
+        cr_assert_eq(inproc_start(&customer_service_def, &t.cfg[INPROC_CUSTOMER], &actor),
+                     -1, "peer commands '%s' was accepted", bad[i]);
+        inproc_stop(&actor);
     }
 }
 
@@ -408,17 +236,17 @@ Test(service, unopenable_database_fails)
     fclose(f);
     const char *bad[] = {missing, s_dir /* a folder */, file};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        s_topo_t t;
-        s_topo_init(&t, bad[i]);
+        inproc_topo_t t;
+        inproc_topo_init(&t, bad[i]);
         zactor_t *actor;
-        cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], &actor), -1,
-                     "db '%s' was accepted", bad[i]);
-        s_stop(&actor);
+        cr_assert_eq(inproc_start(&customer_service_def, &t.cfg[INPROC_CUSTOMER], &actor),
+                     -1, "db '%s' was accepted", bad[i]);
+        inproc_stop(&actor);
         /* Nothing was left bound. */
-        s_set(&t.cfg[S_CUSTOMER], "db", ":memory:");
-        cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], &actor), 0,
-                     "the failed start (db '%s') left its endpoints bound", bad[i]);
-        s_stop(&actor);
+        inproc_set(&t.cfg[INPROC_CUSTOMER], "db", ":memory:");
+        cr_assert_eq(inproc_start(&customer_service_def, &t.cfg[INPROC_CUSTOMER], &actor),
+                     0, "the failed start (db '%s') left its endpoints bound", bad[i]);
+        inproc_stop(&actor);
     }
 }
 
@@ -426,42 +254,42 @@ Test(service, unopenable_database_fails)
     started) and returns a client to its commands. */
 static eda_client_t *s_start_alone(int svc)
 {
-    s_topo_t t;
-    s_topo_init(&t, ":memory:");
-    cr_assert_eq(s_start(s_defs[svc], &t.cfg[svc], NULL), 0, "%s did not start",
-                 s_names[svc]);
-    return s_client(t.commands[svc]);
+    inproc_topo_t t;
+    inproc_topo_init(&t, ":memory:");
+    cr_assert_eq(inproc_start(inproc_defs[svc], &t.cfg[svc], NULL), 0, "%s did not start",
+                 inproc_names[svc]);
+    return inproc_client(t.commands[svc]);
 }
 
 /* --- built-in commands -------------------------------------------------------- */
 
 Test(service, ping_has_the_documented_fields)
 {
-    eda_client_t *c = s_start_alone(S_INVENTORY);
+    eda_client_t *c = s_start_alone(INPROC_INVENTORY);
     eda_envelope_t reply;
-    s_call_empty(c, "Ping", &reply);
-    s_expect_ok(&reply);
+    inproc_call_empty(c, "Ping", &reply);
+    inproc_expect_ok(&reply);
     cr_assert_str_eq(reply.type, "Ping");
     cr_assert_str_eq(reply.source, "inventory-service");
     cr_assert_eq(reply.data.via.map.size, 3, "Ping data has %u keys",
                  reply.data.via.map.size);
     char service[64], version[32];
-    s_str(&reply.data, "service", service, sizeof service);
-    s_str(&reply.data, "version", version, sizeof version);
+    inproc_str(&reply.data, "service", service, sizeof service);
+    inproc_str(&reply.data, "version", version, sizeof version);
     cr_assert_str_eq(service, "inventory-service");
     cr_assert_str_eq(version, EDA_VERSION);
-    cr_assert_lt(s_u64(&reply.data, "uptime_s"), 60);
+    cr_assert_lt(inproc_u64(&reply.data, "uptime_s"), 60);
 }
 
 Test(service, stats_has_the_documented_fields)
 {
-    eda_client_t *c = s_start_alone(S_CUSTOMER);
-    s_create_customer(c, "alice", 1000);
-    s_create_customer(c, "bob", 1000);
+    eda_client_t *c = s_start_alone(INPROC_CUSTOMER);
+    inproc_create_customer(c, "alice", 1000);
+    inproc_create_customer(c, "bob", 1000);
 
     eda_envelope_t reply;
-    s_call_empty(c, "Stats", &reply);
-    s_expect_ok(&reply);
+    inproc_call_empty(c, "Stats", &reply);
+    inproc_expect_ok(&reply);
     const msgpack_object *d = &reply.data;
     cr_assert_eq(d->via.map.size, 39, "Stats data has %u keys, not 39", d->via.map.size);
     const char *counters[] = {"last_seq",
@@ -501,19 +329,20 @@ Test(service, stats_has_the_documented_fields)
                               "fds_limit",
                               "reply_backlog_bytes"};
     for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
-        s_u64(d, counters[i]);
+        inproc_u64(d, counters[i]);
     char service[64], epoch[EDA_NAME_MAX + 1];
-    s_str(d, "service", service, sizeof service);
-    s_str(d, "epoch", epoch, sizeof epoch);
+    inproc_str(d, "service", service, sizeof service);
+    inproc_str(d, "epoch", epoch, sizeof epoch);
     cr_assert_str_eq(service, "customer-service");
     cr_assert(s_is_hex16(epoch), "epoch '%s' is not 16 lowercase hex digits", epoch);
-    cr_assert_eq(s_u64(d, "last_seq"), 2);
-    cr_assert_eq(s_u64(d, "events_published"), 2);
-    cr_assert_geq(s_u64(d, "commands_in"), 3); /* two CreateCustomer and this Stats */
-    cr_assert_geq(s_u64(d, "replies_out"), 2);
-    cr_assert_eq(s_u64(d, "bad_input"), 0);
-    cr_assert_eq(s_u64(d, "commits_failed"), 0);
-    cr_assert_geq(s_u64(d, "batches"), 2);
+    cr_assert_eq(inproc_u64(d, "last_seq"), 2);
+    cr_assert_eq(inproc_u64(d, "events_published"), 2);
+    cr_assert_geq(inproc_u64(d, "commands_in"),
+                  3); /* two CreateCustomer and this Stats */
+    cr_assert_geq(inproc_u64(d, "replies_out"), 2);
+    cr_assert_eq(inproc_u64(d, "bad_input"), 0);
+    cr_assert_eq(inproc_u64(d, "commits_failed"), 0);
+    cr_assert_geq(inproc_u64(d, "batches"), 2);
 
     /* peers: the inbox of each service it follows (customer follows order),
        epoch "" before the first replay. */
@@ -526,39 +355,39 @@ Test(service, stats_has_the_documented_fields)
     char peer_epoch[EDA_NAME_MAX + 1] = "x";
     cr_assert_eq(eda_get_str(order, "epoch", peer_epoch, sizeof peer_epoch), 0);
     cr_assert_str_eq(peer_epoch, "", "order-service is not running: no epoch known");
-    cr_assert_eq(s_u64(order, "last_seq"), 0);
+    cr_assert_eq(inproc_u64(order, "last_seq"), 0);
 }
 
 Test(service, replay_limit_out_of_range_is_bad_request)
 {
-    eda_client_t *c = s_start_alone(S_CUSTOMER);
-    s_create_customer(c, "alice", 1000);
+    eda_client_t *c = s_start_alone(INPROC_CUSTOMER);
+    inproc_create_customer(c, "alice", 1000);
     eda_envelope_t reply;
     s_replay(c, 0, 0, &reply);
-    s_expect_error(&reply, "BAD_REQUEST");
+    inproc_expect_error(&reply, "BAD_REQUEST");
     s_replay(c, 0, 1001, &reply);
-    s_expect_error(&reply, "BAD_REQUEST");
+    inproc_expect_error(&reply, "BAD_REQUEST");
     cr_assert_str_eq(reply.type, "ReplayEvents");
 
     /* A negative or non-integer value is refused too. */
     msgpack_packer *pk = eda_client_begin(c, "ReplayEvents", NULL);
     msgpack_pack_map(pk, 1);
     eda_pack_kv_i64(pk, "limit", -1);
-    s_call(c, &reply);
-    s_expect_error(&reply, "BAD_REQUEST");
+    inproc_call(c, &reply);
+    inproc_expect_error(&reply, "BAD_REQUEST");
     pk = eda_client_begin(c, "ReplayEvents", NULL);
     msgpack_pack_map(pk, 1);
     eda_pack_kv_str(pk, "after_seq", "0");
-    s_call(c, &reply);
-    s_expect_error(&reply, "BAD_REQUEST");
+    inproc_call(c, &reply);
+    inproc_expect_error(&reply, "BAD_REQUEST");
 
     /* The bounds themselves are fine, and the defaults apply on {}. */
     s_replay(c, 0, 1, &reply);
-    s_expect_ok(&reply);
+    inproc_expect_ok(&reply);
     s_replay(c, 0, 1000, &reply);
-    s_expect_ok(&reply);
-    s_call_empty(c, "ReplayEvents", &reply);
-    s_expect_ok(&reply);
+    inproc_expect_ok(&reply);
+    inproc_call_empty(c, "ReplayEvents", &reply);
+    inproc_expect_ok(&reply);
     const msgpack_object *events = eda_map_get(&reply.data, "events");
     cr_assert_not_null(events);
     cr_assert_eq(events->via.array.size, 1);
@@ -566,10 +395,10 @@ Test(service, replay_limit_out_of_range_is_bad_request)
 
 Test(service, replay_events_are_the_published_envelopes_in_order)
 {
-    eda_client_t *c = s_start_alone(S_CUSTOMER);
+    eda_client_t *c = s_start_alone(INPROC_CUSTOMER);
     const char *names[] = {"ann", "ben", "cat", "dan", "eve"};
     for (int i = 0; i < 5; i++)
-        s_create_customer(c, names[i], 100 * (i + 1));
+        inproc_create_customer(c, names[i], 100 * (i + 1));
     char epoch[EDA_NAME_MAX + 1];
     uint64_t last_seq;
     s_self(c, epoch, &last_seq);
@@ -577,11 +406,11 @@ Test(service, replay_events_are_the_published_envelopes_in_order)
 
     eda_envelope_t reply;
     s_replay(c, 0, 100, &reply);
-    s_expect_ok(&reply);
+    inproc_expect_ok(&reply);
     char reply_epoch[EDA_NAME_MAX + 1];
-    s_str(&reply.data, "epoch", reply_epoch, sizeof reply_epoch);
+    inproc_str(&reply.data, "epoch", reply_epoch, sizeof reply_epoch);
     cr_assert_str_eq(reply_epoch, epoch);
-    cr_assert_eq(s_u64(&reply.data, "last_seq"), 5);
+    cr_assert_eq(inproc_u64(&reply.data, "last_seq"), 5);
     const msgpack_object *events = eda_map_get(&reply.data, "events");
     cr_assert_not_null(events);
     cr_assert_eq(events->type, MSGPACK_OBJECT_ARRAY);
@@ -607,17 +436,17 @@ Test(service, replay_events_are_the_published_envelopes_in_order)
         char id[2 * EDA_NAME_MAX], customer[64];
         snprintf(id, sizeof id, "%s-%u", epoch, i + 1);
         cr_assert_str_eq(ev.id, id);
-        s_str(&ev.data, "customer_id", customer, sizeof customer);
+        inproc_str(&ev.data, "customer_id", customer, sizeof customer);
         cr_assert_str_eq(customer, names[i]);
     }
     eda_decoder_destroy(&dec);
 
     /* A page from the middle. */
     s_replay(c, 2, 2, &reply);
-    s_expect_ok(&reply);
+    inproc_expect_ok(&reply);
     events = eda_map_get(&reply.data, "events");
     cr_assert_eq(events->via.array.size, 2);
-    cr_assert_eq(s_u64(&reply.data, "last_seq"), 5);
+    cr_assert_eq(inproc_u64(&reply.data, "last_seq"), 5);
     dec = eda_decoder_new();
     for (uint32_t i = 0; i < 2; i++) {
         eda_envelope_t ev;
@@ -639,15 +468,15 @@ static void s_credit_for(eda_client_t *c, const char *order, int64_t amount, boo
     eda_pack_kv_str(pk, "customer_id", "ann");
     eda_pack_kv_i64(pk, "amount", amount);
     eda_envelope_t reply;
-    s_call(c, &reply);
-    s_expect_ok(&reply);
+    inproc_call(c, &reply);
+    inproc_expect_ok(&reply);
     if (!release)
         return;
     pk = eda_client_begin(c, "ReleaseCredit", order);
     msgpack_pack_map(pk, 1);
     eda_pack_kv_str(pk, "order_id", order);
-    s_call(c, &reply);
-    s_expect_ok(&reply);
+    inproc_call(c, &reply);
+    inproc_expect_ok(&reply);
 }
 
 /*  ReplayEvents {correlation_id, after_seq}: the seqs of the events
@@ -660,8 +489,8 @@ static uint32_t s_replay_order(eda_client_t *c, const char *order, uint64_t afte
     eda_pack_kv_str(pk, "correlation_id", order);
     eda_pack_kv_u64(pk, "after_seq", after);
     eda_envelope_t reply;
-    s_call(c, &reply);
-    s_expect_ok(&reply);
+    inproc_call(c, &reply);
+    inproc_expect_ok(&reply);
     const msgpack_object *events = eda_map_get(&reply.data, "events");
     cr_assert_not_null(events);
     cr_assert_leq(events->via.array.size, 8);
@@ -685,21 +514,21 @@ Test(service, replay_by_correlation_id_returns_one_orders_events)
     cr_assert_eq(tu_tempdir(s_dir, sizeof s_dir), 0);
     char db[700];
     snprintf(db, sizeof db, "%s/customer.db", s_dir);
-    s_topo_t t;
-    s_topo_init(&t, db);
+    inproc_topo_t t;
+    inproc_topo_init(&t, db);
     zactor_t *actor;
-    cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], &actor), 0);
-    eda_client_t *c = s_client(t.commands[S_CUSTOMER]);
-    s_create_customer(c, "ann", 1000);   /* seq 1 */
-    s_credit_for(c, "o-a", 100, false);  /* 2 */
-    s_credit_for(c, "o-b", 50, true);    /* 3, 4 */
-    s_credit_for(c, "o-a-2", 10, false); /* 5: a prefix is not a match */
+    cr_assert_eq(inproc_start(&customer_service_def, &t.cfg[INPROC_CUSTOMER], &actor), 0);
+    eda_client_t *c = inproc_client(t.commands[INPROC_CUSTOMER]);
+    inproc_create_customer(c, "ann", 1000); /* seq 1 */
+    s_credit_for(c, "o-a", 100, false);     /* 2 */
+    s_credit_for(c, "o-b", 50, true);       /* 3, 4 */
+    s_credit_for(c, "o-a-2", 10, false);    /* 5: a prefix is not a match */
     msgpack_packer *pk = eda_client_begin(c, "ReleaseCredit", "o-a");
     msgpack_pack_map(pk, 1);
     eda_pack_kv_str(pk, "order_id", "o-a"); /* 6 */
     eda_envelope_t reply;
-    s_call(c, &reply);
-    s_expect_ok(&reply);
+    inproc_call(c, &reply);
+    inproc_expect_ok(&reply);
 
     for (int round = 0; round < 2; round++) {
         uint64_t seqs[8];
@@ -713,57 +542,58 @@ Test(service, replay_by_correlation_id_returns_one_orders_events)
         if (round == 1)
             break;
         /* As an older version left it: no order in the index. */
-        s_stop(&actor);
+        inproc_stop(&actor);
         sqlite3 *raw;
         cr_assert_eq(sqlite3_open(db, &raw), SQLITE_OK);
         cr_assert_eq(sqlite3_exec(raw, "UPDATE eda_event_log SET correlation_id = NULL",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
         sqlite3_close(raw);
-        cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], &actor), 0);
-        c = s_client(t.commands[S_CUSTOMER]);
+        cr_assert_eq(inproc_start(&customer_service_def, &t.cfg[INPROC_CUSTOMER], &actor),
+                     0);
+        c = inproc_client(t.commands[INPROC_CUSTOMER]);
     }
 
     pk = eda_client_begin(c, "ReplayEvents", NULL);
     msgpack_pack_map(pk, 1);
     eda_pack_kv_i64(pk, "correlation_id", 42);
-    s_call(c, &reply);
-    s_expect_error(&reply, "BAD_REQUEST");
+    inproc_call(c, &reply);
+    inproc_expect_error(&reply, "BAD_REQUEST");
     pk = eda_client_begin(c, "ReplayEvents", NULL);
     msgpack_pack_map(pk, 1);
     eda_pack_kv_str(pk, "correlation_id", "o-\x01");
-    s_call(c, &reply);
-    s_expect_error(&reply, "BAD_REQUEST");
+    inproc_call(c, &reply);
+    inproc_expect_error(&reply, "BAD_REQUEST");
 }
 
 Test(service, replay_after_the_end_returns_no_events_and_last_seq)
 {
-    eda_client_t *c = s_start_alone(S_INVENTORY);
+    eda_client_t *c = s_start_alone(INPROC_INVENTORY);
     eda_envelope_t reply;
 
     /* An empty log: no events, last_seq 0, an epoch all the same. */
     s_replay(c, 0, 10, &reply);
-    s_expect_ok(&reply);
+    inproc_expect_ok(&reply);
     char epoch[EDA_NAME_MAX + 1];
-    s_str(&reply.data, "epoch", epoch, sizeof epoch);
+    inproc_str(&reply.data, "epoch", epoch, sizeof epoch);
     cr_assert(s_is_hex16(epoch), "epoch '%s'", epoch);
-    cr_assert_eq(s_u64(&reply.data, "last_seq"), 0);
+    cr_assert_eq(inproc_u64(&reply.data, "last_seq"), 0);
     cr_assert_eq(eda_map_get(&reply.data, "events")->via.array.size, 0);
 
-    s_add_stock(c, "apple", 3);
-    s_add_stock(c, "pear", 4);
+    inproc_add_stock(c, "apple", 3);
+    inproc_add_stock(c, "pear", 4);
     uint64_t afters[] = {2, 3, 1000, INT64_MAX, UINT64_MAX};
     for (size_t i = 0; i < sizeof afters / sizeof afters[0]; i++) {
         s_replay(c, afters[i], 10, &reply);
-        s_expect_ok(&reply);
+        inproc_expect_ok(&reply);
         const msgpack_object *events = eda_map_get(&reply.data, "events");
         cr_assert_not_null(events);
         cr_assert_eq(events->type, MSGPACK_OBJECT_ARRAY);
         cr_assert_eq(events->via.array.size, 0, "after_seq %llu gave %u events",
                      (unsigned long long)afters[i], events->via.array.size);
-        cr_assert_eq(s_u64(&reply.data, "last_seq"), 2);
+        cr_assert_eq(inproc_u64(&reply.data, "last_seq"), 2);
         char again[EDA_NAME_MAX + 1];
-        s_str(&reply.data, "epoch", again, sizeof again);
+        inproc_str(&reply.data, "epoch", again, sizeof again);
         cr_assert_str_eq(again, epoch);
     }
 }
@@ -772,19 +602,19 @@ Test(service, replay_after_the_end_returns_no_events_and_last_seq)
 
 Test(service, heartbeat_carries_the_committed_last_seq)
 {
-    s_topo_t t;
-    s_topo_init(&t, ":memory:");
-    cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], NULL), 0);
-    eda_client_t *c = s_client(t.commands[S_CUSTOMER]);
-    s_create_customer(c, "alice", 1000);
-    s_create_customer(c, "bob", 1000);
-    s_create_customer(c, "carol", 1000);
+    inproc_topo_t t;
+    inproc_topo_init(&t, ":memory:");
+    cr_assert_eq(inproc_start(&customer_service_def, &t.cfg[INPROC_CUSTOMER], NULL), 0);
+    eda_client_t *c = inproc_client(t.commands[INPROC_CUSTOMER]);
+    inproc_create_customer(c, "alice", 1000);
+    inproc_create_customer(c, "bob", 1000);
+    inproc_create_customer(c, "carol", 1000);
     char epoch[EDA_NAME_MAX + 1];
     uint64_t last_seq;
     s_self(c, epoch, &last_seq);
     cr_assert_eq(last_seq, 3);
 
-    zsock_t *sub = zsock_new_sub(t.events[S_CUSTOMER], "Heartbeat");
+    zsock_t *sub = zsock_new_sub(t.events[INPROC_CUSTOMER], "Heartbeat");
     cr_assert_not_null(sub);
     zpoller_t *poller = zpoller_new(sub, NULL);
     void *ready = zpoller_wait(poller, S_HEARTBEAT);
@@ -816,7 +646,7 @@ Test(service, heartbeat_carries_the_committed_last_seq)
     cr_assert_str_eq(hb.source, "customer-service");
     cr_assert_str_eq(hb.epoch, epoch);
     cr_assert_not(hb.has_seq, "a heartbeat takes no seq");
-    cr_assert_eq(s_u64(&hb.data, "last_seq"), 3);
+    cr_assert_eq(inproc_u64(&hb.data, "last_seq"), 3);
     eda_decoder_destroy(&dec);
 }
 
@@ -839,33 +669,33 @@ Test(service, file_database_keeps_epoch_and_event_log_across_a_restart)
     cr_assert_eq(tu_tempdir(s_dir, sizeof s_dir), 0);
     char db[700];
     snprintf(db, sizeof db, "%s/customer.db", s_dir);
-    s_topo_t t;
-    s_topo_init(&t, db);
+    inproc_topo_t t;
+    inproc_topo_init(&t, db);
 
     zactor_t *actor;
-    cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], &actor), 0);
-    eda_client_t *c = s_client(t.commands[S_CUSTOMER]);
-    s_create_customer(c, "alice", 1000);
-    s_create_customer(c, "bob", 2000);
+    cr_assert_eq(inproc_start(&customer_service_def, &t.cfg[INPROC_CUSTOMER], &actor), 0);
+    eda_client_t *c = inproc_client(t.commands[INPROC_CUSTOMER]);
+    inproc_create_customer(c, "alice", 1000);
+    inproc_create_customer(c, "bob", 2000);
     char epoch[EDA_NAME_MAX + 1];
     uint64_t last_seq;
     s_self(c, epoch, &last_seq);
     cr_assert_eq(last_seq, 2);
     eda_envelope_t reply;
     s_replay(c, 0, 100, &reply);
-    s_expect_ok(&reply);
+    inproc_expect_ok(&reply);
     zchunk_t *before = zchunk_new(NULL, 0);
     s_collect(&reply, before);
-    s_stop(&actor);
+    inproc_stop(&actor);
 
-    cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], &actor), 0);
-    c = s_client(t.commands[S_CUSTOMER]); /* inproc does not reconnect */
+    cr_assert_eq(inproc_start(&customer_service_def, &t.cfg[INPROC_CUSTOMER], &actor), 0);
+    c = inproc_client(t.commands[INPROC_CUSTOMER]); /* inproc does not reconnect */
     char epoch2[EDA_NAME_MAX + 1];
     s_self(c, epoch2, &last_seq);
     cr_assert_str_eq(epoch2, epoch, "the epoch changed across a restart");
     cr_assert_eq(last_seq, 2);
     s_replay(c, 0, 100, &reply);
-    s_expect_ok(&reply);
+    inproc_expect_ok(&reply);
     zchunk_t *after = zchunk_new(NULL, 0);
     s_collect(&reply, after);
     bool same = zchunk_size(before) == zchunk_size(after) &&
@@ -878,17 +708,17 @@ Test(service, file_database_keeps_epoch_and_event_log_across_a_restart)
     msgpack_packer *pk = eda_client_begin(c, "GetCustomer", NULL);
     msgpack_pack_map(pk, 1);
     eda_pack_kv_str(pk, "customer_id", "bob");
-    s_call(c, &reply);
-    s_expect_ok(&reply);
-    cr_assert_eq(s_u64(&reply.data, "credit_limit"), 2000);
-    s_create_customer(c, "carol", 3000);
+    inproc_call(c, &reply);
+    inproc_expect_ok(&reply);
+    cr_assert_eq(inproc_u64(&reply.data, "credit_limit"), 2000);
+    inproc_create_customer(c, "carol", 3000);
     /* Its peer order-service is not running: the new event is held until
        that peer is counted silent (eda_fence), then served. */
     const msgpack_object *events = NULL;
     int64_t until = zclock_mono() + 10000;
     for (;;) {
         s_replay(c, 2, 100, &reply);
-        s_expect_ok(&reply);
+        inproc_expect_ok(&reply);
         events = eda_map_get(&reply.data, "events");
         if (events->via.array.size > 0 || zclock_mono() > until)
             break;
@@ -907,19 +737,19 @@ Test(service, file_database_keeps_epoch_and_event_log_across_a_restart)
 
 Test(service, memory_database_gets_a_new_epoch_at_each_start)
 {
-    s_topo_t t;
-    s_topo_init(&t, ":memory:");
+    inproc_topo_t t;
+    inproc_topo_init(&t, ":memory:");
     zactor_t *actor;
-    cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], &actor), 0);
-    eda_client_t *c = s_client(t.commands[S_CUSTOMER]);
-    s_create_customer(c, "alice", 1000);
+    cr_assert_eq(inproc_start(&customer_service_def, &t.cfg[INPROC_CUSTOMER], &actor), 0);
+    eda_client_t *c = inproc_client(t.commands[INPROC_CUSTOMER]);
+    inproc_create_customer(c, "alice", 1000);
     char epoch[EDA_NAME_MAX + 1], epoch2[EDA_NAME_MAX + 1];
     uint64_t last_seq;
     s_self(c, epoch, &last_seq);
     cr_assert_eq(last_seq, 1);
-    s_stop(&actor);
-    cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], &actor), 0);
-    c = s_client(t.commands[S_CUSTOMER]); /* inproc does not reconnect */
+    inproc_stop(&actor);
+    cr_assert_eq(inproc_start(&customer_service_def, &t.cfg[INPROC_CUSTOMER], &actor), 0);
+    c = inproc_client(t.commands[INPROC_CUSTOMER]); /* inproc does not reconnect */
     s_self(c, epoch2, &last_seq);
     cr_assert_eq(last_seq, 0);
     cr_assert_str_neq(epoch2, epoch);
@@ -937,9 +767,9 @@ static void s_wait_order(eda_client_t *c, const char *order_id, char *status,
         msgpack_pack_map(pk, 1);
         eda_pack_kv_str(pk, "order_id", order_id);
         eda_envelope_t reply;
-        s_call(c, &reply);
-        s_expect_ok(&reply);
-        s_str(&reply.data, "status", status, 16);
+        inproc_call(c, &reply);
+        inproc_expect_ok(&reply);
+        inproc_str(&reply.data, "status", status, 16);
         reason[0] = '\0';
         eda_get_str(&reply.data, "reason", reason, 64);
         if (strcmp(status, "PENDING") != 0)
@@ -963,75 +793,71 @@ static void s_place_order(eda_client_t *c, const char *customer, const char *sku
     eda_pack_kv_i64(pk, "qty", qty);
     eda_pack_kv_i64(pk, "price", price);
     eda_envelope_t reply;
-    s_call(c, &reply);
-    s_expect_ok(&reply);
+    inproc_call(c, &reply);
+    inproc_expect_ok(&reply);
     char status[16];
-    s_str(&reply.data, "order_id", order_id, EDA_NAME_MAX + 1);
-    s_str(&reply.data, "status", status, sizeof status);
+    inproc_str(&reply.data, "order_id", order_id, EDA_NAME_MAX + 1);
+    inproc_str(&reply.data, "status", status, sizeof status);
     cr_assert_str_eq(status, "PENDING");
 }
 
 Test(service, choreography_with_three_actors_in_one_process)
 {
-    s_topo_t t;
-    s_topo_init(&t, ":memory:");
-    eda_client_t *c[S_NSVC];
-    for (int i = 0; i < S_NSVC; i++) {
-        cr_assert_eq(s_start(s_defs[i], &t.cfg[i], NULL), 0, "%s", s_names[i]);
-        c[i] = s_client(t.commands[i]);
+    inproc_topo_t t;
+    inproc_topo_init(&t, ":memory:");
+    eda_client_t *c[INPROC_NSVC];
+    for (int i = 0; i < INPROC_NSVC; i++) {
+        cr_assert_eq(inproc_start(inproc_defs[i], &t.cfg[i], NULL), 0, "%s",
+                     inproc_names[i]);
+        c[i] = inproc_client(t.commands[i]);
     }
-    s_create_customer(c[S_CUSTOMER], "alice", 1000);
-    s_add_stock(c[S_INVENTORY], "apple", 10);
+    inproc_create_customer(c[INPROC_CUSTOMER], "alice", 1000);
+    inproc_add_stock(c[INPROC_INVENTORY], "apple", 10);
 
     char order_id[EDA_NAME_MAX + 1], status[16], reason[64];
-    s_place_order(c[S_ORDER], "alice", "apple", 3, 200, order_id);
-    s_wait_order(c[S_ORDER], order_id, status, reason);
+    s_place_order(c[INPROC_ORDER], "alice", "apple", 3, 200, order_id);
+    s_wait_order(c[INPROC_ORDER], order_id, status, reason);
     cr_assert_str_eq(status, "APPROVED", "order rejected: %s", reason);
 
     /* Credit and stock are held for it. */
-    msgpack_packer *pk = eda_client_begin(c[S_CUSTOMER], "GetCustomer", NULL);
+    msgpack_packer *pk = eda_client_begin(c[INPROC_CUSTOMER], "GetCustomer", NULL);
     msgpack_pack_map(pk, 1);
     eda_pack_kv_str(pk, "customer_id", "alice");
     eda_envelope_t reply;
-    s_call(c[S_CUSTOMER], &reply);
-    s_expect_ok(&reply);
-    cr_assert_eq(s_u64(&reply.data, "reserved"), 600);
-    cr_assert_eq(s_u64(&reply.data, "available"), 400);
-    pk = eda_client_begin(c[S_INVENTORY], "GetStock", NULL);
+    inproc_call(c[INPROC_CUSTOMER], &reply);
+    inproc_expect_ok(&reply);
+    cr_assert_eq(inproc_u64(&reply.data, "reserved"), 600);
+    cr_assert_eq(inproc_u64(&reply.data, "available"), 400);
+    pk = eda_client_begin(c[INPROC_INVENTORY], "GetStock", NULL);
     msgpack_pack_map(pk, 1);
     eda_pack_kv_str(pk, "sku", "apple");
-    s_call(c[S_INVENTORY], &reply);
-    s_expect_ok(&reply);
-    cr_assert_eq(s_u64(&reply.data, "available"), 7);
-    cr_assert_eq(s_u64(&reply.data, "reserved"), 3);
+    inproc_call(c[INPROC_INVENTORY], &reply);
+    inproc_expect_ok(&reply);
+    cr_assert_eq(inproc_u64(&reply.data, "available"), 7);
+    cr_assert_eq(inproc_u64(&reply.data, "reserved"), 3);
 
     /* Over the remaining credit: rejected, and nothing more is held. */
-    s_place_order(c[S_ORDER], "alice", "apple", 3, 200, order_id);
-    s_wait_order(c[S_ORDER], order_id, status, reason);
+    s_place_order(c[INPROC_ORDER], "alice", "apple", 3, 200, order_id);
+    s_wait_order(c[INPROC_ORDER], order_id, status, reason);
     cr_assert_str_eq(status, "REJECTED");
     cr_assert_str_eq(reason, "CREDIT_LIMIT_EXCEEDED");
 
     /* Every actor stops promptly with the saga's sockets all connected. */
-    for (int i = 0; i < S_MAX_ACTORS; i++) {
-        if (!s_actors[i])
-            continue;
-        zactor_t *a = s_actors[i];
-        int64_t took = s_stop(&a);
-        cr_assert_lt(took, S_STOP_MS, "an actor took %lld ms to stop", (long long)took);
-    }
+    int64_t took = inproc_stop_all();
+    cr_assert_lt(took, S_STOP_MS, "an actor took %lld ms to stop", (long long)took);
 }
 
 Test(service, restarts_on_the_same_endpoints_at_once)
 {
-    s_topo_t t;
-    s_topo_init(&t, ":memory:");
+    inproc_topo_t t;
+    inproc_topo_init(&t, ":memory:");
     for (int i = 0; i < 200; i++) {
         zactor_t *actor;
         cr_assert_eq(
-            s_start(&customer_service_def, &t.cfg[S_CUSTOMER], &actor), 0,
+            inproc_start(&customer_service_def, &t.cfg[INPROC_CUSTOMER], &actor), 0,
             "start %d: the endpoints of the service stopped before are still bound",
             i + 1);
-        s_stop(&actor);
+        inproc_stop(&actor);
     }
 }
 
@@ -1065,25 +891,26 @@ int zsock_signal(void *self, byte status)
     The actor must not read args after signalling. */
 Test(service, args_need_not_outlive_zactor_new)
 {
-    s_topo_t t;
-    s_topo_init(&t, ":memory:");
+    inproc_topo_t t;
+    inproc_topo_init(&t, ":memory:");
     eda_service_args_t *args = calloc(1, sizeof *args);
     cr_assert_not_null(args);
-    *args = (eda_service_args_t){.def = &customer_service_def, .cfg = &t.cfg[S_CUSTOMER]};
+    *args = (eda_service_args_t){.def = &customer_service_def,
+                                 .cfg = &t.cfg[INPROC_CUSTOMER]};
     atomic_store(&s_hold_armed, 1);
     zactor_t *actor = zactor_new(eda_service_actor, args);
     cr_assert_not_null(actor);
     int status = args->status;
     memset(args, 0, sizeof *args); /* the frame is gone: def is NULL now */
     atomic_store(&s_args_gone, 1);
-    s_actors[0] = actor; /* destroyed by the fini */
+    inproc_adopt(actor); /* destroyed by the fini */
     cr_assert_eq(status, 0);
 
-    eda_client_t *c = s_client(t.commands[S_CUSTOMER]);
+    eda_client_t *c = inproc_client(t.commands[INPROC_CUSTOMER]);
     eda_envelope_t reply;
-    s_call_empty(c, "Ping", &reply);
-    s_expect_ok(&reply);
-    s_stop(&actor);
+    inproc_call_empty(c, "Ping", &reply);
+    inproc_expect_ok(&reply);
+    inproc_stop(&actor);
     free(args);
 }
 
@@ -1102,11 +929,11 @@ Test(service, full_disk_answers_internal_and_keeps_serving)
     s_mounted = true;
     char db[700];
     snprintf(db, sizeof db, "%s/customer.db", s_dir);
-    s_topo_t t;
-    s_topo_init(&t, db);
+    inproc_topo_t t;
+    inproc_topo_init(&t, db);
     zactor_t *actor;
-    cr_assert_eq(s_start(&customer_service_def, &t.cfg[S_CUSTOMER], &actor), 0);
-    eda_client_t *client = s_client(t.commands[S_CUSTOMER]);
+    cr_assert_eq(inproc_start(&customer_service_def, &t.cfg[INPROC_CUSTOMER], &actor), 0);
+    eda_client_t *client = inproc_client(t.commands[INPROC_CUSTOMER]);
 
     char name[EDA_NAME_MAX + 1];
     memset(name, 'n', EDA_NAME_MAX);
@@ -1122,19 +949,19 @@ Test(service, full_disk_answers_internal_and_keeps_serving)
         eda_pack_kv_str(pk, "customer_id", id);
         eda_pack_kv_str(pk, "name", name);
         eda_pack_kv_i64(pk, "credit_limit", 100);
-        s_call(client, &reply);
+        inproc_call(client, &reply);
         if (reply.ok == 1)
             created++;
         else {
-            s_expect_error(&reply, "INTERNAL");
+            inproc_expect_error(&reply, "INTERNAL");
             full = true;
         }
     }
     cr_assert(full, "512 KiB held %d customers and never filled", created);
     cr_assert_gt(created, 0);
 
-    s_call_empty(client, "Ping", &reply);
-    s_expect_ok(&reply);
+    inproc_call_empty(client, "Ping", &reply);
+    inproc_expect_ok(&reply);
     /* The last customer that was created is there; the refused one is not. */
     for (int i = created - 1; i <= created; i++) {
         char id[EDA_NAME_MAX + 1];
@@ -1142,13 +969,13 @@ Test(service, full_disk_answers_internal_and_keeps_serving)
         msgpack_packer *pk = eda_client_begin(client, "GetCustomer", NULL);
         msgpack_pack_map(pk, 1);
         eda_pack_kv_str(pk, "customer_id", id);
-        s_call(client, &reply);
+        inproc_call(client, &reply);
         if (i < created)
-            s_expect_ok(&reply);
+            inproc_expect_ok(&reply);
         else
-            s_expect_error(&reply, "NOT_FOUND");
+            inproc_expect_error(&reply, "NOT_FOUND");
     }
-    s_stop(&actor);
+    inproc_stop(&actor);
 }
 
 /* --- order-service's saga patterns ------------------------------------------------ */
@@ -1171,7 +998,7 @@ static void s_place_saga(eda_client_t *c, const msgpack_object *saga,
         eda_pack_key(pk, "saga");
         msgpack_pack_object(pk, *saga);
     }
-    s_call(c, reply);
+    inproc_call(c, reply);
 }
 
 static msgpack_object s_str_obj(const char *s)
@@ -1198,14 +1025,14 @@ static int s_list_status(eda_client_t *c, const char *status, uint64_t limit,
     if (after)
         eda_pack_kv_u64(pk, "after", after);
     eda_envelope_t reply;
-    s_call(c, &reply);
-    s_expect_ok(&reply);
+    inproc_call(c, &reply);
+    inproc_expect_ok(&reply);
     const msgpack_object *orders = eda_map_get(&reply.data, "orders");
     cr_assert(orders && orders->type == MSGPACK_OBJECT_ARRAY);
     int n = (int)orders->via.array.size;
     cr_assert_leq(n, max);
     for (int i = 0; i < n; i++)
-        s_str(&orders->via.array.ptr[i], "order_id", ids[i], EDA_NAME_MAX + 1);
+        inproc_str(&orders->via.array.ptr[i], "order_id", ids[i], EDA_NAME_MAX + 1);
     *next = 0;
     eda_get_u64(&reply.data, "next", next);
     return n;
@@ -1232,10 +1059,10 @@ Test(service, pending_orders_are_listed_in_pages_and_an_old_status_index_is_drop
     sqlite3_close(old);
 
     /* order-service alone: its orders stay PENDING. */
-    s_topo_t t;
-    s_topo_init(&t, db);
-    cr_assert_eq(s_start(s_defs[S_ORDER], &t.cfg[S_ORDER], NULL), 0);
-    eda_client_t *c = s_client(t.commands[S_ORDER]);
+    inproc_topo_t t;
+    inproc_topo_init(&t, db);
+    cr_assert_eq(inproc_start(inproc_defs[INPROC_ORDER], &t.cfg[INPROC_ORDER], NULL), 0);
+    eda_client_t *c = inproc_client(t.commands[INPROC_ORDER]);
     char placed[5][EDA_NAME_MAX + 1];
     for (int i = 0; i < 5; i++)
         s_place_order(c, "alice", "apple", 1, 100, placed[i]);
@@ -1289,37 +1116,37 @@ Test(service, order_service_takes_both_saga_patterns_and_no_other)
         cr_assert_neq(why[0], '\0', "--saga '%s' refused without a reason", bad[i]);
         cr_assert_str_eq(eda_config_option(&cfg, "saga"), "choreography");
     }
-    s_set(&cfg, "saga", "orchestration");
+    inproc_set(&cfg, "saga", "orchestration");
     cr_assert_str_eq(eda_config_option(&cfg, "saga"), "orchestration");
 
     /* PlaceOrder: an orchestrated order is accepted and PENDING (its peers
        are not running: it stays so), any other saga is a bad request. */
-    eda_client_t *c = s_start_alone(S_ORDER);
+    eda_client_t *c = s_start_alone(INPROC_ORDER);
     eda_envelope_t reply;
     msgpack_object saga = s_str_obj("orchestration");
     s_place_saga(c, &saga, &reply);
-    s_expect_ok(&reply);
+    inproc_expect_ok(&reply);
     char order_id[EDA_NAME_MAX + 1], status[16], got[32];
-    s_str(&reply.data, "order_id", order_id, sizeof order_id);
-    s_str(&reply.data, "status", status, sizeof status);
+    inproc_str(&reply.data, "order_id", order_id, sizeof order_id);
+    inproc_str(&reply.data, "status", status, sizeof status);
     cr_assert_str_eq(status, "PENDING");
     msgpack_packer *pk = eda_client_begin(c, "GetOrder", order_id);
     msgpack_pack_map(pk, 1);
     eda_pack_kv_str(pk, "order_id", order_id);
-    s_call(c, &reply);
-    s_expect_ok(&reply);
-    s_str(&reply.data, "saga", got, sizeof got);
+    inproc_call(c, &reply);
+    inproc_expect_ok(&reply);
+    inproc_str(&reply.data, "saga", got, sizeof got);
     cr_assert_str_eq(got, "orchestration");
 
     msgpack_object others[] = {s_str_obj("dance"), s_str_obj("Choreography"),
                                s_str_obj(""), s_uint_obj(7)};
     for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
         s_place_saga(c, &others[i], &reply);
-        s_expect_error(&reply, "BAD_REQUEST");
+        inproc_expect_error(&reply, "BAD_REQUEST");
     }
     /* No saga: the default, choreography. */
     s_place_saga(c, NULL, &reply);
-    s_expect_ok(&reply);
+    inproc_expect_ok(&reply);
 }
 
 /*  Reads the unsigned integer at `path` (keys joined by '.') of `map`. */
@@ -1334,7 +1161,7 @@ static uint64_t s_path_u64(const msgpack_object *map, const char *path)
         memcpy(key, p, n);
         key[n] = '\0';
         if (!dot)
-            return s_u64(obj, key);
+            return inproc_u64(obj, key);
         obj = eda_map_get(obj, key);
         cr_assert_not_null(obj, "no '%s' on the way to '%s'", key, path);
         p = dot + 1;
@@ -1350,14 +1177,14 @@ static uint64_t s_poll(eda_client_t *c, const char *type, const char *path, uint
     int64_t deadline = zclock_mono() + S_SETTLE_MS;
     while (true) {
         eda_envelope_t reply;
-        s_call_empty(c, type, &reply);
+        inproc_call_empty(c, type, &reply);
         char code[32] = "";
         if (reply.ok != 1 && eda_get_str(&reply.error, "code", code, sizeof code) == 0 &&
             streq(code, "INTERNAL") && zclock_mono() < deadline) {
             zclock_sleep(15);
             continue;
         }
-        s_expect_ok(&reply);
+        inproc_expect_ok(&reply);
         uint64_t v = s_path_u64(&reply.data, path);
         if (v >= want)
             return v;
@@ -1375,23 +1202,23 @@ static uint64_t s_get(eda_client_t *c, const char *type, const char *path)
 
 Test(service, order_service_has_its_own_counters_in_stats)
 {
-    eda_client_t *c = s_start_alone(S_ORDER);
+    eda_client_t *c = s_start_alone(INPROC_ORDER);
     eda_envelope_t reply;
-    s_call_empty(c, "Stats", &reply);
-    s_expect_ok(&reply);
+    inproc_call_empty(c, "Stats", &reply);
+    inproc_expect_ok(&reply);
     cr_assert_eq(reply.data.via.map.size, 40, "Stats data has %u keys, not 40",
                  reply.data.via.map.size);
     const msgpack_object *own = eda_map_get(&reply.data, "own");
     cr_assert_not_null(own, "Stats has no 'own' map");
     cr_assert_eq(own->type, MSGPACK_OBJECT_MAP);
-    cr_assert_eq(s_u64(own, "sagas_started"), 0);
-    cr_assert_eq(s_u64(own, "sagas_in_flight"), 0);
+    cr_assert_eq(inproc_u64(own, "sagas_started"), 0);
+    cr_assert_eq(inproc_u64(own, "sagas_in_flight"), 0);
 
     /* The counters are live: an orchestrated order starts a saga, which
        stays in flight while customer-service is not running. */
     msgpack_object saga = s_str_obj("orchestration");
     s_place_saga(c, &saga, &reply);
-    s_expect_ok(&reply);
+    inproc_expect_ok(&reply);
     cr_assert_eq(s_get(c, "Stats", "own.sagas_started"), 1);
     cr_assert_eq(s_get(c, "Stats", "own.sagas_in_flight"), 1);
 }
@@ -1715,27 +1542,27 @@ static void s_toys_init(s_toys_t *t, const char *pinger_db, const char *witness)
     char events[S_NTOYS][128];
     for (int i = 0; i < S_NTOYS; i++) {
         eda_config_t *cfg = &t->cfg[i];
-        s_endpoint(events[i], sizeof events[i], "pub");
-        s_endpoint(t->commands[i], sizeof t->commands[i], "cmd");
+        inproc_endpoint(events[i], sizeof events[i], "pub");
+        inproc_endpoint(t->commands[i], sizeof t->commands[i], "cmd");
         eda_config_defaults(cfg, s_toy_defs[i]->name);
         eda_config_declare(cfg, s_toy_defs[i]->options);
-        s_set(cfg, "events", events[i]);
-        s_set(cfg, "commands", t->commands[i]);
-        s_set(cfg, "db", i == S_PINGER ? pinger_db : ":memory:");
-        s_set(cfg, "log-level", "error");
+        inproc_set(cfg, "events", events[i]);
+        inproc_set(cfg, "commands", t->commands[i]);
+        inproc_set(cfg, "db", i == S_PINGER ? pinger_db : ":memory:");
+        inproc_set(cfg, "log-level", "error");
     }
     char peer[400];
     snprintf(peer, sizeof peer, "ponger=%s,%s", events[S_PONGER], t->commands[S_PONGER]);
-    s_set(&t->cfg[S_PINGER], "peer", peer);
+    inproc_set(&t->cfg[S_PINGER], "peer", peer);
     if (witness)
-        s_set(&t->cfg[S_PONGER], "witness", witness);
+        inproc_set(&t->cfg[S_PONGER], "witness", witness);
 }
 
 static eda_client_t *s_toy_start(s_toys_t *t, int toy)
 {
-    cr_assert_eq(s_start(s_toy_defs[toy], &t->cfg[toy], NULL), 0, "%s did not start",
+    cr_assert_eq(inproc_start(s_toy_defs[toy], &t->cfg[toy], NULL), 0, "%s did not start",
                  s_toy_defs[toy]->name);
-    t->client[toy] = s_client(t->commands[toy]);
+    t->client[toy] = inproc_client(t->commands[toy]);
     return t->client[toy];
 }
 
@@ -1755,7 +1582,7 @@ static void s_fire(eda_client_t *c, uint64_t n, const char *flag, eda_envelope_t
     eda_pack_kv_u64(pk, "n", n);
     if (flag)
         eda_pack_kv_bool(pk, flag, true);
-    s_call(c, reply);
+    inproc_call(c, reply);
 }
 
 /*  Publish on ponger: a Pong with data.saga `saga` (absent when NULL), and
@@ -1771,8 +1598,8 @@ static void s_publish_pong(eda_client_t *c, const msgpack_object *saga, bool fai
     if (fail_once)
         eda_pack_kv_bool(pk, "fail_once", true);
     eda_envelope_t reply;
-    s_call(c, &reply);
-    s_expect_ok(&reply);
+    inproc_call(c, &reply);
+    inproc_expect_ok(&reply);
 }
 
 /*  pinger's committed tick count, read on a connection of our own: in WAL
@@ -1831,20 +1658,20 @@ Test(service, commands_leave_after_the_commit_and_their_replies_come_back)
 
     eda_envelope_t reply;
     s_fire(pinger, 5, NULL, &reply);
-    s_expect_ok(&reply);
-    cr_assert_eq(s_u64(&reply.data, "queued"), 5);
+    inproc_expect_ok(&reply);
+    cr_assert_eq(inproc_u64(&reply.data, "queued"), 5);
     cr_assert_eq(s_poll(pinger, "Count", "replies", 5), 5);
     cr_assert_eq(s_get(ponger, "Stats", "own.echoes"), 5);
     cr_assert_eq(s_get(ponger, "Stats", "own.early"), 0,
                  "an Echo arrived before its sender had committed it");
     cr_assert_eq(s_get(pinger, "Count", "strays"), 0,
                  "a reply whose causation_id is no command sent, or one twice");
-    s_call_empty(pinger, "Stats", &reply);
-    s_expect_ok(&reply);
-    cr_assert_eq(s_u64(&reply.data, "commands_sent"), 5);
-    cr_assert_eq(s_u64(&reply.data, "commands_dropped"), 0);
-    cr_assert_eq(s_u64(&reply.data, "replies_received"), 5);
-    cr_assert_eq(s_u64(&reply.data, "bad_input"), 0);
+    inproc_call_empty(pinger, "Stats", &reply);
+    inproc_expect_ok(&reply);
+    cr_assert_eq(inproc_u64(&reply.data, "commands_sent"), 5);
+    cr_assert_eq(inproc_u64(&reply.data, "commands_dropped"), 0);
+    cr_assert_eq(inproc_u64(&reply.data, "replies_received"), 5);
+    cr_assert_eq(inproc_u64(&reply.data, "bad_input"), 0);
 }
 
 Test(service, a_unit_that_is_undone_sends_none_of_its_commands)
@@ -1855,14 +1682,14 @@ Test(service, a_unit_that_is_undone_sends_none_of_its_commands)
 
     eda_envelope_t reply;
     s_fire(pinger, 3, "fail", &reply); /* queues, then answers an error */
-    s_expect_error(&reply, "CONFLICT");
+    inproc_expect_error(&reply, "CONFLICT");
     s_fire(pinger, 2, "internal", &reply); /* queues, then returns -1 */
-    s_expect_error(&reply, "INTERNAL");
+    inproc_expect_error(&reply, "INTERNAL");
 
     /* One more Fire: its one Echo goes on the same connection, behind any
        that were sent before, so once it is answered ponger has seen them. */
     s_fire(pinger, 1, NULL, &reply);
-    s_expect_ok(&reply);
+    inproc_expect_ok(&reply);
     cr_assert_eq(s_poll(pinger, "Count", "replies", 1), 1);
     cr_assert_eq(s_get(ponger, "Stats", "own.echoes"), 1,
                  "ponger got the commands of handlers that were undone");
@@ -1882,11 +1709,11 @@ Test(service, commands_of_a_batch_that_does_not_commit_are_never_sent)
        commands must not leave. */
     eda_envelope_t reply;
     s_fire(pinger, 2, "poison", &reply);
-    s_expect_error(&reply, "INTERNAL");
+    inproc_expect_error(&reply, "INTERNAL");
     cr_assert_eq(s_get(pinger, "Stats", "commits_failed"), 1);
 
     s_fire(pinger, 1, NULL, &reply);
-    s_expect_ok(&reply);
+    inproc_expect_ok(&reply);
     cr_assert_eq(s_poll(pinger, "Count", "replies", 1), 1);
     cr_assert_eq(s_get(ponger, "Stats", "own.echoes"), 1,
                  "ponger got the commands of a batch that did not commit");
@@ -1912,18 +1739,19 @@ Test(service, an_event_handler_takes_only_its_own_saga)
 
     /* Applied: the choreography one and the one of no saga, in order. */
     eda_envelope_t reply;
-    s_call_empty(pinger, "Count", &reply);
-    s_expect_ok(&reply);
+    inproc_call_empty(pinger, "Count", &reply);
+    inproc_expect_ok(&reply);
     char sagas[64];
-    s_str(&reply.data, "sagas", sagas, sizeof sagas);
+    inproc_str(&reply.data, "sagas", sagas, sizeof sagas);
     cr_assert_str_eq(sagas, "choreography;-;");
-    cr_assert_eq(s_u64(&reply.data, "pongs"), 2);
-    s_call_empty(pinger, "Stats", &reply);
-    s_expect_ok(&reply);
-    cr_assert_eq(s_u64(&reply.data, "events_applied"), 2);
-    cr_assert_eq(s_u64(&reply.data, "events_ignored"), 2,
+    cr_assert_eq(inproc_u64(&reply.data, "pongs"), 2);
+    inproc_call_empty(pinger, "Stats", &reply);
+    inproc_expect_ok(&reply);
+    cr_assert_eq(inproc_u64(&reply.data, "events_applied"), 2);
+    cr_assert_eq(inproc_u64(&reply.data, "events_ignored"), 2,
                  "the orchestration one and the long one: other patterns");
-    cr_assert_eq(s_u64(&reply.data, "bad_input"), 1, "the saga that is not a string");
+    cr_assert_eq(inproc_u64(&reply.data, "bad_input"), 1,
+                 "the saga that is not a string");
 }
 
 Test(service,
@@ -1943,16 +1771,17 @@ Test(service,
     cr_assert_eq(s_poll(pinger, "Stats", "peers.ponger.last_seq", 3), 3);
 
     eda_envelope_t reply;
-    s_call_empty(pinger, "Count", &reply);
-    s_expect_ok(&reply);
-    cr_assert_eq(s_u64(&reply.data, "pongs"), 3,
+    inproc_call_empty(pinger, "Count", &reply);
+    inproc_expect_ok(&reply);
+    cr_assert_eq(inproc_u64(&reply.data, "pongs"), 3,
                  "the failed handler's write was kept, or an event was lost");
-    s_call_empty(pinger, "Stats", &reply);
-    s_expect_ok(&reply);
-    cr_assert_geq(s_u64(&reply.data, "commits_failed"), 1, "the batch was not undone");
+    inproc_call_empty(pinger, "Stats", &reply);
+    inproc_expect_ok(&reply);
+    cr_assert_geq(inproc_u64(&reply.data, "commits_failed"), 1,
+                  "the batch was not undone");
     /* And it goes on: a command after it commits. */
     s_fire(pinger, 1, NULL, &reply);
-    s_expect_ok(&reply);
+    inproc_expect_ok(&reply);
     cr_assert_eq(s_poll(pinger, "Count", "replies", 1), 1);
 }
 
@@ -1966,13 +1795,13 @@ Test(service, a_command_that_refuses_after_writing_without_a_savepoint_undoes_it
        refusal cannot stand (its write would be kept), so the batch is
        undone and the command answered INTERNAL. */
     eda_envelope_t reply;
-    s_call_empty(pinger, "Scribble", &reply);
-    s_expect_error(&reply, "INTERNAL");
+    inproc_call_empty(pinger, "Scribble", &reply);
+    inproc_expect_error(&reply, "INTERNAL");
     cr_assert_eq(s_get(pinger, "Count", "strays"), 0,
                  "the refused command's write was kept");
     cr_assert_geq(s_get(pinger, "Stats", "commits_failed"), 1);
     /* Count, read-only and also without a savepoint, answers as before. */
     s_fire(pinger, 1, NULL, &reply);
-    s_expect_ok(&reply);
+    inproc_expect_ok(&reply);
     cr_assert_eq(s_poll(pinger, "Count", "replies", 1), 1);
 }
