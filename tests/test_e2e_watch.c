@@ -226,6 +226,25 @@ Test(e2e_watch, last_shows_a_past_order_then_stops)
     cr_assert_null(strstr(s_w.out, "CustomerCreated"), "%s", s_w.out);
 }
 
+Test(e2e_watch, last_shows_the_others_and_names_a_service_down)
+{
+    s_stock_up();
+    char order_id[EDA_NAME_MAX + 1];
+    s_place(order_id);
+    cr_assert_eq(tu_system_stop(&sys, TU_INVENTORY), 0, "%s", sys.why);
+    /* OrderCreated, CreditReserved and OrderApproved; StockReserved is in
+       the log of the service that is down. */
+    s_start("watch", "--last", "20", "--order", order_id, "--count", "3", "--timeout",
+            "1000", NULL);
+    cr_assert_eq(s_wait_exit(10000), 0, "%s", s_w.out);
+    static const char *shown[] = {"OrderCreated", "CreditReserved", "OrderApproved",
+                                  "inventory-service: "};
+    for (size_t i = 0; i < sizeof shown / sizeof shown[0]; i++)
+        cr_assert_not_null(strstr(s_w.out, shown[i]), "no %s:\n%s", shown[i], s_w.out);
+    cr_assert_not_null(strstr(s_w.out, "is it running?"), "%s", s_w.out);
+    cr_assert_null(strstr(s_w.out, "StockReserved"), "%s", s_w.out);
+}
+
 Test(e2e_watch, type_keeps_only_that_type)
 {
     s_stock_up();

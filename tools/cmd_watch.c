@@ -349,15 +349,25 @@ static int s_replay(s_watch_t *w, int lane, uint64_t n, s_past_t **past, size_t 
     return rc;
 }
 
-/*  Shows the last `n` events of each service, in causal order. */
+/*  Shows the last `n` events of each service, in causal order. The
+    services are pinged all at once first, so that each one down costs
+    the wait once in all, not once each. */
 static int s_last(s_watch_t *w, uint64_t n)
 {
     s_past_t *past = NULL;
     size_t npast = 0, cap = 0;
     int rc = 0;
-    for (int i = 0; i < CLI_SERVICES; i++)
-        if (s_replay(w, i, n, &past, &npast, &cap))
+    cli_answer_t up[CLI_SERVICES];
+    cli_ask_all(w->o, "Ping", cli_services, CLI_SERVICES, w->o->timeout_ms, up);
+    for (int i = 0; i < CLI_SERVICES; i++) {
+        if (!up[i].answered)
+            rc =
+                cli_fail("%s: %s at %s (is it running? try eda ping)", up[i].service,
+                         up[i].why, eda_config_peer(&w->o->cfg, up[i].service)->commands);
+        else if (s_replay(w, i, n, &past, &npast, &cap))
             rc = CLI_FAILED; /* said; the others are still worth showing */
+    }
+    cli_answers_free(up, CLI_SERVICES);
     /* Time order across the logs is close to causal; holding does the rest. */
     qsort(past, npast, sizeof *past, s_by_ts);
     for (size_t i = 0; i < npast; i++)
