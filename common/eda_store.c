@@ -1,9 +1,9 @@
 /*  eda_store: SQLite in WAL mode, synchronous FULL (survives a power cut)
     or NORMAL (survives a killed process). One process holds a database: an
-    flock on `<db>.lock`, and its WAL is checkpointed by eda_checkpointer's
-    thread. Statements are prepared once and kept; the event
-    log's next seq is tracked in memory and rewound when a savepoint or the
-    transaction is rolled back.
+    flock on `<db>.lock`. Its WAL is checkpointed by eda_checkpointer's
+    thread. Statements are prepared once and kept; the event log's next seq
+    is tracked in memory and rewound when a savepoint or the transaction is
+    rolled back.
 */
 #include "eda_store.h"
 
@@ -31,11 +31,11 @@
 
 struct eda_store {
     sqlite3 *db;
-    eda_checkpointer_t *checkpointer; /* NULL in memory */
-    char *path;                       /* as opened; NULL for a database in memory */
-    int lock_fd;                      /* <path>.lock, flocked while open; -1 for none */
-    dev_t dev;                        /* the file opened, for eda_store_check */
+    char *path;  /* as opened; NULL for a database in memory */
+    int lock_fd; /* <path>.lock, flocked while open; -1 for none */
+    dev_t dev;   /* the file opened, for eda_store_check */
     ino_t ino;
+    eda_checkpointer_t *checkpointer; /* NULL in memory */
     char epoch[EDA_EPOCH_LEN + 1];
     char old_epoch[EDA_EPOCH_LEN + 1]; /* before eda_store_new_epoch, until commit */
     sqlite3_stmt **stmts; /* every statement prepared, finalized on destroy */
