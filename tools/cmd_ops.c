@@ -27,12 +27,21 @@ static int s_services(const cli_args_t *args, const char **services)
     return 1;
 }
 
+#define S_KEY_WIDTH_MAX 32 /* a longer key pushes only its own value right */
+
 /*  Prints each key of a reply's data on its own line, escaped: strings as
-    text, other values as JSON. */
+    text, other values as JSON, the values in one column. */
 static void s_print_fields(const msgpack_object *data)
 {
-    for (uint32_t i = 0; data->type == MSGPACK_OBJECT_MAP && i < data->via.map.size;
-         i++) {
+    bool map = data->type == MSGPACK_OBJECT_MAP;
+    int width = 0;
+    for (uint32_t i = 0; map && i < data->via.map.size; i++) {
+        const msgpack_object *k = &data->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && (int)k->via.str.size > width)
+            width = k->via.str.size < S_KEY_WIDTH_MAX ? (int)k->via.str.size
+                                                      : S_KEY_WIDTH_MAX;
+    }
+    for (uint32_t i = 0; map && i < data->via.map.size; i++) {
         const msgpack_object *k = &data->via.map.ptr[i].key;
         const msgpack_object *v = &data->via.map.ptr[i].val;
         char key[CLI_SHOWN] = "?", value[4096];
@@ -42,7 +51,7 @@ static void s_print_fields(const msgpack_object *data)
         char *text = json ? cli_json_text(json) : NULL;
         if (v->type == MSGPACK_OBJECT_STR)
             eda_escape(value, sizeof value, v->via.str.ptr, v->via.str.size);
-        printf("  %-20s %s\n", key, text ? text : value);
+        printf("  %-*s %s\n", width, key, text ? text : value);
         free(text);
         json_decref(json);
     }
