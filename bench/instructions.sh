@@ -23,6 +23,8 @@
 #
 # Needs valgrind (installed when missing, as the other scripts do).
 set -euo pipefail
+# shellcheck source=bench/services.sh
+. "$(dirname "$0")/services.sh"
 
 build=build orders=3000 saga=choreography sync=full level=warn keep=0
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
@@ -59,15 +61,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-peers=()
+bench_peers "$work"
 for name in order customer inventory; do
-    peers+=(--peer "$name-service=ipc://$work/$name-events,ipc://$work/$name-commands")
-done
-for name in order customer inventory; do
+    bench_service "$name" "$work" "$sync"
     valgrind --tool=callgrind --callgrind-out-file="$work/$name.out" \
-        "$build/$name-service/$name-service" --events "ipc://$work/$name-events" \
-        --commands "ipc://$work/$name-commands" "${peers[@]}" --db "$work/$name.db" \
-        --sync "$sync" --log-level "$level" 2>"$work/$name.log" &
+        "${svc[@]}" --log-level "$level" 2>"$work/$name.log" &
     pids[$name]=$!
 done
 # Under valgrind a service takes seconds to start: wait for all three.

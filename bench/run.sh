@@ -22,6 +22,8 @@
 # Exit status: 0 when every run completed, 1 otherwise (never on speed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/services.sh
+. bench/services.sh
 
 orders=100000
 paced=20000
@@ -187,14 +189,9 @@ run_config() {
     n_run=$((n_run + 1))
     dir="$work/run-$n_run"
     mkdir -p "$dir"
-    peers=()
+    bench_peers "$dir"
     for name in order customer inventory; do
-        peers+=(--peer "$name-service=ipc://$dir/$name-events,ipc://$dir/$name-commands")
-    done
-    for name in order customer inventory; do
-        svc=("$build/$name-service/$name-service" --events "ipc://$dir/$name-events"
-            --commands "ipc://$dir/$name-commands" "${peers[@]}" --db "$dir/$name.db"
-            --sync "$sync")
+        bench_service "$name" "$dir" "$sync"
         [ "$log" = info ] || svc+=(--log-level "$log")
         [ "$name" = order ] && svc+=(--saga "$saga")
         "${svc[@]}" 2>"$dir/$name.log" &
