@@ -501,3 +501,45 @@ Test(faults, participant_whose_fsync_fails_applies_the_event_again_once)
 {
     s_participant_applies_again(true);
 }
+
+/*  A checkpoint that fails (the database file cannot be synced) is logged
+    and counted in Stats; the service goes on committing meanwhile, its WAL
+    keeping every commit. */
+Test(faults, a_failed_checkpoint_is_logged_and_the_service_goes_on)
+{
+    inproc_topo_t t;
+    s_topo_init(&t);
+    /* NORMAL: a commit does not sync, a checkpoint does. */
+    inproc_set(&t.cfg[INPROC_CUSTOMER], "sync", "normal");
+    char log[700];
+    snprintf(log, sizeof log, "%s/services.log", s_dir);
+    s_capture(log);
+    s_start(&t, INPROC_CUSTOMER);
+    eda_client_t *c = inproc_client(t.commands[INPROC_CUSTOMER]);
+    faultvfs_target("customer-service.db");
+    faultvfs_fail_syncs(FAULTVFS_ALWAYS);
+
+    int customers = 0;
+    while (s_stat(c, "wal_pages") < EDA_CHECKPOINT_PAGES) {
+        for (int i = 0; i < 50; i++) {
+            char id[32];
+            snprintf(id, sizeof id, "c%d", customers++);
+            inproc_create_customer(c, id, 100);
+        }
+        cr_assert_lt(customers, 20000, "the WAL does not grow");
+    }
+    s_poll_stat(c, "wal_checkpoint_failures", 1, "no checkpoint failed");
+    int64_t deadline = zclock_mono() + S_SETTLE_MS;
+    while (s_count_lines(log, "WAL checkpoint failed") == 0 && zclock_mono() < deadline)
+        zclock_sleep(15); /* a poll interval */
+    cr_assert_geq(s_count_lines(log, "WAL checkpoint failed"), 1,
+                  "no log line for the failed checkpoint");
+    cr_assert_eq(s_stat(c, "commits_failed"), 0);
+
+    /* Still serving, and what it committed is there. */
+    faultvfs_clear();
+    inproc_create_customer(c, "after", 5);
+    eda_envelope_t reply;
+    s_read(c, "GetCustomer", "customer_id", "c0", &reply);
+    inproc_expect_ok(&reply);
+}
