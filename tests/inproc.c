@@ -182,6 +182,32 @@ void inproc_str(const msgpack_object *map, const char *key, char *out, size_t si
     cr_assert_eq(eda_get_str(map, key, out, size), 0, "'%s' is not a string", key);
 }
 
+int inproc_list_orders(eda_client_t *c, const char *status, uint64_t limit,
+                       uint64_t after, char ids[][EDA_NAME_MAX + 1], int max,
+                       uint64_t *next)
+{
+    msgpack_packer *pk = eda_client_begin(c, "ListOrders", NULL);
+    msgpack_pack_map(pk, 1 + (status != NULL) + (after != 0));
+    if (status)
+        eda_pack_kv_str(pk, "status", status);
+    eda_pack_kv_u64(pk, "limit", limit);
+    if (after)
+        eda_pack_kv_u64(pk, "after", after);
+    eda_envelope_t reply;
+    inproc_call(c, &reply);
+    inproc_expect_ok(&reply);
+    const msgpack_object *orders = eda_map_get(&reply.data, "orders");
+    cr_assert(orders && orders->type == MSGPACK_OBJECT_ARRAY);
+    int n = (int)orders->via.array.size;
+    cr_assert_leq(n, max, "ListOrders gave more than %d orders", max);
+    for (int i = 0; i < n; i++)
+        inproc_str(&orders->via.array.ptr[i], "order_id", ids[i], EDA_NAME_MAX + 1);
+    const msgpack_object *more = eda_map_get(&reply.data, "more");
+    cr_assert(more && more->type == MSGPACK_OBJECT_BOOLEAN);
+    *next = more->via.boolean ? inproc_u64(&reply.data, "next") : 0;
+    return n;
+}
+
 void inproc_create_customer(eda_client_t *c, const char *id, int64_t limit)
 {
     msgpack_packer *pk = eda_client_begin(c, "CreateCustomer", NULL);

@@ -75,6 +75,13 @@ void inproc_expect_error(const eda_envelope_t *reply, const char *code);
 uint64_t inproc_u64(const msgpack_object *map, const char *key);
 void inproc_str(const msgpack_object *map, const char *key, char *out, size_t size);
 
+/*  One page of ListOrders {status (NULL: any), limit, after (0: from the
+    start)}: its order ids into ids[max], and in *next where the next page
+    starts (0 when "more" is false). Returns how many. */
+int inproc_list_orders(eda_client_t *c, const char *status, uint64_t limit,
+                       uint64_t after, char ids[][EDA_NAME_MAX + 1], int max,
+                       uint64_t *next);
+
 /*  CreateCustomer {id, limit} and AddStock {sku, qty}, asserted ok. */
 void inproc_create_customer(eda_client_t *c, const char *id, int64_t limit);
 void inproc_add_stock(eda_client_t *c, const char *sku, int64_t qty);

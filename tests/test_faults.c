@@ -217,30 +217,11 @@ static long long s_number(const char *id)
 static int s_list(eda_client_t *c, char (*ids)[EDA_NAME_MAX + 1], int max)
 {
     int n = 0;
-    uint64_t after = 0;
-    while (true) {
-        msgpack_packer *pk = eda_client_begin(c, "ListOrders", NULL);
-        msgpack_pack_map(pk, 2);
-        eda_pack_kv_u64(pk, "limit", 10000);
-        eda_pack_kv_u64(pk, "after", after);
-        eda_envelope_t reply;
-        inproc_call(c, &reply);
-        inproc_expect_ok(&reply);
-        const msgpack_object *orders = eda_map_get(&reply.data, "orders");
-        cr_assert(orders && orders->type == MSGPACK_OBJECT_ARRAY);
-        for (uint32_t i = 0; i < orders->via.array.size; i++) {
-            cr_assert_lt(n, max, "ListOrders holds more than %d orders", max);
-            cr_assert_eq(eda_get_str(&orders->via.array.ptr[i], "order_id", ids[n],
-                                     EDA_NAME_MAX + 1),
-                         0);
-            n++;
-        }
-        const msgpack_object *more = eda_map_get(&reply.data, "more");
-        cr_assert(more && more->type == MSGPACK_OBJECT_BOOLEAN);
-        if (!more->via.boolean)
-            return n;
-        after = inproc_u64(&reply.data, "next");
-    }
+    uint64_t next = 0;
+    do
+        n += inproc_list_orders(c, NULL, 10000, next, ids + n, max - n, &next);
+    while (next);
+    return n;
 }
 
 /*  GetOrder's status of `order_id`. */

@@ -1012,32 +1012,6 @@ static msgpack_object s_uint_obj(uint64_t v)
     return (msgpack_object){.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = v};
 }
 
-/*  ListOrders {status, limit, after}: the order ids of one page in
-    ids[max], and its `next` (0 when there is no more). Returns the count. */
-static int s_list_status(eda_client_t *c, const char *status, uint64_t limit,
-                         uint64_t after, char ids[][EDA_NAME_MAX + 1], int max,
-                         uint64_t *next)
-{
-    msgpack_packer *pk = eda_client_begin(c, "ListOrders", NULL);
-    msgpack_pack_map(pk, after ? 3 : 2);
-    eda_pack_kv_str(pk, "status", status);
-    eda_pack_kv_u64(pk, "limit", limit);
-    if (after)
-        eda_pack_kv_u64(pk, "after", after);
-    eda_envelope_t reply;
-    inproc_call(c, &reply);
-    inproc_expect_ok(&reply);
-    const msgpack_object *orders = eda_map_get(&reply.data, "orders");
-    cr_assert(orders && orders->type == MSGPACK_OBJECT_ARRAY);
-    int n = (int)orders->via.array.size;
-    cr_assert_leq(n, max);
-    for (int i = 0; i < n; i++)
-        inproc_str(&orders->via.array.ptr[i], "order_id", ids[i], EDA_NAME_MAX + 1);
-    *next = 0;
-    eda_get_u64(&reply.data, "next", next);
-    return n;
-}
-
 Test(service, pending_orders_are_listed_in_pages_and_an_old_status_index_is_dropped)
 {
     /* A database made by a version that indexed every status. */
@@ -1072,7 +1046,7 @@ Test(service, pending_orders_are_listed_in_pages_and_an_old_status_index_is_drop
     uint64_t next = 0;
     int seen = 0;
     do {
-        int n = s_list_status(c, "PENDING", 2, next, page, 5, &next);
+        int n = inproc_list_orders(c, "PENDING", 2, next, page, 5, &next);
         cr_assert_leq(n, 2);
         for (int i = 0; i < n; i++, seen++) {
             cr_assert_lt(seen, 5, "more PENDING orders listed than placed");
@@ -1080,7 +1054,7 @@ Test(service, pending_orders_are_listed_in_pages_and_an_old_status_index_is_drop
         }
     } while (next);
     cr_assert_eq(seen, 5);
-    cr_assert_eq(s_list_status(c, "APPROVED", 10, 0, page, 5, &next), 0);
+    cr_assert_eq(inproc_list_orders(c, "APPROVED", 10, 0, page, 5, &next), 0);
 
     /* The old index is gone, the PENDING one is there. */
     sqlite3 *check = NULL;
