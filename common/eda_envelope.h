@@ -1,9 +1,10 @@
 /*  eda_envelope: the message envelope and its msgpack codec.
 
     Every message body on the wire is one msgpack map with string keys (see
-    docs/protocol.md). Decoding is strict: the buffer is walked once to check
-    its structure and sizes before msgpack-c builds objects, every field type
-    is checked, unknown keys are ignored, and `v` is checked first.
+    docs/protocol.md). Decoding is strict: the buffer is read once into
+    msgpack-c's objects (eda_mp_unpack), each count checked against the
+    bytes left before anything is allocated; every field type is checked,
+    unknown keys are ignored, and `v` is checked first.
 */
 #ifndef EDA_ENVELOPE_H_INCLUDED
 #define EDA_ENVELOPE_H_INCLUDED

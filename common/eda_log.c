@@ -17,18 +17,21 @@
 
 #define S_LINE_MAX 4096
 #define S_BUFFER   (64 << 10) /* lines gathered before they must be written */
+#define S_SERVICE  64         /* bytes of a service name kept */
 
 struct eda_log {
-    char service[64];
+    char service[S_SERVICE];
+    size_t service_len;
     eda_log_format_t format;
     eda_log_level_t level;
     FILE *out;
-    bool tty;                  /* colours are used */
-    char colour[16];           /* an SGR escape, "" without a tty */
-    char service_text[64 * 4]; /* service, escaped for a text line */
-    time_t clock_sec;          /* the second clock[] shows, -1 before any */
-    char clock[9];             /* "HH:MM:SS" */
-    size_t used;               /* bytes waiting in buffer */
+    bool tty;                         /* colours are used */
+    char colour[16];                  /* an SGR escape, "" without a tty */
+    char service_text[S_SERVICE * 4]; /* service, escaped for a text line */
+    size_t service_text_len;
+    time_t clock_sec; /* the second clock[] shows, -1 before any */
+    char clock[9];    /* "HH:MM:SS" */
+    size_t used;      /* bytes waiting in buffer */
     char buffer[S_BUFFER];
 };
 
@@ -43,8 +46,10 @@ eda_log_t *eda_log_new(const char *service, eda_log_format_t format,
     if (!self)
         return NULL;
     snprintf(self->service, sizeof self->service, "%s", service);
+    self->service_len = strlen(self->service);
     eda_escape(self->service_text, sizeof self->service_text, self->service,
-               strlen(self->service));
+               self->service_len);
+    self->service_text_len = strlen(self->service_text);
     self->clock_sec = -1;
     self->format = format;
     self->level = level;
@@ -236,7 +241,7 @@ void eda_log_msg(eda_log_t *self, eda_log_level_t level, const char *fmt, ...)
     size_t len = 0;
     if (self->format == EDA_LOG_JSON) {
         s_add(line, &len, "{\"ts\":%llu,\"service\":", (unsigned long long)eda_now_us());
-        s_add_json(line, &len, self->service, strlen(self->service), 2);
+        s_add_json(line, &len, self->service, self->service_len, 2);
         s_add(line, &len, ",\"level\":\"%s\",\"message\":", s_level_names[level]);
         s_add_json(line, &len, text, tlen, 1);
         s_add(line, &len, "}");
@@ -336,7 +341,6 @@ static bool s_field_json(char *out, size_t size, size_t *len, const msgpack_obje
     return need == wrote;
 }
 
-/*  True when `k` is the string `name` (which may be NULL: never). */
 size_t eda_log_fields(const msgpack_object *data, const char *skip, char *out,
                       size_t size)
 {
@@ -666,7 +670,7 @@ static size_t s_flow_json(eda_log_t *self, const s_flow_t *f, char *line)
 {
     size_t len = 0;
     s_add(line, &len, "{\"ts\":%llu,\"service\":", (unsigned long long)eda_now_us());
-    s_add_json(line, &len, self->service, strlen(self->service), 2);
+    s_add_json(line, &len, self->service, self->service_len, 2);
     s_add(line, &len, ",\"dir\":\"%s\",\"type\":", s_flow_names[f->dir]);
     s_add_json(line, &len, f->type, strlen(f->type), 2);
     s_add(line, &len, ",\"order_id\":");
@@ -717,7 +721,7 @@ static size_t s_flow_text(eda_log_t *self, const s_flow_t *f, char *line)
     s_add_time(self, line, &len);
     s_cat(line, &len, " ", 1);
     s_cat(line, &len, self->colour, strlen(self->colour));
-    s_pad(line, &len, self->service_text, strlen(self->service_text), 17);
+    s_pad(line, &len, self->service_text, self->service_text_len, 17);
     s_cat(line, &len, " ", 1);
     s_cat(line, &len, s_flow_arrows[f->dir], strlen(s_flow_arrows[f->dir]));
     s_cat(line, &len, " ", 1);

@@ -1,9 +1,9 @@
 /*  eda_store: SQLite in WAL mode, synchronous FULL (survives a power cut)
     or NORMAL (survives a killed process). One process holds a database: an
-    flock on `<db>.lock`. Its WAL is checkpointed by eda_checkpointer's
-    thread. Statements are prepared once and kept; the event log's next seq
-    is tracked in memory and rewound when a savepoint or the transaction is
-    rolled back.
+    flock on `<db>.lock`. Its WAL is checkpointed by eda_checkpointer (on a
+    thread of its own; past a cap, by the committing thread). Statements
+    are prepared once and kept; the event log's next seq is tracked in
+    memory and rewound when a savepoint or the transaction is rolled back.
 */
 #include "eda_store.h"
 
