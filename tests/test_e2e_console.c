@@ -368,6 +368,9 @@ Test(console, metrics_parse_as_prometheus_text_with_every_services_counters)
     cr_assert_not_null(strstr(s_res.body, "\neda_commit_us_p99{service="), "%s",
                        s_res.body);
     cr_assert_null(strstr(s_res.body, "eda_handler_us_max_total"), "%s", s_res.body);
+    /* The WAL's size is a level too. */
+    cr_assert_null(strstr(s_res.body, "eda_wal_pages_total"), "%s", s_res.body);
+    cr_assert_not_null(strstr(s_res.body, "\neda_wal_pages{service="), "%s", s_res.body);
 
     /* A service gone is eda_up 0 by the next Stats. */
     cr_assert_eq(tu_system_kill(&sys, TU_INVENTORY), 0, "%s", sys.why);

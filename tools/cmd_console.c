@@ -473,7 +473,7 @@ static bool s_gauge(const char *key)
     static const char *const gauges[] = {"last_seq",       "uptime_s",
                                          "batch_avg_x100", "fds_used",
                                          "fds_limit",      "reply_backlog_bytes",
-                                         "sagas_in_flight"};
+                                         "wal_pages",      "sagas_in_flight"};
     for (size_t i = 0; i < sizeof gauges / sizeof *gauges; i++)
         if (streq(key, gauges[i]))
             return true;
