@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "eda_store.h"
 #include "faultvfs.h"
@@ -98,18 +97,6 @@ static void s_expect_rows_kept(eda_store_t *store, int64_t rows)
     eda_store_destroy(&store);
 }
 
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void s_pause(void)
-{
-    nanosleep(&(struct timespec){0, 1000000}, NULL); /* 1 ms between polls */
-}
-
 Test(checkpointer, commits_go_on_while_a_checkpoint_is_held)
 {
     eda_store_t *store = s_open(EDA_SYNC_FULL);
@@ -117,9 +104,9 @@ Test(checkpointer, commits_go_on_while_a_checkpoint_is_held)
        copying. */
     faultvfs_stall_db_syncs();
     int rows = s_commit_until_woken(store);
-    int64_t deadline = s_now_ms() + TU_SETTLE_MS;
-    while (faultvfs_stalled() == 0 && s_now_ms() < deadline)
-        s_pause();
+    int64_t deadline = zclock_mono() + TU_SETTLE_MS;
+    while (faultvfs_stalled() == 0 && zclock_mono() < deadline)
+        zclock_sleep(1); /* a poll interval */
     cr_assert_eq(faultvfs_stalled(), 1, "no checkpoint started past %d pages",
                  EDA_CHECKPOINT_PAGES);
 
@@ -133,9 +120,9 @@ Test(checkpointer, commits_go_on_while_a_checkpoint_is_held)
     cr_assert_eq(s_stats(store).runs, 0);
 
     faultvfs_clear();
-    deadline = s_now_ms() + TU_SETTLE_MS;
-    while (s_stats(store).runs == 0 && s_now_ms() < deadline)
-        s_pause();
+    deadline = zclock_mono() + TU_SETTLE_MS;
+    while (s_stats(store).runs == 0 && zclock_mono() < deadline)
+        zclock_sleep(1); /* a poll interval */
     cr_assert_eq(s_stats(store).runs, 1, "the held checkpoint did not finish");
     cr_assert_eq(s_stats(store).waits, 0, "a commit copied the WAL itself");
     s_expect_rows_kept(store, rows);
@@ -176,10 +163,10 @@ Test(checkpointer, a_failed_checkpoint_is_told_and_commits_go_on)
         eda_checkpointer_failed(eda_store_checkpointer(store), why, sizeof why));
     faultvfs_fail_syncs(FAULTVFS_ALWAYS);
     int rows = s_commit_until_woken(store);
-    int64_t deadline = s_now_ms() + TU_SETTLE_MS;
+    int64_t deadline = zclock_mono() + TU_SETTLE_MS;
     while (!eda_checkpointer_failed(eda_store_checkpointer(store), why, sizeof why) &&
-           s_now_ms() < deadline)
-        s_pause();
+           zclock_mono() < deadline)
+        zclock_sleep(1); /* a poll interval */
     cr_assert(strstr(why, "WAL checkpoint failed"), "told: '%s'", why);
     cr_assert_geq(s_stats(store).failures, 1);
     /* Told once, not again until another fails. */
