@@ -360,10 +360,11 @@ static int s_last(s_watch_t *w, uint64_t n)
     cli_answer_t up[CLI_SERVICES];
     cli_ask_all(w->o, "Ping", cli_services, CLI_SERVICES, w->o->timeout_ms, up);
     for (int i = 0; i < CLI_SERVICES; i++) {
-        if (!up[i].answered)
-            rc =
-                cli_fail("%s: %s at %s (is it running? try eda ping)", up[i].service,
-                         up[i].why, eda_config_peer(&w->o->cfg, up[i].service)->commands);
+        if (!up[i].answered) /* a failed connect's reason names the endpoint */
+            rc = cli_fail(
+                "%s: %s%s%s (is it running? try eda ping)", up[i].service, up[i].why,
+                up[i].client ? " at " : "",
+                up[i].client ? eda_config_peer(&w->o->cfg, up[i].service)->commands : "");
         else if (s_replay(w, i, n, &past, &npast, &cap))
             rc = CLI_FAILED; /* said; the others are still worth showing */
     }
