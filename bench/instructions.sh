@@ -75,9 +75,15 @@ for name in order customer inventory; do callgrind_control -z "${pids[$name]}" >
 "$eda" "${peers[@]}" --timeout 20000 bench --orders "$orders" --saga "$saga" | head -1
 for name in order customer inventory; do callgrind_control -d "${pids[$name]}" >/dev/null 2>&1; done
 for name in order customer inventory; do
-    # the dump is written by the service's own thread: wait until it is there
-    for _ in $(seq 100); do [ -s "$work/$name.out.1" ] && break; sleep 0.05; done
-    total=$(sed -n 's/^totals: \([0-9]*\).*/\1/p' "$work/$name.out.1")
+    # the dump is written by the service's own thread: wait until its last
+    # line, the totals, is there
+    total=
+    for _ in $(seq 100); do
+        total=$(sed -n 's/^totals: \([0-9]*\).*/\1/p' "$work/$name.out.1" 2>/dev/null)
+        [ -n "$total" ] && break
+        sleep 0.05
+    done
+    [ -n "$total" ] || { echo "bench/instructions.sh: no callgrind totals for $name-service" >&2; exit 1; }
     printf '%-18s %8d instructions per saga\n' "$name-service" $((total / orders))
 done
 [ "$keep" -eq 0 ] || echo "callgrind files: $work (callgrind_annotate --inclusive=yes $work/order.out.1)"
