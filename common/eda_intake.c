@@ -79,10 +79,8 @@ static void s_handle_command(eda_service_t *svc, const void *body, size_t len,
        is written from the command and the reply as the handler built it. */
     if (eda_log_enabled(svc->log, builtin ? EDA_LOG_DEBUG : EDA_LOG_INFO) &&
         rc == EDA_OK) {
-        char order[EDA_NAME_MAX + 1];
-        eda_copy(order, sizeof order, env.correlation_id);
-        if (!order[0] && eda_get_str(&env.data, "order_id", order, sizeof order) != 0)
-            order[0] = '\0'; /* then the reply's data.order_id */
+        char order[EDA_NAME_MAX + 1]; /* else the reply's data.order_id */
+        eda_log_order_id(&env, NULL, order, sizeof order);
         eda_flow_head_t head = {.type = env.type,
                                 .order = order,
                                 .source = env.source,

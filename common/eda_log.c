@@ -588,11 +588,10 @@ static void s_packed_order(const void *data, size_t len, char *out, size_t size)
 
 /* --- event-flow lines ---------------------------------------------------------- */
 
-/*  The order an envelope belongs to: its correlation id, else data.order_id. */
-static void s_order_id(const eda_envelope_t *env, const eda_envelope_t *reply, char *out,
-                       size_t size)
+void eda_log_order_id(const eda_envelope_t *env, const eda_envelope_t *reply, char *out,
+                      size_t size)
 {
-    snprintf(out, size, "%s", env->correlation_id);
+    eda_copy(out, size, env->correlation_id);
     if (!out[0] && eda_get_str(&env->data, "order_id", out, size) != 0)
         out[0] = '\0';
     if (!out[0] && reply && eda_get_str(&reply->data, "order_id", out, size) != 0)
@@ -762,7 +761,7 @@ void eda_log_flow(eda_log_t *self, eda_flow_t dir, const eda_envelope_t *env,
                   .has_seq = env->has_seq,
                   .seq = env->seq,
                   .data = reply ? &reply->data : &env->data};
-    s_order_id(env, reply, f.order, sizeof f.order);
+    eda_log_order_id(env, reply, f.order, sizeof f.order);
     f.failed = reply && reply->ok != 1;
     if (f.failed) {
         size_t clen, mlen;

@@ -53,6 +53,12 @@ typedef enum {
 void eda_log_flow(eda_log_t *self, eda_flow_t dir, const eda_envelope_t *env,
                   const eda_envelope_t *reply);
 
+/*  The order a message is about, for its flow line, into out[size]: the
+    envelope's correlation id, else its data.order_id, else (when `reply`
+    is not NULL) the reply's data.order_id; "" when none. */
+void eda_log_order_id(const eda_envelope_t *env, const eda_envelope_t *reply, char *out,
+                      size_t size);
+
 /*  What an event-flow line shows of a message the service built itself,
     as the engine knows it when it builds the message, so that the line is
     rendered without decoding the message again. For a command answered:
