@@ -4,16 +4,19 @@
 # Measures the floor (eda-floor: the saga's message pattern with no work,
 # unpaced for throughput, one saga at a time for latency), then for each
 # saga pattern and --sync mode starts the three services afresh on ipc://
-# with file databases at --log-level warn and runs `eda bench` unpaced,
-# then paced at 2,000/s; and one unpaced run at the default --log-level
-# info (choreography, sync full) for the cost of the log. Prints one table:
-# sagas/s, its ratio to the floor, latency, each service's RSS and database
-# size after the run. docs/performance.md says how to read it.
+# with file databases at --log-level warn and runs `eda bench` unpaced at
+# each window (orders in flight), then paced at 2,000/s; and unpaced runs at
+# the default --log-level info (choreography, sync full) for the cost of the
+# log. Prints one table: sagas/s, its ratio to the floor at the same window,
+# latency, each service's RSS and database size after the run.
+# docs/performance.md says how to read it.
 #
 # Usage: bench/run.sh [--orders N] [--smoke] [--build DIR] [--sync full|normal|both]
-#                     [--repeat K] [--json]
+#                     [--windows "W ..."] [--repeat K] [--json]
 #   --orders N   orders of each unpaced run (default 100000); the paced runs
 #                take 20000 (10 s at 2,000/s)
+#   --windows L  the unpaced runs' windows (default "500 2000": eda bench's
+#                default, and one deep enough to keep both cores busy)
 #   --smoke      a few thousand orders, a 1 s paced run: does it all work
 #   --build DIR  the build tree with the programs (default build)
 #   --sync S     full, normal or both (default both)
@@ -33,7 +36,8 @@ build=build
 syncs="full normal"
 json=0
 repeat=1
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+windows="500 2000"
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
     --orders)
@@ -64,6 +68,10 @@ while [ $# -gt 0 ]; do
         repeat="${2:-}"
         shift
         ;;
+    --windows)
+        windows="${2:-}"
+        shift
+        ;;
     --json) json=1 ;;
     -h | --help)
         usage
@@ -76,14 +84,19 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-for n in "$orders" "$repeat"; do
+# shellcheck disable=SC2086 # $windows is a list
+for n in "$orders" "$repeat" $windows; do
     case "$n" in
     '' | *[!0-9]* | 0)
-        echo "bench/run.sh: --orders and --repeat take a positive whole number" >&2
+        echo "bench/run.sh: --orders, --repeat and --windows take positive whole numbers" >&2
         exit 2
         ;;
     esac
 done
+[ -n "${windows// /}" ] || {
+    echo "bench/run.sh: --windows takes at least one window" >&2
+    exit 2
+}
 
 eda="$build/tools/eda"
 floor="$build/bench/eda-floor"
@@ -142,7 +155,7 @@ fail() {
 }
 
 echo "bench/run.sh: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) at the start;" \
-    "$orders orders unpaced, $paced paced at $rate/s, $repeat time(s)"
+    "$orders orders unpaced at window(s) $windows, $paced paced at $rate/s, $repeat time(s)"
 
 # Every measurement is a line of $results: KEY (what was run, tab-separated
 # fields) then sagas/s, p50, p99, max (us), RSS o c i (MB), DB o c i (MB).
@@ -165,25 +178,29 @@ median() {
 
 # --- the floor ---------------------------------------------------------------
 run_floor() {
-    local saga out one paced_out
+    local saga out one paced_out window unpaced
     for saga in choreography orchestration; do
-        out=$("$floor" --json --orders "$orders" --saga "$saga") ||
-            fail "eda-floor --saga $saga failed"
+        unpaced=""
+        for window in $windows; do
+            out=$("$floor" --json --orders "$orders" --window "$window" --saga "$saga") ||
+                fail "eda-floor --window $window --saga $saga failed"
+            record "floor"$'\t'"$saga"$'\t-\t-\tw'"$window" "$out"
+            unpaced+="${unpaced:+,}\"$window\":$out"
+        done
         one=$("$floor" --json --serial --orders "$serial" --saga "$saga") ||
             fail "eda-floor --serial --saga $saga failed"
         paced_out=$("$floor" --json --rate "$rate" --orders "$paced" --saga "$saga") ||
             fail "eda-floor --rate $rate --saga $saga failed"
-        record "floor"$'\t'"$saga"$'\t-\t-\tunpaced' "$out"
         record "floor"$'\t'"$saga"$'\t-\t-\tserial' "$one"
         record "floor"$'\t'"$saga"$'\t-\t-\tpaced' "$paced_out"
-        json_rows+=("{\"run\":\"floor\",\"saga\":\"$saga\",\"unpaced\":$out,\"serial\":$one,\"paced\":$paced_out}")
+        json_rows+=("{\"run\":\"floor\",\"saga\":\"$saga\",\"unpaced\":{$unpaced},\"serial\":$one,\"paced\":$paced_out}")
     done
 }
 
 # --- the services ------------------------------------------------------------
 n_run=0
-# run_config SAGA SYNC LOG: fresh services, the unpaced run, then (at warn)
-# the paced one; RSS and database sizes after each.
+# run_config SAGA SYNC LOG: fresh services, the unpaced runs (one per
+# window), then (at warn) the paced one; RSS and database sizes after each.
 run_config() {
     local saga=$1 sync=$2 log=$3 dir peers svc name pid
     n_run=$((n_run + 1))
@@ -213,13 +230,17 @@ run_config() {
         sleep 0.1 # the poll's period
     done
 
-    local runs=("unpaced:$orders:0")
-    [ "$log" = info ] || runs+=("$rate/s:$paced:$rate")
+    local runs=() window
+    for window in $windows; do
+        runs+=("w$window:$orders:0:$window")
+    done
+    [ "$log" = info ] || runs+=("$rate/s:$paced:$rate:500")
     local r what n pace out rss db
     for r in "${runs[@]}"; do
-        IFS=: read -r what n pace <<<"$r"
-        out=$("$eda" "${peers[@]}" --json bench --orders "$n" --rate "$pace" --saga "$saga") ||
-            fail "eda bench --orders $n --rate $pace --saga $saga (sync $sync, log $log) failed"
+        IFS=: read -r what n pace window <<<"$r"
+        out=$("$eda" "${peers[@]}" --json bench --orders "$n" --rate "$pace" \
+            --window "$window" --saga "$saga") ||
+            fail "eda bench --orders $n --rate $pace --window $window --saga $saga (sync $sync, log $log) failed"
         rss=""
         db=""
         for pid in "${pids[@]}"; do
@@ -247,17 +268,20 @@ done
 
 # --- the table (medians over the repeats) ------------------------------------
 echo
-echo "floor (eda-floor: the same messages, no work; $orders orders, window 500;" \
-    "one at a time: $serial orders; paced: $paced at $rate/s):"
+echo "floor (eda-floor: the same messages, no work; $orders orders unpaced at each" \
+    "window; one at a time: $serial orders; paced: $paced at $rate/s):"
 declare -A floor_sps floor_one
 for saga in choreography orchestration; do
     key="floor"$'\t'"$saga"$'\t-\t-'
-    floor_sps[$saga]=$(median "$key"$'\tunpaced' 1)
     floor_one[$saga]=$(median "$key"$'\tserial' 2)
-    printf '  %-13s %9.0f sagas/s  p50 %s ms  p99 %s ms | one at a time: p50 %s ms  p99 %s ms | %s/s: p50 %s ms  p99 %s ms\n' \
-        "$saga" "${floor_sps[$saga]}" "$(ms "$(median "$key"$'\tunpaced' 2)")" \
-        "$(ms "$(median "$key"$'\tunpaced' 3)")" "$(ms "${floor_one[$saga]}")" \
-        "$(ms "$(median "$key"$'\tserial' 3)")" "$rate" \
+    for window in $windows; do
+        floor_sps[$saga w$window]=$(median "$key"$'\tw'"$window" 1)
+        printf '  %-13s w%-5s %9.0f sagas/s  p50 %s ms  p99 %s ms\n' "$saga" "$window" \
+            "${floor_sps[$saga w$window]}" "$(ms "$(median "$key"$'\tw'"$window" 2)")" \
+            "$(ms "$(median "$key"$'\tw'"$window" 3)")"
+    done
+    printf '  %-13s one at a time: p50 %s ms  p99 %s ms | %s/s: p50 %s ms  p99 %s ms\n' \
+        "$saga" "$(ms "${floor_one[$saga]}")" "$(ms "$(median "$key"$'\tserial' 3)")" "$rate" \
         "$(ms "$(median "$key"$'\tpaced' 2)")" "$(ms "$(median "$key"$'\tpaced' 3)")"
 done
 echo
@@ -268,10 +292,10 @@ while IFS= read -r key; do
     IFS=$'\t' read -r _ saga sync log what <<<"$key"
     sps=$(median "$key" 1)
     p50=$(median "$key" 2)
-    # Unpaced: sagas/s over the floor's. Paced: p50 over the floor's
-    # latency, one saga at a time.
-    if [ "$what" = unpaced ]; then
-        vs="$(ratio "$sps" "${floor_sps[$saga]}")"
+    # Unpaced: sagas/s over the floor's at the same window. Paced: p50
+    # over the floor's latency, one saga at a time.
+    if [ "${what#w}" != "$what" ]; then
+        vs="$(ratio "$sps" "${floor_sps[$saga $what]}")"
     else
         vs="p50 x$(ratio "$p50" "${floor_one[$saga]}")"
     fi
@@ -283,8 +307,8 @@ while IFS= read -r key; do
 done < <(awk -F'\t' '$1 == "services" && !seen[$1"\t"$2"\t"$3"\t"$4"\t"$5]++ {
                 print $1"\t"$2"\t"$3"\t"$4"\t"$5 }' "$results")
 echo
-echo "vs floor: unpaced, sagas/s over the floor's; paced, p50 over the floor's p50 one saga"
-echo "at a time.$([ "$repeat" -gt 1 ] && echo " Medians of $repeat runs; the ratios are of the medians.")"
+echo "run: wN unpaced with N orders in flight; vs floor: sagas/s over the floor's at the"
+echo "same window. Paced (window 500): p50 over the floor's p50 one saga at a time.$([ "$repeat" -gt 1 ] && echo " Medians of $repeat runs; the ratios are of the medians.")"
 if [ "$json" -eq 1 ]; then
     printf '%s\n' "${json_rows[@]}"
 fi
