@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct eda_checkpointer {
     sqlite3 *db;      /* the store's connection, whose WAL hook this is */
@@ -163,7 +164,7 @@ eda_checkpointer_t *eda_checkpointer_new(sqlite3 *db, const char *path, eda_sync
     }
     int err = pthread_create(&self->thread, NULL, s_run, self);
     if (err) {
-        snprintf(why, why_size, "cannot start the checkpoint thread: error %d", err);
+        snprintf(why, why_size, "cannot start the checkpoint thread: %s", strerror(err));
         goto fail;
     }
     sqlite3_wal_hook(db, s_hook, self);

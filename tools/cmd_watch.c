@@ -288,14 +288,12 @@ static int s_by_ts(const void *a, const void *b)
     return x->ts < y->ts ? -1 : x->ts > y->ts;
 }
 
-/*  Reads the last `n` events of lane `lane`'s log into past (grown). */
-static int s_replay(s_watch_t *w, int lane, uint64_t n, s_past_t **past, size_t *npast,
-                    size_t *cap)
+/*  Reads the last `n` events of lane `lane`'s log into past (grown), over
+    `client` (connected to that service, and kept). */
+static int s_replay(s_watch_t *w, int lane, eda_client_t *client, uint64_t n,
+                    s_past_t **past, size_t *npast, size_t *cap)
 {
     s_lane_t *l = &w->lanes[lane];
-    eda_client_t *client = cli_client(w->o, l->name);
-    if (!client)
-        return CLI_FAILED;
     uint64_t after = INT64_MAX, last = 0;
     bool first = true;
     int rc = 0;
@@ -345,13 +343,13 @@ static int s_replay(s_watch_t *w, int lane, uint64_t n, s_past_t **past, size_t 
         if (after == before)
             break; /* nothing readable in this page: the rest cannot be reached */
     }
-    eda_client_destroy(&client);
     return rc;
 }
 
 /*  Shows the last `n` events of each service, in causal order. The
     services are pinged all at once first, so that each one down costs
-    the wait once in all, not once each. */
+    the wait once in all, not once each; the clients that were answered
+    then read the logs. */
 static int s_last(s_watch_t *w, uint64_t n)
 {
     s_past_t *past = NULL;
@@ -365,7 +363,7 @@ static int s_last(s_watch_t *w, uint64_t n)
                 "%s: %s%s%s (is it running? try eda ping)", up[i].service, up[i].why,
                 up[i].client ? " at " : "",
                 up[i].client ? eda_config_peer(&w->o->cfg, up[i].service)->commands : "");
-        else if (s_replay(w, i, n, &past, &npast, &cap))
+        else if (s_replay(w, i, up[i].client, n, &past, &npast, &cap))
             rc = CLI_FAILED; /* said; the others are still worth showing */
     }
     cli_answers_free(up, CLI_SERVICES);
