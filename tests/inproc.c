@@ -208,6 +208,33 @@ int inproc_list_orders(eda_client_t *c, const char *status, uint64_t limit,
     return n;
 }
 
+msgpack_packer *inproc_begin_place_order(eda_client_t *c, const char *request_id,
+                                         const char *customer, const char *sku,
+                                         int64_t qty, int64_t price, uint32_t more)
+{
+    msgpack_packer *pk = eda_client_begin(c, "PlaceOrder", NULL);
+    msgpack_pack_map(pk, 2 + (request_id ? 1 : 0) + more);
+    if (request_id)
+        eda_pack_kv_str(pk, "request_id", request_id);
+    eda_pack_kv_str(pk, "customer_id", customer);
+    eda_pack_key(pk, "items");
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_map(pk, 3);
+    eda_pack_kv_str(pk, "sku", sku);
+    eda_pack_kv_i64(pk, "qty", qty);
+    eda_pack_kv_i64(pk, "price", price);
+    return pk;
+}
+
+void inproc_get_order(eda_client_t *c, const char *order_id, eda_envelope_t *reply)
+{
+    msgpack_packer *pk = eda_client_begin(c, "GetOrder", order_id);
+    msgpack_pack_map(pk, 1);
+    eda_pack_kv_str(pk, "order_id", order_id);
+    inproc_call(c, reply);
+    inproc_expect_ok(reply);
+}
+
 void inproc_create_customer(eda_client_t *c, const char *id, int64_t limit)
 {
     msgpack_packer *pk = eda_client_begin(c, "CreateCustomer", NULL);

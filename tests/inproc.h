@@ -82,6 +82,16 @@ int inproc_list_orders(eda_client_t *c, const char *status, uint64_t limit,
                        uint64_t after, char ids[][EDA_NAME_MAX + 1], int max,
                        uint64_t *next);
 
+/*  Begins PlaceOrder {customer_id, items: [{sku, qty, price}]}, and
+    request_id when not NULL, in a map with room for `more` keys the caller
+    packs next. Returns the packer. */
+msgpack_packer *inproc_begin_place_order(eda_client_t *c, const char *request_id,
+                                         const char *customer, const char *sku,
+                                         int64_t qty, int64_t price, uint32_t more);
+
+/*  GetOrder {order_id}, its reply asserted ok. */
+void inproc_get_order(eda_client_t *c, const char *order_id, eda_envelope_t *reply);
+
 /*  CreateCustomer {id, limit} and AddStock {sku, qty}, asserted ok. */
 void inproc_create_customer(eda_client_t *c, const char *id, int64_t limit);
 void inproc_add_stock(eda_client_t *c, const char *sku, int64_t qty);

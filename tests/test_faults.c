@@ -169,16 +169,7 @@ static uint64_t s_poll_stat(eda_client_t *c, const char *key, uint64_t want,
 static void s_place(eda_client_t *c, const char *request_id, int64_t qty, int64_t price,
                     eda_envelope_t *reply)
 {
-    msgpack_packer *pk = eda_client_begin(c, "PlaceOrder", NULL);
-    msgpack_pack_map(pk, 3);
-    eda_pack_kv_str(pk, "request_id", request_id);
-    eda_pack_kv_str(pk, "customer_id", "alice");
-    eda_pack_key(pk, "items");
-    msgpack_pack_array(pk, 1);
-    msgpack_pack_map(pk, 3);
-    eda_pack_kv_str(pk, "sku", "apple");
-    eda_pack_kv_i64(pk, "qty", qty);
-    eda_pack_kv_i64(pk, "price", price);
+    inproc_begin_place_order(c, request_id, "alice", "apple", qty, price, 0);
     inproc_call(c, reply);
 }
 
@@ -227,12 +218,8 @@ static int s_list(eda_client_t *c, char (*ids)[EDA_NAME_MAX + 1], int max)
 /*  GetOrder's status of `order_id`. */
 static void s_order_status(eda_client_t *c, const char *order_id, char *status)
 {
-    msgpack_packer *pk = eda_client_begin(c, "GetOrder", NULL);
-    msgpack_pack_map(pk, 1);
-    eda_pack_kv_str(pk, "order_id", order_id);
     eda_envelope_t reply;
-    inproc_call(c, &reply);
-    inproc_expect_ok(&reply);
+    inproc_get_order(c, order_id, &reply);
     cr_assert_eq(eda_get_str(&reply.data, "status", status, 16), 0);
 }
 

@@ -763,12 +763,8 @@ static void s_wait_order(eda_client_t *c, const char *order_id, char *status,
 {
     int64_t deadline = zclock_mono() + S_SETTLE_MS;
     while (true) {
-        msgpack_packer *pk = eda_client_begin(c, "GetOrder", order_id);
-        msgpack_pack_map(pk, 1);
-        eda_pack_kv_str(pk, "order_id", order_id);
         eda_envelope_t reply;
-        inproc_call(c, &reply);
-        inproc_expect_ok(&reply);
+        inproc_get_order(c, order_id, &reply);
         inproc_str(&reply.data, "status", status, 16);
         reason[0] = '\0';
         eda_get_str(&reply.data, "reason", reason, 64);
@@ -783,15 +779,7 @@ static void s_wait_order(eda_client_t *c, const char *order_id, char *status,
 static void s_place_order(eda_client_t *c, const char *customer, const char *sku,
                           int64_t qty, int64_t price, char *order_id)
 {
-    msgpack_packer *pk = eda_client_begin(c, "PlaceOrder", NULL);
-    msgpack_pack_map(pk, 2);
-    eda_pack_kv_str(pk, "customer_id", customer);
-    eda_pack_key(pk, "items");
-    msgpack_pack_array(pk, 1);
-    msgpack_pack_map(pk, 3);
-    eda_pack_kv_str(pk, "sku", sku);
-    eda_pack_kv_i64(pk, "qty", qty);
-    eda_pack_kv_i64(pk, "price", price);
+    inproc_begin_place_order(c, NULL, customer, sku, qty, price, 0);
     eda_envelope_t reply;
     inproc_call(c, &reply);
     inproc_expect_ok(&reply);
@@ -985,15 +973,8 @@ Test(service, full_disk_answers_internal_and_keeps_serving)
 static void s_place_saga(eda_client_t *c, const msgpack_object *saga,
                          eda_envelope_t *reply)
 {
-    msgpack_packer *pk = eda_client_begin(c, "PlaceOrder", NULL);
-    msgpack_pack_map(pk, saga ? 3 : 2);
-    eda_pack_kv_str(pk, "customer_id", "alice");
-    eda_pack_key(pk, "items");
-    msgpack_pack_array(pk, 1);
-    msgpack_pack_map(pk, 3);
-    eda_pack_kv_str(pk, "sku", "apple");
-    eda_pack_kv_i64(pk, "qty", 1);
-    eda_pack_kv_i64(pk, "price", 100);
+    msgpack_packer *pk =
+        inproc_begin_place_order(c, NULL, "alice", "apple", 1, 100, saga ? 1 : 0);
     if (saga) {
         eda_pack_key(pk, "saga");
         msgpack_pack_object(pk, *saga);
@@ -1104,11 +1085,7 @@ Test(service, order_service_takes_both_saga_patterns_and_no_other)
     inproc_str(&reply.data, "order_id", order_id, sizeof order_id);
     inproc_str(&reply.data, "status", status, sizeof status);
     cr_assert_str_eq(status, "PENDING");
-    msgpack_packer *pk = eda_client_begin(c, "GetOrder", order_id);
-    msgpack_pack_map(pk, 1);
-    eda_pack_kv_str(pk, "order_id", order_id);
-    inproc_call(c, &reply);
-    inproc_expect_ok(&reply);
+    inproc_get_order(c, order_id, &reply);
     inproc_str(&reply.data, "saga", got, sizeof got);
     cr_assert_str_eq(got, "orchestration");
 
